@@ -1,0 +1,325 @@
+//! The Python-shaped process API over the generated bindings.
+
+use crate::__private::bindings::wasmproc::process::process as host;
+use crate::Error;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::io::Write;
+use std::time::Duration;
+
+fn nanos(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A process object, as `multiprocessing.Process`: created unstarted, then started, joined,
+/// terminated or killed, and closed.
+///
+/// Also what [`current_process`] and [`parent_process`] return; on those only the
+/// read-only methods, `is_alive` and (for the parent) `join` make sense, as in Python.
+pub struct Process {
+    handle: u64,
+}
+
+impl Process {
+    /// Creates an unstarted process that will run `target` with `args` (serialised here,
+    /// deserialised by the target's parameter type in the child).
+    ///
+    /// Python: `Process(target=target, args=(args,))`.
+    pub fn new<A: Serialize + ?Sized>(target: &str, args: &A) -> Result<Process, Error> {
+        Builder::new(target).args(args)?.build()
+    }
+
+    /// A builder for a process with a name, a daemon flag or raw argument bytes.
+    pub fn builder(target: &str) -> Builder {
+        Builder::new(target)
+    }
+
+    /// A `Process` for a raw handle, as [`Process::handle`] returns. The host checks every
+    /// use: a handle that is not the caller's gives an error, never an effect.
+    pub fn from_handle(handle: u64) -> Process {
+        Process { handle }
+    }
+
+    /// The raw handle the host gave this object.
+    pub fn handle(&self) -> u64 {
+        self.handle
+    }
+
+    /// Starts the child. Python: `start()`.
+    pub fn start(&self) -> Result<(), Error> {
+        Ok(host::start(self.handle)?)
+    }
+
+    /// Waits until the child ends, or until `timeout` passes (`None`: forever). After a
+    /// timeout the child is still alive and [`exitcode`](Self::exitcode) is `None`.
+    /// Python: `join(timeout=None)`.
+    pub fn join(&self, timeout: impl Into<Option<Duration>>) -> Result<(), Error> {
+        Ok(host::join(self.handle, nanos(timeout.into()))?)
+    }
+
+    /// Whether the process is running. Python: `is_alive()`.
+    pub fn is_alive(&self) -> Result<bool, Error> {
+        Ok(host::is_alive(self.handle)?)
+    }
+
+    /// The exit code, `None` while running or before start. Python: `exitcode`.
+    pub fn exitcode(&self) -> Result<Option<i32>, Error> {
+        Ok(host::exitcode(self.handle)?)
+    }
+
+    /// The process id, `None` before start. Python: `pid`.
+    pub fn pid(&self) -> Result<Option<u64>, Error> {
+        Ok(host::pid(self.handle)?)
+    }
+
+    /// The name. Python: `name`.
+    pub fn name(&self) -> Result<String, Error> {
+        Ok(host::name(self.handle)?)
+    }
+
+    /// Renames the object. Python: `name = ...`.
+    pub fn set_name(&self, name: &str) -> Result<(), Error> {
+        Ok(host::set_name(self.handle, name)?)
+    }
+
+    /// The daemon flag. Python: `daemon`.
+    pub fn daemon(&self) -> Result<bool, Error> {
+        Ok(host::daemon(self.handle)?)
+    }
+
+    /// Sets the daemon flag before start. Python: `daemon = ...`.
+    pub fn set_daemon(&self, daemon: bool) -> Result<(), Error> {
+        Ok(host::set_daemon(self.handle, daemon)?)
+    }
+
+    /// Ends the child at once with exit code -15. Python: `terminate()`.
+    pub fn terminate(&self) -> Result<(), Error> {
+        Ok(host::terminate(self.handle)?)
+    }
+
+    /// Ends the child at once with exit code -9. Python: `kill()`.
+    pub fn kill(&self) -> Result<(), Error> {
+        Ok(host::kill(self.handle)?)
+    }
+
+    /// Releases the object; later calls fail with "process object is closed".
+    /// Python: `close()`.
+    pub fn close(&self) -> Result<(), Error> {
+        Ok(host::close(self.handle)?)
+    }
+
+    /// The sentinel, ready for [`wait`] once the process has ended. Python: `sentinel`.
+    pub fn sentinel(&self) -> Result<Sentinel, Error> {
+        Ok(Sentinel(host::sentinel(self.handle)?))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        host::release(self.handle);
+    }
+}
+
+impl fmt::Debug for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Process");
+        d.field("handle", &self.handle);
+        if let Ok(name) = self.name() {
+            d.field("name", &name);
+        }
+        d.finish()
+    }
+}
+
+/// Builds a [`Process`] with the options of Python's `Process(...)` constructor.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    target: String,
+    args: Vec<u8>,
+    name: Option<String>,
+    daemon: Option<bool>,
+}
+
+impl Builder {
+    /// A builder for a process running `target` with no arguments.
+    pub fn new(target: &str) -> Builder {
+        Builder {
+            target: target.to_string(),
+            args: Vec::new(),
+            name: None,
+            daemon: None,
+        }
+    }
+
+    /// Serialises `args` as the target's argument.
+    pub fn args<A: Serialize + ?Sized>(mut self, args: &A) -> Result<Builder, Error> {
+        self.args = postcard::to_allocvec(args).map_err(|e| {
+            Error::invalid_argument(format!(
+                "cannot serialise the arguments of target '{}': {e}",
+                self.target
+            ))
+        })?;
+        Ok(self)
+    }
+
+    /// Passes `bytes` to the target unchanged (a target taking `Vec<u8>` does not see
+    /// these; they are the serialised form).
+    pub fn raw_args(mut self, bytes: Vec<u8>) -> Builder {
+        self.args = bytes;
+        self
+    }
+
+    /// Names the process instead of `Process-N`.
+    pub fn name(mut self, name: &str) -> Builder {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Sets the daemon flag (default: the current process's own).
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = Some(daemon);
+        self
+    }
+
+    /// Creates the unstarted process object.
+    pub fn build(self) -> Result<Process, Error> {
+        let handle = host::create(&self.target, &self.args, self.name.as_deref(), self.daemon)?;
+        Ok(Process { handle })
+    }
+}
+
+/// Something [`wait`] can wait on: a process's sentinel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sentinel(u64);
+
+impl Sentinel {
+    /// The raw value the host gave.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// A sentinel for a raw value; the host rejects values the caller does not hold.
+    pub fn from_raw(raw: u64) -> Sentinel {
+        Sentinel(raw)
+    }
+}
+
+/// Waits until one of `sentinels` is ready or `timeout` passes; returns the ready ones in
+/// the order given (empty after a timeout). Python: `multiprocessing.connection.wait`.
+pub fn wait(
+    sentinels: &[Sentinel],
+    timeout: impl Into<Option<Duration>>,
+) -> Result<Vec<Sentinel>, Error> {
+    let raw: Vec<u64> = sentinels.iter().map(|s| s.0).collect();
+    let ready = host::wait(&raw, nanos(timeout.into()))?;
+    Ok(ready.into_iter().map(Sentinel).collect())
+}
+
+/// The calling process. Python: `current_process()`.
+pub fn current_process() -> Process {
+    Process {
+        handle: host::current_process(),
+    }
+}
+
+/// The parent of the calling process, `None` in the main process.
+/// Python: `parent_process()`.
+pub fn parent_process() -> Option<Process> {
+    host::parent_process().map(|handle| Process { handle })
+}
+
+/// The started children that are still running, in start order.
+/// Python: `active_children()`.
+pub fn active_children() -> Vec<Process> {
+    host::active_children()
+        .into_iter()
+        .map(|handle| Process { handle })
+        .collect()
+}
+
+/// Ends the calling process with `code` (modulo 256) after flushing stdout and stderr.
+/// Daemonic children are terminated and the others joined first. Python: `sys.exit(code)`.
+pub fn exit(code: i32) -> ! {
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    host::exit(code);
+    // The host never returns from `exit`.
+    std::process::abort()
+}
+
+/// The number of CPUs the host makes available. Python: `os.cpu_count()`.
+pub fn cpu_count() -> usize {
+    host::cpu_count() as usize
+}
+
+/// The run's authentication key. It cannot be serialised or printed by accident: it has no
+/// `Serialize` implementation and its `Debug` output hides the bytes.
+/// Python: `current_process().authkey`.
+pub fn authkey() -> AuthKey {
+    AuthKey(host::authkey())
+}
+
+/// The run's authentication key (see [`authkey`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthKey(Vec<u8>);
+
+impl AuthKey {
+    /// The key's bytes, for computing a MAC over one's own channel.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AuthKey(<{} bytes hidden>)", self.0.len())
+    }
+}
+
+/// A function a child process can run: no parameter, or one deserialisable parameter.
+#[doc(hidden)]
+pub trait Target<Marker> {
+    /// Decodes `args` and runs the function.
+    fn call(self, name: &str, args: &[u8]) -> Result<(), String>;
+}
+
+impl<F: FnOnce()> Target<()> for F {
+    fn call(self, _name: &str, _args: &[u8]) -> Result<(), String> {
+        self();
+        Ok(())
+    }
+}
+
+impl<A: DeserializeOwned, F: FnOnce(A)> Target<(A,)> for F {
+    fn call(self, name: &str, args: &[u8]) -> Result<(), String> {
+        let value: A = postcard::from_bytes(args).map_err(|e| {
+            format!(
+                "cannot decode the arguments of target '{name}' as {}: {e}",
+                std::any::type_name::<A>()
+            )
+        })?;
+        self(value);
+        Ok(())
+    }
+}
+
+/// The name a target is registered under: the last segment of its path.
+#[doc(hidden)]
+pub fn target_name(path: &str) -> &str {
+    path.rsplit("::").next().unwrap_or(path).trim()
+}
+
+/// Prepares a child instance: a panic prints `Process <name>:` and the panic message on
+/// stderr and ends the process with exit code 1, as an uncaught exception does in Python.
+#[doc(hidden)]
+pub fn enter_child() {
+    std::panic::set_hook(Box::new(|info| {
+        let name = host::name(host::current_process()).unwrap_or_default();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "Process {name}:");
+        let _ = writeln!(err, "{info}");
+        drop(err);
+        exit(1);
+    }));
+}

@@ -1,0 +1,49 @@
+//! The seam between the process model and the ways of running a process.
+//!
+//! The model ([`crate::model`]) decides everything a user can observe; a backend only
+//! starts a process for a [`SpawnRequest`], delivers signals through the [`Control`] it
+//! returns, and reports the end through [`crate::model::supervise`].
+
+pub(crate) mod wasm;
+
+use crate::error::ProcessError;
+use crate::exit::Signal;
+use crate::model::{ParentLink, ProcessCore, RunShared};
+use crate::output::ProcessOutput;
+use crate::program::Program;
+use std::sync::Arc;
+
+/// Everything a backend needs to start one child process.
+pub(crate) struct SpawnRequest {
+    /// The child's shared record; the backend reports its end there.
+    pub core: Arc<ProcessCore>,
+    pub name: String,
+    pub daemon: bool,
+    pub target: String,
+    pub args: Vec<u8>,
+    pub parent: ParentLink,
+    pub program: Program,
+    pub output: ProcessOutput,
+}
+
+/// A started process as its backend returns it.
+pub(crate) struct Spawned {
+    pub pid: u64,
+    pub control: Box<dyn Control>,
+}
+
+/// Delivers signals to one running process.
+pub(crate) trait Control: Send + Sync {
+    /// Ends the process as `sig` would. Only the first signal counts.
+    fn signal(&self, sig: Signal);
+}
+
+/// A way of running processes.
+pub(crate) trait Backend: Send + Sync {
+    /// Starts the child described by `request`; it runs until it ends or is signalled.
+    fn spawn(
+        &self,
+        request: SpawnRequest,
+        shared: &Arc<RunShared>,
+    ) -> Result<Spawned, ProcessError>;
+}

@@ -1,0 +1,500 @@
+//! The `wasm` backend: every process is a fresh instance of the program in its own
+//! [`Store`], run as a task on the host's tokio runtime (one fiber per process).
+//!
+//! A running guest yields to the scheduler at every epoch tick; `terminate`/`kill` drop the
+//! task's future, which stops the guest at once, also while it waits inside a host call
+//! (join, wait, or WASI's own sleep and poll, which are async here).
+
+use crate::backend::{Backend, Control, SpawnRequest, Spawned};
+use crate::error::{Error, ProcessError, chain};
+use crate::exit::{ExitStatus, GuestExit, Signal};
+use crate::model::{ProcessCtx, RunShared, supervise};
+use crate::program::{Program, ProgramInner};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, Precompiled, Store, UpdateDeadline};
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Host-side bindings of `wit/process.wit`.
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "program",
+        imports: {
+            "wasmproc:process/process.join": async | trappable,
+            "wasmproc:process/process.wait": async | trappable,
+            default: trappable,
+        },
+        exports: { default: async },
+    });
+}
+
+use bindings::wasmproc::process::process as wit;
+
+/// A program's `wasmproc:process/guest` export, ready to instantiate.
+pub(crate) type GuestPre = bindings::ProgramPre<ProcState>;
+use bindings::wasmproc::process::types::{Error as WitError, ErrorKind as WitErrorKind};
+
+/// The data of one process's [`Store`].
+pub(crate) struct ProcState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// The process's model context; none only while a program is inspected at load time.
+    ctx: Option<Arc<ProcessCtx>>,
+}
+
+impl WasiView for ProcState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The engine, linker and scheduler shared by all processes of a host.
+pub(crate) struct WasmEngine {
+    engine: Engine,
+    linker: Linker<ProcState>,
+    runtime: tokio::runtime::Handle,
+    next_pid: AtomicU64,
+}
+
+impl WasmEngine {
+    pub fn new(config: &crate::Config, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
+        let mut cfg = wasmtime::Config::new();
+        cfg.epoch_interruption(true);
+        let engine = Engine::new(&cfg).map_err(|e| Error::Engine(chain(&e)))?;
+        let mut linker = Linker::new(&engine);
+        // WASI 0.2.12's `exit-with-code` is linked too: `std::process::exit(n)` keeps `n`.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(chain(&e)))?;
+        bindings::Program::add_to_linker::<ProcState, HasSelf<ProcState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Engine(chain(&e)))?;
+
+        // The epoch ticker: every tick, running guests yield to the scheduler.
+        let weak = engine.weak();
+        let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+        std::thread::Builder::new()
+            .name("wasmproc-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(tick);
+                }
+            })
+            .map_err(Error::Runtime)?;
+
+        Ok(WasmEngine {
+            engine,
+            linker,
+            runtime,
+            next_pid: AtomicU64::new(1),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn next_pid(&self) -> u64 {
+        self.next_pid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Loads a program: a component, or one precompiled by `wasmproc compile`.
+    pub fn load(&self, path: &Path) -> Result<Program, Error> {
+        let bytes = std::fs::read(path).map_err(|source| Error::ReadProgram {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let fail = |message: String| Error::LoadProgram {
+            path: path.to_path_buf(),
+            message,
+        };
+        let component = match Engine::detect_precompiled(&bytes) {
+            Some(Precompiled::Component) => {
+                // SAFETY: wasmtime checks that the artifact was made by this wasmtime
+                // version with a compatible configuration and rejects it otherwise; beyond
+                // that, a precompiled file is trusted as native code, which is why only a
+                // file the user names (made by `wasmproc compile`) is ever loaded this way.
+                unsafe { Component::deserialize(&self.engine, &bytes) }
+                    .map_err(|e| fail(format!("not a usable precompiled program: {e:#}")))?
+            }
+            Some(Precompiled::Module) => {
+                return Err(fail(
+                    "this is a precompiled core module, not a component".to_string(),
+                ));
+            }
+            None => Component::new(&self.engine, &bytes)
+                .map_err(|e| fail(format!("not a WebAssembly component: {e:#}")))?,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(format!("its imports cannot be satisfied: {e:#}")))?;
+        let command = wasmtime_wasi::p2::bindings::CommandPre::new(pre.clone()).ok();
+        let guest = bindings::ProgramPre::new(pre).ok();
+        if command.is_none() && guest.is_none() {
+            return Err(fail(
+                "it exports neither wasi:cli/run nor wasmproc:process/guest".to_string(),
+            ));
+        }
+        let targets = match &guest {
+            Some(guest) => {
+                let guest = guest.clone();
+                let engine = self.engine.clone();
+                let list = async move {
+                    let mut store = Store::new(&engine, scratch_state());
+                    store.set_epoch_deadline(u64::MAX / 2);
+                    let instance = guest.instantiate_async(&mut store).await?;
+                    instance
+                        .wasmproc_process_guest()
+                        .call_targets(&mut store)
+                        .await
+                };
+                let result = match tokio::runtime::Handle::try_current() {
+                    Ok(_) => tokio::task::block_in_place(|| self.runtime.block_on(list)),
+                    Err(_) => self.runtime.block_on(list),
+                };
+                result.map_err(|e| fail(format!("listing its targets failed: {e:#}")))?
+            }
+            None => Vec::new(),
+        };
+        let display_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Ok(Program::new(ProgramInner {
+            path: path.to_path_buf(),
+            display_name,
+            command,
+            guest,
+            targets,
+        }))
+    }
+
+    /// Runs the program's main process (`wasi:cli/run`) with `ctx` and `args`.
+    pub async fn run_main(self: &Arc<Self>, ctx: Arc<ProcessCtx>, args: Vec<String>) -> ExitStatus {
+        // Nobody holds a control for the main process: it ends only by itself.
+        let (_never, signals) = watch::channel(None);
+        let engine = self.clone();
+        let body = engine.run_guest(ctx.clone(), Entry::Main(args));
+        supervise(ctx, body, signals).await
+    }
+
+    async fn run_guest(self: Arc<Self>, ctx: Arc<ProcessCtx>, entry: Entry) -> ExitStatus {
+        let Some(program) = ctx.program().cloned() else {
+            ctx.output()
+                .write_stderr("wasmproc: internal error: process has no program\n");
+            return ExitStatus::FAILURE;
+        };
+        let mut builder = WasiCtxBuilder::new();
+        builder.arg(program.display_name());
+        if let Entry::Main(args) = &entry {
+            builder.args(args);
+        }
+        builder
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        ctx.output().apply(&mut builder);
+        let mut store = Store::new(
+            &self.engine,
+            ProcState {
+                wasi: builder.build(),
+                table: ResourceTable::new(),
+                ctx: Some(ctx.clone()),
+            },
+        );
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| {
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
+
+        let result: wasmtime::Result<Result<(), String>> = match &entry {
+            Entry::Main(_) => match program.inner().command.as_ref() {
+                Some(pre) => {
+                    async {
+                        let command = pre.instantiate_async(&mut store).await?;
+                        let r = command.wasi_cli_run().call_run(&mut store).await?;
+                        Ok(r.map_err(|()| String::new()))
+                    }
+                    .await
+                }
+                None => Ok(Err(format!(
+                    "program {} has no main (it does not export wasi:cli/run)",
+                    program.display_name()
+                ))),
+            },
+            Entry::Target { name, args } => match program.inner().guest.as_ref() {
+                Some(pre) => {
+                    async {
+                        let guest = pre.instantiate_async(&mut store).await?;
+                        guest
+                            .wasmproc_process_guest()
+                            .call_run_target(&mut store, name, args)
+                            .await
+                    }
+                    .await
+                }
+                None => Ok(Err(format!(
+                    "program {} has no targets (it was not built with wasmproc-guest)",
+                    program.display_name()
+                ))),
+            },
+        };
+        drop(store);
+        match result {
+            Ok(Ok(())) => ExitStatus::SUCCESS,
+            Ok(Err(message)) => {
+                if !message.is_empty() {
+                    let header = match entry {
+                        Entry::Main(_) => String::new(),
+                        Entry::Target { .. } => format!("Process {}:\n", ctx.name()),
+                    };
+                    ctx.output().write_stderr(&format!("{header}{message}\n"));
+                }
+                ExitStatus::FAILURE
+            }
+            Err(e) => {
+                if let Some(GuestExit(status)) = e.downcast_ref::<GuestExit>() {
+                    *status
+                } else if let Some(I32Exit(code)) = e.downcast_ref::<I32Exit>() {
+                    ExitStatus::from_exit_call(*code)
+                } else {
+                    ctx.output()
+                        .write_stderr(&format!("Process {}:\n{e:?}\n", ctx.name()));
+                    ExitStatus::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn scratch_state() -> ProcState {
+    ProcState {
+        wasi: WasiCtxBuilder::new().build(),
+        table: ResourceTable::new(),
+        ctx: None,
+    }
+}
+
+enum Entry {
+    Main(Vec<String>),
+    Target { name: String, args: Vec<u8> },
+}
+
+/// The backend object: starts child processes as tasks.
+pub(crate) struct WasmBackend {
+    engine: Arc<WasmEngine>,
+}
+
+impl WasmBackend {
+    pub fn new(engine: Arc<WasmEngine>) -> Self {
+        WasmBackend { engine }
+    }
+}
+
+struct WasmControl(watch::Sender<Option<Signal>>);
+
+impl Control for WasmControl {
+    fn signal(&self, sig: Signal) {
+        self.0.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(sig);
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+impl Backend for WasmBackend {
+    fn spawn(
+        &self,
+        request: SpawnRequest,
+        shared: &Arc<RunShared>,
+    ) -> Result<Spawned, ProcessError> {
+        let pid = self.engine.next_pid();
+        request.core.set_pid(pid);
+        let (tx, signals) = watch::channel(None);
+        let ctx = ProcessCtx::new(
+            shared.clone(),
+            Some(request.program),
+            request.core,
+            request.name,
+            request.daemon,
+            Some(request.parent),
+            request.output,
+        );
+        let engine = self.engine.clone();
+        let entry = Entry::Target {
+            name: request.target,
+            args: request.args,
+        };
+        self.engine.runtime.spawn(async move {
+            let body = engine.run_guest(ctx.clone(), entry);
+            supervise(ctx, body, signals).await;
+        });
+        Ok(Spawned {
+            pid,
+            control: Box::new(WasmControl(tx)),
+        })
+    }
+}
+
+fn no_ctx() -> wasmtime::Error {
+    wasmtime::format_err!("wasmproc imports are not available while a program is inspected")
+}
+
+fn to_wit(e: ProcessError) -> WitError {
+    use crate::error::ErrorKind as K;
+    let kind = match e.kind {
+        K::InvalidState => WitErrorKind::InvalidState,
+        K::NotAChild => WitErrorKind::NotAChild,
+        K::Closed => WitErrorKind::Closed,
+        K::UnknownTarget => WitErrorKind::UnknownTarget,
+        K::InvalidArgument => WitErrorKind::InvalidArgument,
+        K::LimitExceeded => WitErrorKind::LimitExceeded,
+        K::HostFailure => WitErrorKind::HostFailure,
+    };
+    WitError {
+        kind,
+        message: e.message,
+    }
+}
+
+type HostResult<T> = wasmtime::Result<Result<T, WitError>>;
+
+impl ProcState {
+    fn model(&self) -> wasmtime::Result<&Arc<ProcessCtx>> {
+        self.ctx.as_ref().ok_or_else(no_ctx)
+    }
+
+    fn call<T>(
+        &self,
+        f: impl FnOnce(&Arc<ProcessCtx>) -> Result<T, ProcessError>,
+    ) -> HostResult<T> {
+        Ok(f(self.model()?).map_err(to_wit))
+    }
+}
+
+fn duration(ns: Option<u64>) -> Option<Duration> {
+    ns.map(Duration::from_nanos)
+}
+
+impl bindings::wasmproc::process::types::Host for ProcState {}
+
+// The glue: each import translates its arguments and delegates to the model.
+impl wit::Host for ProcState {
+    fn create(
+        &mut self,
+        target: String,
+        args: Vec<u8>,
+        name: Option<String>,
+        daemon: Option<bool>,
+    ) -> HostResult<u64> {
+        self.call(|m| m.create(&target, args, name, daemon))
+    }
+
+    fn start(&mut self, h: u64) -> HostResult<()> {
+        self.call(|m| m.start(h))
+    }
+
+    async fn join(&mut self, h: u64, timeout: Option<u64>) -> HostResult<()> {
+        let model = self.model()?.clone();
+        Ok(model.join(h, duration(timeout)).await.map_err(to_wit))
+    }
+
+    fn is_alive(&mut self, h: u64) -> HostResult<bool> {
+        self.call(|m| m.is_alive(h))
+    }
+
+    fn exitcode(&mut self, h: u64) -> HostResult<Option<i32>> {
+        self.call(|m| m.exitcode(h))
+    }
+
+    fn pid(&mut self, h: u64) -> HostResult<Option<u64>> {
+        self.call(|m| m.pid(h))
+    }
+
+    fn name(&mut self, h: u64) -> HostResult<String> {
+        self.call(|m| m.name_of(h))
+    }
+
+    fn set_name(&mut self, h: u64, name: String) -> HostResult<()> {
+        self.call(|m| m.set_name(h, name))
+    }
+
+    fn daemon(&mut self, h: u64) -> HostResult<bool> {
+        self.call(|m| m.daemon_of(h))
+    }
+
+    fn set_daemon(&mut self, h: u64, daemon: bool) -> HostResult<()> {
+        self.call(|m| m.set_daemon(h, daemon))
+    }
+
+    fn terminate(&mut self, h: u64) -> HostResult<()> {
+        self.call(|m| m.signal(h, Signal::Term))
+    }
+
+    fn kill(&mut self, h: u64) -> HostResult<()> {
+        self.call(|m| m.signal(h, Signal::Kill))
+    }
+
+    fn close(&mut self, h: u64) -> HostResult<()> {
+        self.call(|m| m.close(h))
+    }
+
+    fn release(&mut self, h: u64) -> wasmtime::Result<()> {
+        self.model()?.release(h);
+        Ok(())
+    }
+
+    fn sentinel(&mut self, h: u64) -> HostResult<u64> {
+        self.call(|m| m.sentinel(h))
+    }
+
+    async fn wait(&mut self, sentinels: Vec<u64>, timeout: Option<u64>) -> HostResult<Vec<u64>> {
+        let model = self.model()?.clone();
+        Ok(model
+            .wait(&sentinels, duration(timeout))
+            .await
+            .map_err(to_wit))
+    }
+
+    fn current_process(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.model()?.current_process())
+    }
+
+    fn parent_process(&mut self) -> wasmtime::Result<Option<u64>> {
+        Ok(self.model()?.parent_process())
+    }
+
+    fn active_children(&mut self) -> wasmtime::Result<Vec<u64>> {
+        Ok(self.model()?.active_children())
+    }
+
+    fn exit(&mut self, code: i32) -> wasmtime::Result<()> {
+        Err(wasmtime::Error::new(GuestExit(ExitStatus::from_exit_call(
+            code,
+        ))))
+    }
+
+    fn authkey(&mut self) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.model()?.authkey())
+    }
+
+    fn cpu_count(&mut self) -> wasmtime::Result<u32> {
+        Ok(self.model()?.cpu_count())
+    }
+}

@@ -1,0 +1,97 @@
+//! Error types: what the library returns, and what a guest sees.
+
+use std::path::PathBuf;
+
+/// The kind of a [`ProcessError`]; the WIT `error-kind` of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The call does not fit the object's state.
+    InvalidState,
+    /// The handle does not name a child of the caller.
+    NotAChild,
+    /// The process object has been closed.
+    Closed,
+    /// The program has no target of that name.
+    UnknownTarget,
+    /// An argument is malformed.
+    InvalidArgument,
+    /// A host limit would be exceeded.
+    LimitExceeded,
+    /// The host could not carry out the call.
+    HostFailure,
+}
+
+/// An error of the process model, the same whether the caller is a guest or a Rust program
+/// using this library: a kind and the exact message (CPython's, where Python has one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProcessError {
+    /// What kind of failure this is.
+    pub kind: ErrorKind,
+    /// The message.
+    pub message: String,
+}
+
+impl ProcessError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ProcessError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid_state(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidState, message)
+    }
+
+    pub(crate) fn not_a_child(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotAChild, message)
+    }
+
+    pub(crate) fn closed() -> Self {
+        Self::new(ErrorKind::Closed, "process object is closed")
+    }
+
+    pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidArgument, message)
+    }
+
+    pub(crate) fn host_failure(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::HostFailure, message)
+    }
+}
+
+/// An error of the host library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A program file could not be read.
+    #[error("cannot read program {path}: {source}")]
+    ReadProgram {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A program could not be compiled or loaded.
+    #[error("cannot load program {path}: {message}")]
+    LoadProgram {
+        /// The file.
+        path: PathBuf,
+        /// Why, with wasmtime's explanation.
+        message: String,
+    },
+    /// The wasmtime engine could not be set up.
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The async runtime could not be started.
+    #[error("cannot start the host runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The process model refused a call.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+/// Turns a wasmtime error into its full message chain.
+pub(crate) fn chain(e: &wasmtime::Error) -> String {
+    format!("{e:#}")
+}

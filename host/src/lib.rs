@@ -1,0 +1,318 @@
+//! wasmproc: a process model for WebAssembly — Python's `multiprocessing.Process` for WASI
+//! components.
+//!
+//! A [`Host`] loads [`Program`]s (WASI components built with the `wasmproc-guest` SDK) and
+//! runs processes of them: the program's main process with [`Host::run_main`], or single
+//! targets started from Rust with [`Host::process`]. Inside a program, guest code starts
+//! and controls its own children through the `wasmproc:process` WIT interface, under the
+//! same rules.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wasmproc::{Config, Host, OutputMode};
+//!
+//! # fn main() -> Result<(), wasmproc::Error> {
+//! let host = Host::new(Config { output: OutputMode::Capture, ..Config::default() })?;
+//! let program = host.load("worker.wasm")?;
+//! let p = host.process(&program, "work").name("worker-1").start()?;
+//! p.join(Some(Duration::from_secs(5)))?;
+//! println!("{} ended with {:?}", p.name()?, p.exitcode()?);
+//! println!("it printed: {}", String::from_utf8_lossy(&p.stdout()?));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Architecture
+//! - [`model`](crate) (`src/model.rs`): the process model, written once: names, lifecycle,
+//!   ownership checks, daemon rules, the exit handler.
+//! - `src/backend/`: how a process runs. `wasm.rs` runs each process as a fresh instance in
+//!   its own `Store`, as a task on a tokio runtime.
+//! - `src/program.rs`: a program compiled once per host (`InstancePre`).
+//!
+//! # Caveats
+//! - The blocking methods ([`Host::run_main`], [`Process::join`]) must not be called from
+//!   inside a tokio runtime.
+//! - Dropping a [`Process`] neither joins nor terminates it; dropping the [`Host`] stops
+//!   every process it still runs.
+
+#![deny(missing_docs)]
+
+mod backend;
+mod config;
+mod error;
+mod exit;
+mod model;
+mod output;
+mod program;
+
+pub use config::{BackendKind, Config, OutputMode};
+pub use error::{Error, ErrorKind, ProcessError};
+pub use exit::{ExitStatus, Signal};
+pub use output::Captured;
+pub use program::Program;
+
+use backend::wasm::{WasmBackend, WasmEngine};
+use model::{ProcessCore, ProcessCtx, RunShared};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A host: one wasmtime engine, one scheduler, and every process of one run.
+pub struct Host {
+    // Declared first so that it is dropped first: dropping the runtime cancels every
+    // process task before the engine goes away.
+    runtime: tokio::runtime::Runtime,
+    engine: Arc<WasmEngine>,
+    shared: Arc<RunShared>,
+    root: Arc<ProcessCtx>,
+}
+
+impl Host {
+    /// A host with `config`.
+    pub fn new(config: Config) -> Result<Host, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_time()
+            .thread_name("wasmproc-worker")
+            .build()
+            .map_err(Error::Runtime)?;
+        let engine = Arc::new(WasmEngine::new(&config, runtime.handle().clone())?);
+        let backend = match config.backend {
+            BackendKind::Wasm => WasmBackend::new(engine.clone()),
+        };
+        let shared = Arc::new(RunShared::new(Box::new(backend), config));
+        let root = ProcessCtx::new(
+            shared.clone(),
+            None,
+            ProcessCore::running(Vec::new(), u64::from(std::process::id())),
+            "MainProcess".to_string(),
+            false,
+            None,
+            output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0),
+        );
+        Ok(Host {
+            runtime,
+            engine,
+            shared,
+            root,
+        })
+    }
+
+    /// Loads a program: a component file, or one precompiled with [`Host::precompile`].
+    /// It is compiled once; every process of it is a new instance.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
+        self.engine.load(path.as_ref())
+    }
+
+    /// Compiles the component at `input` and writes the native artifact to `output`, for
+    /// faster loading (it works only with this build of wasmproc).
+    pub fn precompile(&self, input: &Path, output: &Path) -> Result<(), Error> {
+        let bytes = std::fs::read(input).map_err(|source| Error::ReadProgram {
+            path: input.to_path_buf(),
+            source,
+        })?;
+        let artifact = self
+            .engine
+            .engine()
+            .precompile_component(&bytes)
+            .map_err(|e| Error::LoadProgram {
+                path: input.to_path_buf(),
+                message: format!("not a WebAssembly component: {e:#}"),
+            })?;
+        std::fs::write(output, artifact).map_err(|source| Error::ReadProgram {
+            path: output.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Runs the program's main process (`MainProcess`) with command-line `args` until it
+    /// and (by the exit handler) its children have ended; returns how it ended.
+    pub fn run_main(&self, program: &Program, args: &[String]) -> ExitStatus {
+        let output = self.shared.output_for("MainProcess");
+        let ctx = ProcessCtx::new(
+            self.shared.clone(),
+            Some(program.clone()),
+            ProcessCore::running(Vec::new(), self.engine.next_pid()),
+            "MainProcess".to_string(),
+            false,
+            None,
+            output,
+        );
+        let engine = self.engine.clone();
+        self.runtime
+            .block_on(async move { engine.run_main(ctx, args.to_vec()).await })
+    }
+
+    /// Prepares a child process of the host running `target` of `program`.
+    pub fn process<'h>(&'h self, program: &Program, target: &str) -> ProcessBuilder<'h> {
+        ProcessBuilder {
+            host: self,
+            program: program.clone(),
+            target: target.to_string(),
+            args: Vec::new(),
+            name: None,
+            daemon: None,
+        }
+    }
+
+    /// The output of every process started so far, in start order, when output is
+    /// captured ([`OutputMode::Capture`]); empty otherwise.
+    pub fn captured(&self) -> Vec<Captured> {
+        self.shared.captured()
+    }
+
+    /// The run's authentication key, as guests read it.
+    pub fn authkey(&self) -> [u8; 32] {
+        *self.shared.authkey()
+    }
+}
+
+/// Options for a process started from Rust; see [`Host::process`].
+pub struct ProcessBuilder<'h> {
+    host: &'h Host,
+    program: Program,
+    target: String,
+    args: Vec<u8>,
+    name: Option<String>,
+    daemon: Option<bool>,
+}
+
+impl ProcessBuilder<'_> {
+    /// The target's arguments, as the guest SDK serialises them (postcard).
+    pub fn args(mut self, bytes: Vec<u8>) -> Self {
+        self.args = bytes;
+        self
+    }
+
+    /// Names the process instead of `Process-N`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_string());
+        self
+    }
+
+    /// Sets the daemon flag.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = Some(daemon);
+        self
+    }
+
+    /// Creates the process object without starting it.
+    pub fn create(self) -> Result<Process, Error> {
+        let root = self.host.root.clone();
+        let handle = root.create_in(
+            self.program,
+            &self.target,
+            self.args,
+            self.name,
+            self.daemon,
+        )?;
+        Ok(Process {
+            root,
+            runtime: self.host.runtime.handle().clone(),
+            handle,
+        })
+    }
+
+    /// Creates and starts the process.
+    pub fn start(self) -> Result<Process, Error> {
+        let p = self.create()?;
+        p.start()?;
+        Ok(p)
+    }
+}
+
+/// A child process of the host, with the methods of `multiprocessing.Process`.
+pub struct Process {
+    root: Arc<ProcessCtx>,
+    runtime: tokio::runtime::Handle,
+    handle: u64,
+}
+
+impl Process {
+    /// Starts it.
+    pub fn start(&self) -> Result<(), ProcessError> {
+        self.root.start(self.handle)
+    }
+
+    /// Blocks until it ends or `timeout` passes.
+    pub fn join(&self, timeout: Option<Duration>) -> Result<(), ProcessError> {
+        self.runtime.block_on(self.root.join(self.handle, timeout))
+    }
+
+    /// Whether it is running.
+    pub fn is_alive(&self) -> Result<bool, ProcessError> {
+        self.root.is_alive(self.handle)
+    }
+
+    /// Python's `exitcode`: none while running.
+    pub fn exitcode(&self) -> Result<Option<i32>, ProcessError> {
+        self.root.exitcode(self.handle)
+    }
+
+    /// How it ended, none while running.
+    pub fn status(&self) -> Result<Option<ExitStatus>, ProcessError> {
+        self.root.status(self.handle)
+    }
+
+    /// Its pid, none before start.
+    pub fn pid(&self) -> Result<Option<u64>, ProcessError> {
+        self.root.pid(self.handle)
+    }
+
+    /// Its name.
+    pub fn name(&self) -> Result<String, ProcessError> {
+        self.root.name_of(self.handle)
+    }
+
+    /// Its daemon flag.
+    pub fn daemon(&self) -> Result<bool, ProcessError> {
+        self.root.daemon_of(self.handle)
+    }
+
+    /// Ends it at once with exit code -15.
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        self.root.signal(self.handle, Signal::Term)
+    }
+
+    /// Ends it at once with exit code -9.
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        self.root.signal(self.handle, Signal::Kill)
+    }
+
+    /// Releases it; later calls fail with "process object is closed".
+    pub fn close(&self) -> Result<(), ProcessError> {
+        self.root.close(self.handle)
+    }
+
+    /// What it wrote to stdout so far (empty unless output is captured).
+    pub fn stdout(&self) -> Result<Vec<u8>, ProcessError> {
+        Ok(self
+            .root
+            .captured(self.handle)?
+            .map(|c| c.stdout())
+            .unwrap_or_default())
+    }
+
+    /// What it wrote to stderr so far (empty unless output is captured).
+    pub fn stderr(&self) -> Result<Vec<u8>, ProcessError> {
+        Ok(self
+            .root
+            .captured(self.handle)?
+            .map(|c| c.stderr())
+            .unwrap_or_default())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.root.release(self.handle);
+    }
+}
+
+impl std::fmt::Debug for Process {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process")
+            .field("handle", &self.handle)
+            .field("name", &self.name().ok())
+            .finish()
+    }
+}

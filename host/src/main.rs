@@ -1,0 +1,103 @@
+//! The `wasmproc` command: runs a program's main process, or precompiles a program.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use wasmproc::{BackendKind, Config, Host, OutputMode};
+
+/// Run WebAssembly programs as processes, the way Python's multiprocessing runs them.
+///
+/// A program is a WASI component built with the wasmproc-guest SDK. Its main function runs
+/// as the main process; from there guest code starts, joins, terminates and kills child
+/// processes, each a fresh sandboxed instance of the program.
+#[derive(Parser)]
+#[command(name = "wasmproc", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run PROGRAM's main process and exit with its exit code (128+N when ended by signal N).
+    ///
+    /// PROGRAM is a component (.wasm) or the output of `wasmproc compile`. Arguments after
+    /// `--` are passed to the program (argv[0] is the program's file name). Children get no
+    /// arguments, an empty stdin, no files, environment or network.
+    Run {
+        /// The program: a .wasm component or a precompiled .cwasm file.
+        program: PathBuf,
+        /// Which backend runs child processes.
+        #[arg(long, default_value = "wasm", value_parser = parse_backend)]
+        backend: BackendKind,
+        /// Where processes' output goes: `inherit` (the host's stdout/stderr) or `prefix`
+        /// (the same, each line prefixed with `[<process name>] `).
+        #[arg(long, default_value = "inherit", value_parser = parse_output)]
+        output: OutputMode,
+        /// Arguments for the program's main.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Compile PROGRAM ahead of time so that `run` loads it without compiling.
+    ///
+    /// The output works only with this build of wasmproc; `run` rejects anything else.
+    Compile {
+        /// The component to compile.
+        program: PathBuf,
+        /// Where to write the artifact (default: PROGRAM with the extension .cwasm).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    s.parse()
+}
+
+fn parse_output(s: &str) -> Result<OutputMode, String> {
+    match s.parse()? {
+        OutputMode::Capture => Err("`capture` is for the library; use inherit or prefix".into()),
+        mode => Ok(mode),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wasmproc: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run {
+            program,
+            backend,
+            output,
+            args,
+        } => {
+            let host = Host::new(Config {
+                backend,
+                output,
+                ..Config::default()
+            })
+            .context("failed to start the host")?;
+            let program = host.load(&program)?;
+            let status = host.run_main(&program, &args);
+            let code = u8::try_from(status.shell_code()).unwrap_or(u8::MAX);
+            Ok(ExitCode::from(code))
+        }
+        Command::Compile { program, output } => {
+            let output = output.unwrap_or_else(|| program.with_extension("cwasm"));
+            let host = Host::new(Config::default()).context("failed to start the host")?;
+            host.precompile(&program, &output)?;
+            eprintln!("wasmproc: wrote {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

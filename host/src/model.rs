@@ -1,0 +1,824 @@
+//! The process model, written once for every backend: identities and names, the lifecycle
+//! of a process object, ownership checks, daemon rules and the exit handler (SPEC §3–4).
+//!
+//! Each running process has a [`ProcessCtx`]: its own view of the world, holding the objects
+//! it may name by handle (its children, itself, its parent). Every guest call and every call
+//! of the library's [`crate::Process`] goes through a `ProcessCtx`, so the rules below apply
+//! the same way to both. A backend only creates processes and delivers signals
+//! ([`crate::backend::Backend`]); it reports how a process ended through [`ProcessCore`].
+
+use crate::backend::{Backend, Control, SpawnRequest};
+use crate::error::{ErrorKind, ProcessError};
+use crate::exit::{ExitStatus, Signal};
+use crate::output::{Captured, ProcessOutput};
+use crate::program::Program;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+type Result<T, E = ProcessError> = std::result::Result<T, E>;
+
+/// Locks `m`, recovering the data if another thread panicked while holding it: the data
+/// here is kept consistent between statements, so a poisoned lock is no reason to panic.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What every process of one host run shares.
+pub(crate) struct RunShared {
+    pub backend: Box<dyn Backend>,
+    pub config: crate::Config,
+    next_handle: AtomicU64,
+    authkey: [u8; 32],
+    cpu_count: u32,
+    captured: Mutex<Vec<Captured>>,
+}
+
+impl RunShared {
+    pub fn new(backend: Box<dyn Backend>, config: crate::Config) -> Self {
+        let cpu_count = std::thread::available_parallelism()
+            .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+            .unwrap_or(1);
+        RunShared {
+            backend,
+            config,
+            next_handle: AtomicU64::new(1),
+            authkey: rand::random(),
+            cpu_count,
+            captured: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn handle(&self) -> u64 {
+        self.next_handle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn authkey(&self) -> &[u8; 32] {
+        &self.authkey
+    }
+
+    /// Output captured so far, one entry per started process, in start order.
+    pub fn captured(&self) -> Vec<Captured> {
+        lock(&self.captured).clone()
+    }
+
+    /// Creates the output of a process that is about to start, registering captured buffers.
+    pub fn output_for(&self, name: &str) -> ProcessOutput {
+        let output = ProcessOutput::new(self.config.output, name, self.config.capture_limit);
+        if let Some(c) = output.captured() {
+            lock(&self.captured).push(c);
+        }
+        output
+    }
+}
+
+enum RunState {
+    Unstarted,
+    Starting,
+    Running(Box<dyn Control>),
+    Exited,
+}
+
+/// One process as seen from outside: its identity, pid, liveness and how it ended. Shared
+/// by the parent's object for it, the process's own context and its children's view of
+/// their parent.
+pub(crate) struct ProcessCore {
+    identity: Vec<u32>,
+    pid: OnceLock<u64>,
+    state: Mutex<RunState>,
+    exit: watch::Sender<Option<ExitStatus>>,
+}
+
+impl ProcessCore {
+    fn new(identity: Vec<u32>) -> Arc<Self> {
+        Arc::new(ProcessCore {
+            identity,
+            pid: OnceLock::new(),
+            state: Mutex::new(RunState::Unstarted),
+            exit: watch::Sender::new(None),
+        })
+    }
+
+    /// A core for a process that is already running (the main process, or the host).
+    pub fn running(identity: Vec<u32>, pid: u64) -> Arc<Self> {
+        let core = Self::new(identity);
+        let _ = core.pid.set(pid);
+        *lock(&core.state) = RunState::Starting;
+        core
+    }
+
+    /// Records the pid the backend gave the process (before it runs).
+    pub fn set_pid(&self, pid: u64) {
+        let _ = self.pid.set(pid);
+    }
+
+    pub fn identity(&self) -> &[u32] {
+        &self.identity
+    }
+
+    pub fn pid(&self) -> Option<u64> {
+        self.pid.get().copied()
+    }
+
+    pub fn status(&self) -> Option<ExitStatus> {
+        *self.exit.borrow()
+    }
+
+    fn started(&self) -> bool {
+        !matches!(*lock(&self.state), RunState::Unstarted)
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.status().is_none()
+            && matches!(
+                *lock(&self.state),
+                RunState::Starting | RunState::Running(_)
+            )
+    }
+
+    /// Delivers `sig` if the process is running; no effect otherwise (as signalling a
+    /// process that has already ended).
+    pub fn signal(&self, sig: Signal) {
+        if let RunState::Running(control) = &*lock(&self.state) {
+            control.signal(sig);
+        }
+    }
+
+    /// Records how the process ended and wakes everyone waiting for it. Called once, by
+    /// [`supervise`]; later calls are ignored.
+    pub fn exited(&self, status: ExitStatus) {
+        if self.status().is_some() {
+            return;
+        }
+        // Publish the status before leaving the running state, so that a process is never
+        // seen as neither alive nor ended.
+        self.exit.send_replace(Some(status));
+        // Dropping the control here releases the backend's means of signalling.
+        let control = std::mem::replace(&mut *lock(&self.state), RunState::Exited);
+        drop(control);
+    }
+
+    /// Waits until the process has ended or `timeout` passed; returns its status if ended.
+    pub async fn wait(&self, timeout: Option<Duration>) -> Option<ExitStatus> {
+        let mut rx = self.exit.subscribe();
+        let ended = async move {
+            // The sender lives as long as `self`, so `wait_for` cannot fail here.
+            rx.wait_for(Option::is_some).await.ok().and_then(|s| *s)
+        };
+        match timeout {
+            None => ended.await,
+            Some(t) => tokio::time::timeout(t, ended).await.ok().flatten(),
+        }
+    }
+}
+
+/// How a process knows its parent.
+#[derive(Clone)]
+pub(crate) struct ParentLink {
+    pub core: Arc<ProcessCore>,
+    pub name: String,
+    pub daemon: bool,
+}
+
+/// A child process object held by its creator.
+struct ChildEntry {
+    core: Arc<ProcessCore>,
+    program: Program,
+    name: String,
+    daemon: bool,
+    target: String,
+    args: Option<Vec<u8>>,
+    closed: bool,
+    /// How many guest-side references exist (see `release`).
+    refs: u32,
+    /// The captured output, once started in capture mode.
+    captured: Option<Captured>,
+}
+
+enum Object {
+    Child(ChildEntry),
+    Myself,
+    Parent,
+}
+
+#[derive(Default)]
+struct Objects {
+    map: HashMap<u64, Object>,
+    /// Started children, in start order (pruned lazily).
+    started: Vec<u64>,
+}
+
+/// One running process's view: itself, its parent and the objects it created.
+pub(crate) struct ProcessCtx {
+    shared: Arc<RunShared>,
+    /// The program this process runs; its children run it too. None for the library's
+    /// root, whose children each name their program.
+    program: Option<Program>,
+    me: Arc<ProcessCore>,
+    name: Mutex<String>,
+    daemon: bool,
+    parent: Option<ParentLink>,
+    counter: AtomicU32,
+    objects: Mutex<Objects>,
+    self_handle: u64,
+    parent_handle: Option<u64>,
+    output: ProcessOutput,
+}
+
+impl ProcessCtx {
+    /// The context of a process: `me` is its core, `parent` its parent (none for a main
+    /// process or the library's root).
+    pub fn new(
+        shared: Arc<RunShared>,
+        program: Option<Program>,
+        me: Arc<ProcessCore>,
+        name: String,
+        daemon: bool,
+        parent: Option<ParentLink>,
+        output: ProcessOutput,
+    ) -> Arc<Self> {
+        let mut objects = Objects::default();
+        let self_handle = shared.handle();
+        objects.map.insert(self_handle, Object::Myself);
+        let parent_handle = parent.as_ref().map(|_| {
+            let h = shared.handle();
+            objects.map.insert(h, Object::Parent);
+            h
+        });
+        Arc::new(ProcessCtx {
+            shared,
+            program,
+            me,
+            name: Mutex::new(name),
+            daemon,
+            parent,
+            counter: AtomicU32::new(1),
+            objects: Mutex::new(objects),
+            self_handle,
+            parent_handle,
+            output,
+        })
+    }
+
+    pub fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
+    }
+
+    pub fn core(&self) -> &Arc<ProcessCore> {
+        &self.me
+    }
+
+    pub fn name(&self) -> String {
+        lock(&self.name).clone()
+    }
+
+    pub fn output(&self) -> &ProcessOutput {
+        &self.output
+    }
+
+    pub fn current_process(&self) -> u64 {
+        self.self_handle
+    }
+
+    pub fn parent_process(&self) -> Option<u64> {
+        self.parent_handle
+    }
+
+    pub fn authkey(&self) -> Vec<u8> {
+        self.shared.authkey().to_vec()
+    }
+
+    pub fn cpu_count(&self) -> u32 {
+        self.shared.cpu_count
+    }
+
+    fn objects(&self) -> MutexGuard<'_, Objects> {
+        lock(&self.objects)
+    }
+
+    /// `create`: a new unstarted child object named `Process-<identity>`, running a target
+    /// of this process's own program.
+    pub fn create(
+        &self,
+        target: &str,
+        args: Vec<u8>,
+        name: Option<String>,
+        daemon: Option<bool>,
+    ) -> Result<u64> {
+        let program = self
+            .program
+            .clone()
+            .ok_or_else(|| ProcessError::host_failure("this process has no program"))?;
+        self.create_in(program, target, args, name, daemon)
+    }
+
+    /// `create` for a target of `program`.
+    pub fn create_in(
+        &self,
+        program: Program,
+        target: &str,
+        args: Vec<u8>,
+        name: Option<String>,
+        daemon: Option<bool>,
+    ) -> Result<u64> {
+        if !program.has_target(target) {
+            return Err(ProcessError::new(
+                ErrorKind::UnknownTarget,
+                format!(
+                    "program {} has no target named '{target}'",
+                    program.display_name()
+                ),
+            ));
+        }
+        if let Some(n) = &name {
+            check_name(n)?;
+        }
+        let count = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut identity = self.me.identity().to_vec();
+        identity.push(count);
+        let name = name.unwrap_or_else(|| default_name(&identity));
+        let handle = self.shared.handle();
+        let mut objects = self.objects();
+        reap(&mut objects);
+        objects.map.insert(
+            handle,
+            Object::Child(ChildEntry {
+                core: ProcessCore::new(identity),
+                program,
+                name,
+                daemon: daemon.unwrap_or(self.daemon),
+                target: target.to_string(),
+                args: Some(args),
+                closed: false,
+                refs: 1,
+                captured: None,
+            }),
+        );
+        Ok(handle)
+    }
+
+    /// Looks up a child for an operation only children allow.
+    fn child<'a>(objects: &'a mut Objects, h: u64, not_child: &str) -> Result<&'a mut ChildEntry> {
+        match objects.map.get_mut(&h) {
+            Some(Object::Child(c)) if c.closed => Err(ProcessError::closed()),
+            Some(Object::Child(c)) => Ok(c),
+            _ => Err(ProcessError::not_a_child(not_child)),
+        }
+    }
+
+    /// `start`: runs the child's target in a new process of the backend.
+    pub fn start(self: &Arc<Self>, h: u64) -> Result<()> {
+        let request = {
+            let mut objects = self.objects();
+            let child = Self::child(
+                &mut objects,
+                h,
+                "can only start a process object created by current process",
+            )?;
+            if child.core.started() {
+                return Err(ProcessError::invalid_state("cannot start a process twice"));
+            }
+            if self.daemon {
+                return Err(ProcessError::invalid_state(
+                    "daemonic processes are not allowed to have children",
+                ));
+            }
+            *lock(&child.core.state) = RunState::Starting;
+            let output = self.shared.output_for(&child.name);
+            child.captured = output.captured();
+            SpawnRequest {
+                core: child.core.clone(),
+                name: child.name.clone(),
+                daemon: child.daemon,
+                target: child.target.clone(),
+                args: child.args.take().unwrap_or_default(),
+                parent: ParentLink {
+                    core: self.me.clone(),
+                    name: self.name(),
+                    daemon: self.daemon,
+                },
+                program: child.program.clone(),
+                output,
+            }
+        };
+        let core = request.core.clone();
+        match self.shared.backend.spawn(request, &self.shared) {
+            Ok(spawned) => {
+                let _ = core.pid.set(spawned.pid);
+                let mut state = lock(&core.state);
+                if matches!(*state, RunState::Starting) {
+                    *state = RunState::Running(spawned.control);
+                }
+                drop(state);
+                self.objects().started.push(h);
+                Ok(())
+            }
+            Err(e) => {
+                *lock(&core.state) = RunState::Unstarted;
+                Err(e)
+            }
+        }
+    }
+
+    /// The process `h` names for `join`, `wait`: a started child or the parent.
+    fn waitable(&self, h: u64, not_child: &str, not_started: &str) -> Result<Arc<ProcessCore>> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Parent) => Ok(self.parent_core()),
+            _ => {
+                let child = Self::child(&mut objects, h, not_child)?;
+                if !child.core.started() {
+                    return Err(ProcessError::invalid_state(not_started));
+                }
+                Ok(child.core.clone())
+            }
+        }
+    }
+
+    fn parent_core(&self) -> Arc<ProcessCore> {
+        match &self.parent {
+            Some(p) => p.core.clone(),
+            None => self.me.clone(),
+        }
+    }
+
+    /// `join(timeout)`.
+    pub async fn join(&self, h: u64, timeout: Option<Duration>) -> Result<()> {
+        let core = self.waitable(
+            h,
+            "can only join a child process",
+            "can only join a started process",
+        )?;
+        core.wait(timeout).await;
+        Ok(())
+    }
+
+    /// `is_alive()`.
+    pub fn is_alive(&self, h: u64) -> Result<bool> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Myself) => Ok(true),
+            Some(Object::Parent) => Ok(self.parent_core().is_alive()),
+            _ => Ok(
+                Self::child(&mut objects, h, "can only test a child process")?
+                    .core
+                    .is_alive(),
+            ),
+        }
+    }
+
+    /// `exitcode`.
+    pub fn exitcode(&self, h: u64) -> Result<Option<i32>> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Myself | Object::Parent) => Ok(None),
+            _ => Ok(
+                Self::child(&mut objects, h, "can only query a child process")?
+                    .core
+                    .status()
+                    .map(ExitStatus::exitcode),
+            ),
+        }
+    }
+
+    /// The exit status of a child (library use).
+    pub fn status(&self, h: u64) -> Result<Option<ExitStatus>> {
+        let mut objects = self.objects();
+        Ok(
+            Self::child(&mut objects, h, "can only query a child process")?
+                .core
+                .status(),
+        )
+    }
+
+    /// `pid`.
+    pub fn pid(&self, h: u64) -> Result<Option<u64>> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Myself) => Ok(self.me.pid()),
+            Some(Object::Parent) => Ok(self.parent_core().pid()),
+            _ => Ok(
+                Self::child(&mut objects, h, "can only query a child process")?
+                    .core
+                    .pid(),
+            ),
+        }
+    }
+
+    /// `name`.
+    pub fn name_of(&self, h: u64) -> Result<String> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Myself) => Ok(self.name()),
+            Some(Object::Parent) => Ok(self
+                .parent
+                .as_ref()
+                .map(|p| p.name.clone())
+                .unwrap_or_default()),
+            _ => Ok(
+                Self::child(&mut objects, h, "can only query a child process")?
+                    .name
+                    .clone(),
+            ),
+        }
+    }
+
+    /// `name = ...`.
+    pub fn set_name(&self, h: u64, name: String) -> Result<()> {
+        check_name(&name)?;
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Myself) => *lock(&self.name) = name,
+            Some(Object::Parent) => {
+                return Err(ProcessError::not_a_child(
+                    "can only rename a child process or the current process",
+                ));
+            }
+            _ => Self::child(&mut objects, h, "can only rename a child process")?.name = name,
+        }
+        Ok(())
+    }
+
+    /// `daemon`.
+    pub fn daemon_of(&self, h: u64) -> Result<bool> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Myself) => Ok(self.daemon),
+            Some(Object::Parent) => Ok(self.parent.as_ref().is_some_and(|p| p.daemon)),
+            _ => Ok(Self::child(&mut objects, h, "can only query a child process")?.daemon),
+        }
+    }
+
+    /// `daemon = ...`.
+    pub fn set_daemon(&self, h: u64, daemon: bool) -> Result<()> {
+        let mut objects = self.objects();
+        let child = Self::child(&mut objects, h, "can only set daemon on a child process")?;
+        if child.core.started() {
+            return Err(ProcessError::invalid_state("process has already started"));
+        }
+        child.daemon = daemon;
+        Ok(())
+    }
+
+    /// `terminate()` / `kill()`.
+    pub fn signal(&self, h: u64, sig: Signal) -> Result<()> {
+        let (not_child, not_started) = match sig {
+            Signal::Term => (
+                "can only terminate a child process",
+                "can only terminate a started process",
+            ),
+            Signal::Kill => (
+                "can only kill a child process",
+                "can only kill a started process",
+            ),
+        };
+        let mut objects = self.objects();
+        let child = Self::child(&mut objects, h, not_child)?;
+        if !child.core.started() {
+            return Err(ProcessError::invalid_state(not_started));
+        }
+        child.core.signal(sig);
+        Ok(())
+    }
+
+    /// `close()`.
+    pub fn close(&self, h: u64) -> Result<()> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Child(c)) => {
+                if c.core.is_alive() {
+                    return Err(ProcessError::invalid_state(
+                        "Cannot close a process while it is still running. You should first \
+                         call join() or terminate().",
+                    ));
+                }
+                c.closed = true;
+                c.args = None;
+                Ok(())
+            }
+            _ => Err(ProcessError::not_a_child("can only close a child process")),
+        }
+    }
+
+    /// The guest dropped one reference to `h`.
+    pub fn release(&self, h: u64) {
+        let mut objects = self.objects();
+        if let Some(Object::Child(c)) = objects.map.get_mut(&h) {
+            c.refs = c.refs.saturating_sub(1);
+            if c.refs == 0 && !c.core.is_alive() {
+                objects.map.remove(&h);
+                objects.started.retain(|&s| s != h);
+            }
+        }
+    }
+
+    /// `sentinel`.
+    pub fn sentinel(&self, h: u64) -> Result<u64> {
+        let mut objects = self.objects();
+        match objects.map.get_mut(&h) {
+            Some(Object::Parent) => Ok(h),
+            Some(Object::Myself) => Err(ProcessError::invalid_state(
+                "the current process has no sentinel",
+            )),
+            _ => {
+                let child = Self::child(&mut objects, h, "can only query a child process")?;
+                if !child.core.started() {
+                    return Err(ProcessError::invalid_state("process not started"));
+                }
+                Ok(h)
+            }
+        }
+    }
+
+    /// `wait(sentinels, timeout)`: the sentinels that are ready, in the order given.
+    pub async fn wait(&self, sentinels: &[u64], timeout: Option<Duration>) -> Result<Vec<u64>> {
+        let cores = {
+            let objects = self.objects();
+            sentinels
+                .iter()
+                .map(|s| match objects.map.get(s) {
+                    Some(Object::Parent) => Ok(self.parent_core()),
+                    Some(Object::Child(c)) if !c.closed && c.core.started() => Ok(c.core.clone()),
+                    _ => Err(ProcessError::invalid_argument(format!(
+                        "{s} is not a sentinel of this process"
+                    ))),
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let ready = |cores: &[Arc<ProcessCore>]| -> Vec<u64> {
+            sentinels
+                .iter()
+                .zip(cores)
+                .filter(|(_, c)| c.status().is_some())
+                .map(|(s, _)| *s)
+                .collect()
+        };
+        let now = ready(&cores);
+        if !now.is_empty() || cores.is_empty() || timeout == Some(Duration::ZERO) {
+            if cores.is_empty() {
+                if let Some(t) = timeout {
+                    tokio::time::sleep(t).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            }
+            return Ok(now);
+        }
+        let any = futures::future::select_all(cores.iter().map(|c| Box::pin(c.wait(None))));
+        match timeout {
+            None => {
+                any.await;
+            }
+            Some(t) => {
+                let _ = tokio::time::timeout(t, any).await;
+            }
+        }
+        Ok(ready(&cores))
+    }
+
+    /// `active_children()`: started children still running, in start order; each returned
+    /// handle counts as one more guest reference.
+    pub fn active_children(&self) -> Vec<u64> {
+        let mut objects = self.objects();
+        reap(&mut objects);
+        let Objects { map, started } = &mut *objects;
+        let mut live = Vec::new();
+        for h in started.iter() {
+            if let Some(Object::Child(c)) = map.get_mut(h) {
+                if c.core.is_alive() && !c.closed {
+                    c.refs += 1;
+                    live.push(*h);
+                }
+            }
+        }
+        live
+    }
+
+    /// The captured output of child `h`, if output is captured.
+    pub fn captured(&self, h: u64) -> Result<Option<Captured>> {
+        let mut objects = self.objects();
+        Ok(
+            Self::child(&mut objects, h, "can only query a child process")?
+                .captured
+                .clone(),
+        )
+    }
+
+    fn live_children(&self) -> Vec<(bool, Arc<ProcessCore>)> {
+        let objects = self.objects();
+        objects
+            .started
+            .iter()
+            .filter_map(|h| match objects.map.get(h) {
+                Some(Object::Child(c)) if c.core.is_alive() => Some((c.daemon, c.core.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// CPython's exit handler, run when a process's function has ended by itself (returned,
+    /// exit(n), panic or trap): terminate the daemonic children, then join all children.
+    pub async fn exit_handler(&self) {
+        let children = self.live_children();
+        for (daemon, core) in &children {
+            if *daemon {
+                core.signal(Signal::Term);
+            }
+        }
+        for (_, core) in &children {
+            core.wait(None).await;
+        }
+    }
+
+    /// A process ended by a signal does not run its exit handler; its children cannot
+    /// outlive it (as with a native child that dies with its parent), so they are killed.
+    pub fn kill_children(&self) {
+        for (_, core) in self.live_children() {
+            core.signal(Signal::Kill);
+        }
+    }
+}
+
+/// Forget children that have ended and that the guest no longer refers to.
+fn reap(objects: &mut Objects) {
+    let Objects { map, started } = objects;
+    started.retain(|h| match map.get(h) {
+        Some(Object::Child(c)) if c.refs == 0 && !c.core.is_alive() => {
+            map.remove(h);
+            false
+        }
+        Some(Object::Child(_)) => true,
+        _ => false,
+    });
+}
+
+fn default_name(identity: &[u32]) -> String {
+    let parts: Vec<String> = identity.iter().map(u32::to_string).collect();
+    format!("Process-{}", parts.join(":"))
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.contains('\0') {
+        return Err(ProcessError::invalid_argument(
+            "a process name may not contain a NUL character",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs one process to its end and publishes how it ended: `body` runs the guest's
+/// function and returns its status; then the exit handler runs. A signal ends both at
+/// once, kills the process's children, and gives the signal's status.
+pub(crate) async fn supervise(
+    ctx: Arc<ProcessCtx>,
+    body: impl Future<Output = ExitStatus>,
+    mut signals: watch::Receiver<Option<Signal>>,
+) -> ExitStatus {
+    let run = async {
+        let status = body.await;
+        ctx.exit_handler().await;
+        status
+    };
+    let signalled = async {
+        let received = signals.wait_for(Option::is_some).await.map(|s| *s);
+        match received {
+            Ok(sig) => sig.unwrap_or(Signal::Kill),
+            // The sender is gone: nobody can signal this process any more.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let status = tokio::select! {
+        biased;
+        sig = signalled => {
+            ctx.kill_children();
+            ExitStatus::Signaled(sig)
+        }
+        status = run => status,
+    };
+    ctx.core().exited(status);
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_identity() {
+        assert_eq!(default_name(&[1]), "Process-1");
+        assert_eq!(default_name(&[2, 3]), "Process-2:3");
+        assert_eq!(default_name(&[1, 1, 4]), "Process-1:1:4");
+    }
+
+    #[test]
+    fn names_with_nul_are_rejected() {
+        assert_eq!(
+            check_name("a\0b").unwrap_err().message,
+            "a process name may not contain a NUL character"
+        );
+        assert!(check_name("worker").is_ok());
+    }
+}
