@@ -38,7 +38,7 @@ pub enum OutputMode {
     Inherit,
     /// To the host's stdout and stderr, each line prefixed with `[<process name>] `.
     Prefix,
-    /// Into per-process buffers, read with [`crate::Host::captured`] or
+    /// Into per-process buffers, read from [`crate::MainRun`] or
     /// [`crate::Process::stdout`].
     Capture,
 }

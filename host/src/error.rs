@@ -65,12 +65,20 @@ impl ProcessError {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A program file could not be read.
-    #[error("cannot read program {path}: {source}")]
+    #[error("cannot read program {path}: {io}")]
     ReadProgram {
         /// The file.
         path: PathBuf,
+        /// Why (part of the message, so not also a `source`).
+        io: std::io::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {io}")]
+    WriteFile {
+        /// The file.
+        path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        io: std::io::Error,
     },
     /// A program could not be compiled or loaded.
     #[error("cannot load program {path}: {message}")]
@@ -85,7 +93,7 @@ pub enum Error {
     Engine(String),
     /// The async runtime could not be started.
     #[error("cannot start the host runtime: {0}")]
-    Runtime(#[source] std::io::Error),
+    Runtime(std::io::Error),
     /// The process model refused a call.
     #[error(transparent)]
     Process(#[from] ProcessError),

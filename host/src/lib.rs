@@ -52,7 +52,7 @@ pub use output::Captured;
 pub use program::Program;
 
 use backend::wasm::{WasmBackend, WasmEngine};
-use model::{ProcessCore, ProcessCtx, RunShared};
+use model::{NewCtx, ProcessCore, ProcessCtx, RunShared, Tree};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,15 +80,16 @@ impl Host {
             BackendKind::Wasm => WasmBackend::new(engine.clone()),
         };
         let shared = Arc::new(RunShared::new(Box::new(backend), config));
-        let root = ProcessCtx::new(
-            shared.clone(),
-            None,
-            ProcessCore::running(Vec::new(), u64::from(std::process::id())),
-            "MainProcess".to_string(),
-            false,
-            None,
-            output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0),
-        );
+        let root = ProcessCtx::new(NewCtx {
+            shared: shared.clone(),
+            tree: Arc::new(Tree::default()),
+            program: None,
+            me: ProcessCore::running(Vec::new(), u64::from(std::process::id())),
+            name: "MainProcess".to_string(),
+            daemon: false,
+            parent: None,
+            output: output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0),
+        });
         Ok(Host {
             runtime,
             engine,
@@ -106,9 +107,9 @@ impl Host {
     /// Compiles the component at `input` and writes the native artifact to `output`, for
     /// faster loading (it works only with this build of wasmproc).
     pub fn precompile(&self, input: &Path, output: &Path) -> Result<(), Error> {
-        let bytes = std::fs::read(input).map_err(|source| Error::ReadProgram {
+        let bytes = std::fs::read(input).map_err(|io| Error::ReadProgram {
             path: input.to_path_buf(),
-            source,
+            io,
         })?;
         let artifact = self
             .engine
@@ -118,28 +119,42 @@ impl Host {
                 path: input.to_path_buf(),
                 message: format!("not a WebAssembly component: {e:#}"),
             })?;
-        std::fs::write(output, artifact).map_err(|source| Error::ReadProgram {
+        std::fs::write(output, artifact).map_err(|io| Error::WriteFile {
             path: output.to_path_buf(),
-            source,
+            io,
         })
     }
 
     /// Runs the program's main process (`MainProcess`) with command-line `args` until it
-    /// and (by the exit handler) its children have ended; returns how it ended.
-    pub fn run_main(&self, program: &Program, args: &[String]) -> ExitStatus {
-        let output = self.shared.output_for("MainProcess");
-        let ctx = ProcessCtx::new(
-            self.shared.clone(),
-            Some(program.clone()),
-            ProcessCore::running(Vec::new(), self.engine.next_pid()),
-            "MainProcess".to_string(),
-            false,
-            None,
+    /// and (by the exit handler) its children have ended; returns how it ended and, when
+    /// output is captured, what each process of the run wrote.
+    ///
+    /// Several runs may go on at once, from different threads.
+    pub fn run_main(&self, program: &Program, args: &[String]) -> MainRun {
+        let tree = Arc::new(Tree::default());
+        let output = self.shared.output_for(&tree, "MainProcess");
+        let ctx = ProcessCtx::new(NewCtx {
+            shared: self.shared.clone(),
+            tree: tree.clone(),
+            program: Some(program.clone()),
+            me: ProcessCore::running(Vec::new(), self.engine.next_pid()),
+            name: "MainProcess".to_string(),
+            daemon: false,
+            parent: None,
             output,
-        );
+        });
         let engine = self.engine.clone();
-        self.runtime
-            .block_on(async move { engine.run_main(ctx, args.to_vec()).await })
+        let run_tree = tree.clone();
+        let status = self.runtime.block_on(async move {
+            let status = engine.run_main(ctx, args.to_vec()).await;
+            // No process outlives its run: orphans still running are killed now.
+            run_tree.kill_all().await;
+            status
+        });
+        MainRun {
+            status,
+            processes: tree.captured(),
+        }
     }
 
     /// Prepares a child process of the host running `target` of `program`.
@@ -154,15 +169,27 @@ impl Host {
         }
     }
 
-    /// The output of every process started so far, in start order, when output is
-    /// captured ([`OutputMode::Capture`]); empty otherwise.
-    pub fn captured(&self) -> Vec<Captured> {
-        self.shared.captured()
-    }
-
     /// The run's authentication key, as guests read it.
     pub fn authkey(&self) -> [u8; 32] {
         *self.shared.authkey()
+    }
+}
+
+/// How a main process ended; see [`Host::run_main`].
+#[derive(Debug, Clone)]
+pub struct MainRun {
+    /// How the main process ended.
+    pub status: ExitStatus,
+    /// With [`OutputMode::Capture`]: the output of every process of the run, main first,
+    /// then in start order. Empty otherwise.
+    pub processes: Vec<Captured>,
+}
+
+impl MainRun {
+    /// The captured output of the process that started with `name` (the first, if several
+    /// did).
+    pub fn process(&self, name: &str) -> Option<&Captured> {
+        self.processes.iter().find(|c| c.name() == name)
     }
 }
 

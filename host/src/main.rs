@@ -88,7 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
             .context("failed to start the host")?;
             let program = host.load(&program)?;
-            let status = host.run_main(&program, &args);
+            let status = host.run_main(&program, &args).status;
             let code = u8::try_from(status.shell_code()).unwrap_or(u8::MAX);
             Ok(ExitCode::from(code))
         }

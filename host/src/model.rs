@@ -34,7 +34,6 @@ pub(crate) struct RunShared {
     next_handle: AtomicU64,
     authkey: [u8; 32],
     cpu_count: u32,
-    captured: Mutex<Vec<Captured>>,
 }
 
 impl RunShared {
@@ -48,7 +47,6 @@ impl RunShared {
             next_handle: AtomicU64::new(1),
             authkey: rand::random(),
             cpu_count,
-            captured: Mutex::new(Vec::new()),
         }
     }
 
@@ -60,19 +58,63 @@ impl RunShared {
         &self.authkey
     }
 
+    /// Creates the output of a process of `tree` that is about to start.
+    pub fn output_for(&self, tree: &Tree, name: &str) -> ProcessOutput {
+        let output = ProcessOutput::new(self.config.output, name, self.config.capture_limit);
+        if let Some(c) = output.captured() {
+            lock(&tree.captured).push(c);
+        }
+        output
+    }
+}
+
+/// The processes of one run: a main process and its descendants (or the library's root
+/// and the processes it started).
+#[derive(Default)]
+pub(crate) struct Tree {
+    captured: Mutex<Vec<Captured>>,
+    /// Every process started in the tree, so that none outlives the run.
+    started: Mutex<Vec<std::sync::Weak<ProcessCore>>>,
+}
+
+impl Tree {
+    fn add(&self, core: &Arc<ProcessCore>) {
+        let mut started = lock(&self.started);
+        started.retain(|w| w.upgrade().is_some_and(|c| c.is_alive()));
+        started.push(Arc::downgrade(core));
+    }
+
+    /// Ends the run: kills every process of the tree still running (orphans whose parent
+    /// was terminated or killed) and waits until they have ended.
+    pub async fn kill_all(&self) {
+        let live: Vec<Arc<ProcessCore>> = lock(&self.started)
+            .drain(..)
+            .filter_map(|w| w.upgrade())
+            .collect();
+        for core in &live {
+            core.signal(Signal::Kill);
+        }
+        for core in &live {
+            core.wait(None).await;
+        }
+    }
+
     /// Output captured so far, one entry per started process, in start order.
     pub fn captured(&self) -> Vec<Captured> {
         lock(&self.captured).clone()
     }
+}
 
-    /// Creates the output of a process that is about to start, registering captured buffers.
-    pub fn output_for(&self, name: &str) -> ProcessOutput {
-        let output = ProcessOutput::new(self.config.output, name, self.config.capture_limit);
-        if let Some(c) = output.captured() {
-            lock(&self.captured).push(c);
-        }
-        output
-    }
+/// What a new [`ProcessCtx`] is made of.
+pub(crate) struct NewCtx {
+    pub shared: Arc<RunShared>,
+    pub tree: Arc<Tree>,
+    pub program: Option<Program>,
+    pub me: Arc<ProcessCore>,
+    pub name: String,
+    pub daemon: bool,
+    pub parent: Option<ParentLink>,
+    pub output: ProcessOutput,
 }
 
 enum RunState {
@@ -214,6 +256,7 @@ struct Objects {
 /// One running process's view: itself, its parent and the objects it created.
 pub(crate) struct ProcessCtx {
     shared: Arc<RunShared>,
+    tree: Arc<Tree>,
     /// The program this process runs; its children run it too. None for the library's
     /// root, whose children each name their program.
     program: Option<Program>,
@@ -231,15 +274,17 @@ pub(crate) struct ProcessCtx {
 impl ProcessCtx {
     /// The context of a process: `me` is its core, `parent` its parent (none for a main
     /// process or the library's root).
-    pub fn new(
-        shared: Arc<RunShared>,
-        program: Option<Program>,
-        me: Arc<ProcessCore>,
-        name: String,
-        daemon: bool,
-        parent: Option<ParentLink>,
-        output: ProcessOutput,
-    ) -> Arc<Self> {
+    pub fn new(init: NewCtx) -> Arc<Self> {
+        let NewCtx {
+            shared,
+            tree,
+            program,
+            me,
+            name,
+            daemon,
+            parent,
+            output,
+        } = init;
         let mut objects = Objects::default();
         let self_handle = shared.handle();
         objects.map.insert(self_handle, Object::Myself);
@@ -250,6 +295,7 @@ impl ProcessCtx {
         });
         Arc::new(ProcessCtx {
             shared,
+            tree,
             program,
             me,
             name: Mutex::new(name),
@@ -387,7 +433,7 @@ impl ProcessCtx {
                 ));
             }
             *lock(&child.core.state) = RunState::Starting;
-            let output = self.shared.output_for(&child.name);
+            let output = self.shared.output_for(&self.tree, &child.name);
             child.captured = output.captured();
             SpawnRequest {
                 core: child.core.clone(),
@@ -401,6 +447,7 @@ impl ProcessCtx {
                     daemon: self.daemon,
                 },
                 program: child.program.clone(),
+                tree: self.tree.clone(),
                 output,
             }
         };
@@ -408,6 +455,7 @@ impl ProcessCtx {
         match self.shared.backend.spawn(request, &self.shared) {
             Ok(spawned) => {
                 let _ = core.pid.set(spawned.pid);
+                self.tree.add(&core);
                 let mut state = lock(&core.state);
                 if matches!(*state, RunState::Starting) {
                     *state = RunState::Running(spawned.control);
@@ -732,14 +780,6 @@ impl ProcessCtx {
             core.wait(None).await;
         }
     }
-
-    /// A process ended by a signal does not run its exit handler; its children cannot
-    /// outlive it (as with a native child that dies with its parent), so they are killed.
-    pub fn kill_children(&self) {
-        for (_, core) in self.live_children() {
-            core.signal(Signal::Kill);
-        }
-    }
 }
 
 /// Forget children that have ended and that the guest no longer refers to.
@@ -771,7 +811,8 @@ fn check_name(name: &str) -> Result<()> {
 
 /// Runs one process to its end and publishes how it ended: `body` runs the guest's
 /// function and returns its status; then the exit handler runs. A signal ends both at
-/// once, kills the process's children, and gives the signal's status.
+/// once and gives the signal's status; as in CPython, the process's children then run on
+/// as orphans (their `parent_process()` is no longer alive) until they end or the run ends.
 pub(crate) async fn supervise(
     ctx: Arc<ProcessCtx>,
     body: impl Future<Output = ExitStatus>,
@@ -792,10 +833,7 @@ pub(crate) async fn supervise(
     };
     let status = tokio::select! {
         biased;
-        sig = signalled => {
-            ctx.kill_children();
-            ExitStatus::Signaled(sig)
-        }
+        sig = signalled => ExitStatus::Signaled(sig),
         status = run => status,
     };
     ctx.core().exited(status);

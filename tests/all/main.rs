@@ -1,1 +1,6 @@
-fn main() {}
+//! The integration tests: one binary, one shared host per backend, every guest program of
+//! `tests/programs` run through it.
+
+mod harness;
+mod library;
+mod process;

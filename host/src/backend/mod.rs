@@ -8,7 +8,7 @@ pub(crate) mod wasm;
 
 use crate::error::ProcessError;
 use crate::exit::Signal;
-use crate::model::{ParentLink, ProcessCore, RunShared};
+use crate::model::{ParentLink, ProcessCore, RunShared, Tree};
 use crate::output::ProcessOutput;
 use crate::program::Program;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ pub(crate) struct SpawnRequest {
     pub args: Vec<u8>,
     pub parent: ParentLink,
     pub program: Program,
+    pub tree: Arc<Tree>,
     pub output: ProcessOutput,
 }
 

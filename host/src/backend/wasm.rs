@@ -8,7 +8,7 @@
 use crate::backend::{Backend, Control, SpawnRequest, Spawned};
 use crate::error::{Error, ProcessError, chain};
 use crate::exit::{ExitStatus, GuestExit, Signal};
-use crate::model::{ProcessCtx, RunShared, supervise};
+use crate::model::{NewCtx, ProcessCtx, RunShared, supervise};
 use crate::program::{Program, ProgramInner};
 use std::path::Path;
 use std::sync::Arc;
@@ -108,9 +108,9 @@ impl WasmEngine {
 
     /// Loads a program: a component, or one precompiled by `wasmproc compile`.
     pub fn load(&self, path: &Path) -> Result<Program, Error> {
-        let bytes = std::fs::read(path).map_err(|source| Error::ReadProgram {
+        let bytes = std::fs::read(path).map_err(|io| Error::ReadProgram {
             path: path.to_path_buf(),
-            source,
+            io,
         })?;
         let fail = |message: String| Error::LoadProgram {
             path: path.to_path_buf(),
@@ -270,13 +270,28 @@ impl WasmEngine {
                 } else if let Some(I32Exit(code)) = e.downcast_ref::<I32Exit>() {
                     ExitStatus::from_exit_call(*code)
                 } else {
-                    ctx.output()
-                        .write_stderr(&format!("Process {}:\n{e:?}\n", ctx.name()));
+                    ctx.output().write_stderr(&format!(
+                        "Process {}:\n{}\n",
+                        ctx.name(),
+                        trap_report(&e)
+                    ));
                     ExitStatus::FAILURE
                 }
             }
         }
     }
+}
+
+/// What a trap's report on the process's stderr says: the reason, and the wasm backtrace
+/// when `WASMPROC_BACKTRACE=1`.
+fn trap_report(e: &wasmtime::Error) -> String {
+    let mut report = e.root_cause().to_string();
+    if std::env::var_os("WASMPROC_BACKTRACE").is_some_and(|v| v == "1") {
+        if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+            report.push_str(&format!("\n{bt}"));
+        }
+    }
+    report
 }
 
 fn scratch_state() -> ProcState {
@@ -327,15 +342,16 @@ impl Backend for WasmBackend {
         let pid = self.engine.next_pid();
         request.core.set_pid(pid);
         let (tx, signals) = watch::channel(None);
-        let ctx = ProcessCtx::new(
-            shared.clone(),
-            Some(request.program),
-            request.core,
-            request.name,
-            request.daemon,
-            Some(request.parent),
-            request.output,
-        );
+        let ctx = ProcessCtx::new(NewCtx {
+            shared: shared.clone(),
+            tree: request.tree,
+            program: Some(request.program),
+            me: request.core,
+            name: request.name,
+            daemon: request.daemon,
+            parent: Some(request.parent),
+            output: request.output,
+        });
         let engine = self.engine.clone();
         let entry = Entry::Target {
             name: request.target,

@@ -1,0 +1,121 @@
+//! Runs guest programs on a shared host per backend and collects what they printed.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+use wasmproc::{BackendKind, Config, ExitStatus, Host, MainRun, OutputMode, Program};
+
+/// Every backend a program is run under.
+pub const BACKENDS: &[BackendKind] = &[BackendKind::Wasm];
+
+/// A run must end within this time, or the test fails instead of hanging.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+struct Shared {
+    host: Host,
+    programs: Mutex<HashMap<String, Program>>,
+}
+
+static WASM: LazyLock<Shared> = LazyLock::new(|| Shared {
+    host: Host::new(Config {
+        backend: BackendKind::Wasm,
+        output: OutputMode::Capture,
+        ..Config::default()
+    })
+    .expect("failed to create the test host"),
+    programs: Mutex::new(HashMap::new()),
+});
+
+fn shared(backend: BackendKind) -> &'static Shared {
+    match backend {
+        BackendKind::Wasm => &WASM,
+    }
+}
+
+/// The shared host of `backend`.
+pub fn host(backend: BackendKind) -> &'static Host {
+    &shared(backend).host
+}
+
+/// `path` loaded (compiled once per host).
+pub fn program(backend: BackendKind, path: &str) -> Program {
+    let shared = shared(backend);
+    let mut programs = shared.programs.lock().unwrap();
+    programs
+        .entry(path.to_string())
+        .or_insert_with(|| {
+            shared
+                .host
+                .load(path)
+                .unwrap_or_else(|e| panic!("cannot load {path}: {e}"))
+        })
+        .clone()
+}
+
+/// What one run of a program's main process left behind.
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub run: MainRun,
+}
+
+impl Outcome {
+    /// What the process named `name` wrote to stdout.
+    pub fn stdout_of(&self, name: &str) -> String {
+        let p = self
+            .run
+            .process(name)
+            .unwrap_or_else(|| panic!("no process named {name} in {:?}", self.names()));
+        String::from_utf8(p.stdout()).expect("utf-8 stdout")
+    }
+
+    /// What the process named `name` wrote to stderr.
+    pub fn stderr_of(&self, name: &str) -> String {
+        let p = self
+            .run
+            .process(name)
+            .unwrap_or_else(|| panic!("no process named {name} in {:?}", self.names()));
+        String::from_utf8(p.stderr()).expect("utf-8 stderr")
+    }
+
+    /// The main process's stdout.
+    pub fn stdout(&self) -> String {
+        self.stdout_of("MainProcess")
+    }
+
+    /// The main process's stderr.
+    pub fn stderr(&self) -> String {
+        self.stderr_of("MainProcess")
+    }
+
+    /// The names of the processes of the run, in start order (main first).
+    pub fn names(&self) -> Vec<String> {
+        self.run
+            .processes
+            .iter()
+            .map(|c| c.name().to_string())
+            .collect()
+    }
+}
+
+/// Runs `path`'s main process with `args` under `backend` and returns what happened.
+pub fn run(backend: BackendKind, path: &str, args: &[&str]) -> Outcome {
+    let program = program(backend, path);
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let run = host(backend).run_main(&program, &args);
+        let _ = tx.send(run);
+    });
+    let run = rx
+        .recv_timeout(RUN_LIMIT)
+        .unwrap_or_else(|_| panic!("{path} did not end within {RUN_LIMIT:?}"));
+    Outcome {
+        status: run.status,
+        run,
+    }
+}
+
+/// Joins lines with newlines, each line ended by one.
+pub fn lines(lines: &[&str]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
