@@ -735,11 +735,12 @@ impl ProcessCtx {
         let Objects { map, started } = &mut *objects;
         let mut live = Vec::new();
         for h in started.iter() {
-            if let Some(Object::Child(c)) = map.get_mut(h) {
-                if c.core.is_alive() && !c.closed {
-                    c.refs += 1;
-                    live.push(*h);
-                }
+            if let Some(Object::Child(c)) = map.get_mut(h)
+                && c.core.is_alive()
+                && !c.closed
+            {
+                c.refs += 1;
+                live.push(*h);
             }
         }
         live

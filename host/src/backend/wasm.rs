@@ -286,10 +286,10 @@ impl WasmEngine {
 /// when `WASMPROC_BACKTRACE=1`.
 fn trap_report(e: &wasmtime::Error) -> String {
     let mut report = e.root_cause().to_string();
-    if std::env::var_os("WASMPROC_BACKTRACE").is_some_and(|v| v == "1") {
-        if let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
-            report.push_str(&format!("\n{bt}"));
-        }
+    if std::env::var_os("WASMPROC_BACKTRACE").is_some_and(|v| v == "1")
+        && let Some(bt) = e.downcast_ref::<wasmtime::WasmBacktrace>()
+    {
+        report.push_str(&format!("\n{bt}"));
     }
     report
 }
@@ -357,10 +357,24 @@ impl Backend for WasmBackend {
             name: request.target,
             args: request.args,
         };
-        self.engine.runtime.spawn(async move {
+        let process = async move {
             let body = engine.run_guest(ctx.clone(), entry);
             supervise(ctx, body, signals).await;
-        });
+        };
+        if shared.config.thread_per_process {
+            // The measured alternative: an OS thread per process, each with a scheduler
+            // of its own (WASI's blocking calls stay interruptible).
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .map_err(|e| ProcessError::host_failure(format!("cannot create a thread: {e}")))?;
+            std::thread::Builder::new()
+                .name("wasmproc-process".into())
+                .spawn(move || runtime.block_on(process))
+                .map_err(|e| ProcessError::host_failure(format!("cannot create a thread: {e}")))?;
+        } else {
+            self.engine.runtime.spawn(process);
+        }
         Ok(Spawned {
             pid,
             control: Box::new(WasmControl(tx)),
