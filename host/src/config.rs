@@ -74,6 +74,9 @@ pub struct Config {
     /// task on the shared scheduler. The default (false) was chosen by measurement (see
     /// the README's benchmark section); this switch exists to repeat that measurement.
     pub thread_per_process: bool,
+    /// Give the main process the host's stdin (as a shell gives a program its terminal).
+    /// Child processes always get an empty stdin, as with CPython's /dev/null.
+    pub main_stdin: bool,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             capture_limit: 16 << 20,
             epoch_tick_ms: 5,
             thread_per_process: false,
+            main_stdin: false,
         }
     }
 }

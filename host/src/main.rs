@@ -23,8 +23,9 @@ enum Command {
     /// Run PROGRAM's main process and exit with its exit code (128+N when ended by signal N).
     ///
     /// PROGRAM is a component (.wasm) or the output of `wasmproc compile`. Arguments after
-    /// `--` are passed to the program (argv[0] is the program's file name). Children get no
-    /// arguments, an empty stdin, no files, environment or network.
+    /// `--` are passed to the program (argv[0] is the program's file name); its stdin is
+    /// wasmproc's. Children get no arguments, an empty stdin, no files, environment or
+    /// network.
     Run {
         /// The program: a .wasm component or a precompiled .cwasm file.
         program: PathBuf,
@@ -84,6 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let host = Host::new(Config {
                 backend,
                 output,
+                main_stdin: true,
                 ..Config::default()
             })
             .context("failed to start the host")?;

@@ -309,6 +309,10 @@ impl ProcessCtx {
         })
     }
 
+    pub fn shared(&self) -> &Arc<RunShared> {
+        &self.shared
+    }
+
     pub fn program(&self) -> Option<&Program> {
         self.program.as_ref()
     }

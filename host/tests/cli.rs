@@ -1,8 +1,10 @@
 //! The `wasmproc` command, run as a user runs it (the guest programs come from the
 //! `wasmproc-tests` crate, which builds them).
 
+use std::io::Write;
+use std::process::Stdio;
 use std::process::{Command, Output};
-use wasmproc_tests::{DEMO, PROCESS_EXITHANDLER};
+use wasmproc_tests::{DEMO, PROCESS_EXITHANDLER, PROCESS_STDIN};
 
 fn wasmproc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmproc"))
@@ -103,4 +105,21 @@ fn cli_help_explains_run_and_compile() {
     let help = text(&out.stdout);
     assert!(help.contains("--backend <BACKEND>"), "{help}");
     assert!(help.contains("exit with its exit code"), "{help}");
+}
+
+#[test]
+fn cli_gives_main_its_stdin_and_children_none() {
+    let mut child = wasmproc()
+        .args(["run", PROCESS_STDIN])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        text(&out.stdout),
+        "main read 6 bytes\nchild read 0 bytes\nchild exitcode: Some(0)\n"
+    );
 }

@@ -435,7 +435,7 @@ fn process_stdin() {
     for &backend in BACKENDS {
         let out = run(backend, PROCESS_STDIN, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
-        assert_eq!(out.stdout(), "child exitcode: Some(0)\n");
+        assert_eq!(out.stdout(), "main read 0 bytes\nchild exitcode: Some(0)\n");
         assert_eq!(out.stdout_of("Process-1"), "child read 0 bytes\n");
     }
 }

@@ -197,6 +197,9 @@ impl WasmEngine {
         builder.arg(program.display_name());
         if let Entry::Main(args) = &entry {
             builder.args(args);
+            if ctx.shared().config.main_stdin {
+                builder.stdin(std::io::stdin());
+            }
         }
         builder
             .allow_tcp(false)
