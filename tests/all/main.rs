@@ -1,6 +1,8 @@
 //! The integration tests: one binary, one shared host per backend, every guest program of
-//! `tests/programs` run through it.
+//! `tests/programs` run through it. Declared in `host/Cargo.toml` (so that cargo builds the
+//! `wasmproc` binary for it); the `wasmproc-tests` crate builds the guest programs.
 
+mod cli;
 mod harness;
 mod library;
 mod process;
