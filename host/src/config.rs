@@ -6,6 +6,9 @@ pub enum BackendKind {
     /// Each process is a fresh wasmtime instance inside the host process.
     #[default]
     Wasm,
+    /// Each child process is a real OS process: the `wasmproc` binary re-executed, loading
+    /// the same (precompiled) program and running the target.
+    Native,
 }
 
 impl BackendKind {
@@ -13,6 +16,7 @@ impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Wasm => "wasm",
+            BackendKind::Native => "native",
         }
     }
 }
@@ -23,9 +27,8 @@ impl std::str::FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "wasm" => Ok(BackendKind::Wasm),
-            other => Err(format!(
-                "unknown backend '{other}' (valid: wasm; native is not built yet)"
-            )),
+            "native" => Ok(BackendKind::Native),
+            other => Err(format!("unknown backend '{other}' (valid: wasm, native)")),
         }
     }
 }
@@ -77,6 +80,10 @@ pub struct Config {
     /// Give the main process the host's stdin (as a shell gives a program its terminal).
     /// Child processes always get an empty stdin, as with CPython's /dev/null.
     pub main_stdin: bool,
+    /// The executable a native child runs (`<exe> __child`): by default this process's own
+    /// executable, which must then be the `wasmproc` binary. A Rust program embedding the
+    /// library names the `wasmproc` binary here.
+    pub native_exe: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -88,6 +95,7 @@ impl Default for Config {
             epoch_tick_ms: 5,
             thread_per_process: false,
             main_stdin: false,
+            native_exe: None,
         }
     }
 }

@@ -10,6 +10,8 @@ pub enum Signal {
     Term,
     /// `kill()`: SIGKILL, exit code -9.
     Kill,
+    /// Any other signal that ended a native process (for example SIGSEGV).
+    Other(i32),
 }
 
 impl Signal {
@@ -18,6 +20,7 @@ impl Signal {
         match self {
             Signal::Term => 15,
             Signal::Kill => 9,
+            Signal::Other(n) => n,
         }
     }
 
@@ -26,6 +29,7 @@ impl Signal {
         match self {
             Signal::Term => "SIGTERM",
             Signal::Kill => "SIGKILL",
+            Signal::Other(_) => "signal",
         }
     }
 }
@@ -70,6 +74,17 @@ impl ExitStatus {
     /// Whether the process ended with code 0.
     pub fn success(self) -> bool {
         self == ExitStatus::SUCCESS
+    }
+}
+
+impl Signal {
+    /// The signal with POSIX number `n`.
+    pub fn from_number(n: i32) -> Signal {
+        match n {
+            15 => Signal::Term,
+            9 => Signal::Kill,
+            n => Signal::Other(n),
+        }
     }
 }
 

@@ -51,8 +51,9 @@ pub use exit::{ExitStatus, Signal};
 pub use output::Captured;
 pub use program::Program;
 
+use backend::native::NativeBackend;
 use backend::wasm::{WasmBackend, WasmEngine};
-use model::{NewCtx, ProcessCore, ProcessCtx, RunShared, Tree};
+use model::{NewCtx, ProcessCore, ProcessCtx, RunShared};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,24 +72,30 @@ impl Host {
     /// A host with `config`.
     pub fn new(config: Config) -> Result<Host, Error> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_time()
+            .enable_all()
             .thread_name("wasmproc-worker")
             .build()
             .map_err(Error::Runtime)?;
         let engine = Arc::new(WasmEngine::new(&config, runtime.handle().clone())?);
-        let backend = match config.backend {
-            BackendKind::Wasm => WasmBackend::new(engine.clone()),
+        let backend: Box<dyn backend::Backend> = match config.backend {
+            BackendKind::Wasm => Box::new(WasmBackend::new(engine.clone())),
+            BackendKind::Native => Box::new(NativeBackend::new(
+                engine.clone(),
+                config.native_exe.clone(),
+            )?),
         };
-        let shared = Arc::new(RunShared::new(Box::new(backend), config));
+        let first_handle = u64::from(std::process::id()) << 24;
+        let shared = Arc::new(RunShared::new(backend, config, None, first_handle));
+        let tree = shared.backend.new_tree(shared.config.output)?;
         let root = ProcessCtx::new(NewCtx {
             shared: shared.clone(),
-            tree: Arc::new(Tree::default()),
+            tree: Arc::new(tree),
             program: None,
             me: ProcessCore::running(Vec::new(), u64::from(std::process::id())),
             name: "MainProcess".to_string(),
             daemon: false,
             parent: None,
-            output: output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0),
+            output: output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0, None),
         });
         Ok(Host {
             runtime,
@@ -130,14 +137,14 @@ impl Host {
     /// output is captured, what each process of the run wrote.
     ///
     /// Several runs may go on at once, from different threads.
-    pub fn run_main(&self, program: &Program, args: &[String]) -> MainRun {
-        let tree = Arc::new(Tree::default());
+    pub fn run_main(&self, program: &Program, args: &[String]) -> Result<MainRun, Error> {
+        let tree = Arc::new(self.shared.backend.new_tree(self.shared.config.output)?);
         let output = self.shared.output_for(&tree, "MainProcess");
         let ctx = ProcessCtx::new(NewCtx {
             shared: self.shared.clone(),
             tree: tree.clone(),
             program: Some(program.clone()),
-            me: ProcessCore::running(Vec::new(), self.engine.next_pid()),
+            me: ProcessCore::running(Vec::new(), self.shared.backend.main_pid()),
             name: "MainProcess".to_string(),
             daemon: false,
             parent: None,
@@ -151,10 +158,10 @@ impl Host {
             run_tree.kill_all().await;
             status
         });
-        MainRun {
+        Ok(MainRun {
             status,
-            processes: tree.captured(),
-        }
+            processes: tree.captured_owned(),
+        })
     }
 
     /// Prepares a child process of the host running `target` of `program`.
@@ -174,6 +181,16 @@ impl Host {
         *self.shared.authkey()
     }
 }
+
+/// The entry point of a native child process: `wasmproc __child` calls this and exits with
+/// the code it returns. A program embedding the library that names its own executable as
+/// [`Config::native_exe`] must do the same when its first argument is `__child`.
+#[doc(hidden)]
+pub fn native_child_main() -> u8 {
+    backend::native::child_main()
+}
+
+pub use backend::native::CHILD_SUBCOMMAND;
 
 /// How a main process ended; see [`Host::run_main`].
 #[derive(Debug, Clone)]

@@ -64,6 +64,12 @@ fn parse_output(s: &str) -> Result<OutputMode, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == wasmproc::CHILD_SUBCOMMAND)
+    {
+        return ExitCode::from(wasmproc::native_child_main());
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -90,7 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
             .context("failed to start the host")?;
             let program = host.load(&program)?;
-            let status = host.run_main(&program, &args).status;
+            let status = host.run_main(&program, &args)?.status;
             let code = u8::try_from(status.shell_code()).unwrap_or(u8::MAX);
             Ok(ExitCode::from(code))
         }

@@ -7,6 +7,7 @@
 //! the same way to both. A backend only creates processes and delivers signals
 //! ([`crate::backend::Backend`]); it reports how a process ended through [`ProcessCore`].
 
+use crate::backend::native::NativeRun;
 use crate::backend::{Backend, Control, SpawnRequest};
 use crate::error::{ErrorKind, ProcessError};
 use crate::exit::{ExitStatus, Signal};
@@ -37,15 +38,23 @@ pub(crate) struct RunShared {
 }
 
 impl RunShared {
-    pub fn new(backend: Box<dyn Backend>, config: crate::Config) -> Self {
+    /// What the processes of a host share. `authkey` is inherited from the parent host
+    /// (native children) or made afresh; handles start at `first_handle`, so that handles
+    /// of processes in different OS processes differ.
+    pub fn new(
+        backend: Box<dyn Backend>,
+        config: crate::Config,
+        authkey: Option<[u8; 32]>,
+        first_handle: u64,
+    ) -> Self {
         let cpu_count = std::thread::available_parallelism()
             .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
             .unwrap_or(1);
         RunShared {
             backend,
             config,
-            next_handle: AtomicU64::new(1),
-            authkey: rand::random(),
+            next_handle: AtomicU64::new(first_handle),
+            authkey: authkey.unwrap_or_else(rand::random),
             cpu_count,
         }
     }
@@ -60,7 +69,12 @@ impl RunShared {
 
     /// Creates the output of a process of `tree` that is about to start.
     pub fn output_for(&self, tree: &Tree, name: &str) -> ProcessOutput {
-        let output = ProcessOutput::new(self.config.output, name, self.config.capture_limit);
+        let output = ProcessOutput::new(
+            self.config.output,
+            name,
+            self.config.capture_limit,
+            tree.capture_dir(),
+        );
         if let Some(c) = output.captured() {
             lock(&tree.captured).push(c);
         }
@@ -70,14 +84,31 @@ impl RunShared {
 
 /// The processes of one run: a main process and its descendants (or the library's root
 /// and the processes it started).
-#[derive(Default)]
 pub(crate) struct Tree {
     captured: Mutex<Vec<Captured>>,
     /// Every process started in the tree, so that none outlives the run.
     started: Mutex<Vec<std::sync::Weak<ProcessCore>>>,
+    /// What processes of the run in other OS processes share (native backend).
+    native: Option<NativeRun>,
 }
 
 impl Tree {
+    pub fn new(native: Option<NativeRun>) -> Self {
+        Tree {
+            captured: Mutex::new(Vec::new()),
+            started: Mutex::new(Vec::new()),
+            native,
+        }
+    }
+
+    pub fn native(&self) -> Option<&NativeRun> {
+        self.native.as_ref()
+    }
+
+    fn capture_dir(&self) -> Option<&std::path::Path> {
+        self.native.as_ref().and_then(NativeRun::capture_dir)
+    }
+
     fn add(&self, core: &Arc<ProcessCore>) {
         let mut started = lock(&self.started);
         started.retain(|w| w.upgrade().is_some_and(|c| c.is_alive()));
@@ -97,11 +128,28 @@ impl Tree {
         for core in &live {
             core.wait(None).await;
         }
+        // Processes of the run in other OS processes (orphaned grandchildren of native
+        // children) die when the run's lifeline closes.
+        if let Some(native) = &self.native {
+            native.end();
+        }
+    }
+
+    /// Output captured so far, read into memory (files of a native run are removed with
+    /// the run).
+    pub fn captured_owned(&self) -> Vec<Captured> {
+        self.captured()
+            .into_iter()
+            .map(|c| c.into_memory())
+            .collect()
     }
 
     /// Output captured so far, one entry per started process, in start order.
     pub fn captured(&self) -> Vec<Captured> {
-        lock(&self.captured).clone()
+        match self.capture_dir() {
+            Some(dir) => crate::output::read_capture_dir(dir),
+            None => lock(&self.captured).clone(),
+        }
     }
 }
 
@@ -622,7 +670,7 @@ impl ProcessCtx {
                 "can only terminate a child process",
                 "can only terminate a started process",
             ),
-            Signal::Kill => (
+            Signal::Kill | Signal::Other(_) => (
                 "can only kill a child process",
                 "can only kill a started process",
             ),

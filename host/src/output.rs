@@ -3,21 +3,82 @@
 
 use crate::config::OutputMode;
 use crate::model::lock;
+use std::fs::OpenOptions;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::cli::{IsTerminal, OutputFile, StdoutStream};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+/// Where captured output is kept: in memory (processes of this host process), or in a
+/// file that a native child process writes as its stdout or stderr.
+#[derive(Clone, Debug)]
+enum Buffer {
+    Memory(MemoryOutputPipe),
+    File(Arc<PathBuf>),
+}
+
+impl Buffer {
+    fn contents(&self) -> Vec<u8> {
+        match self {
+            Buffer::Memory(pipe) => pipe.contents().to_vec(),
+            // A file that cannot be read holds nothing the caller could use.
+            Buffer::File(path) => std::fs::read(&**path).unwrap_or_default(),
+        }
+    }
+
+    fn append(&self, bytes: &[u8]) {
+        match self {
+            Buffer::Memory(pipe) => {
+                let mut pipe = pipe.clone();
+                let _ = Pin::new(&mut pipe)
+                    .poll_write(&mut Context::from_waker(std::task::Waker::noop()), bytes);
+            }
+            Buffer::File(path) => {
+                if let Ok(mut f) = OpenOptions::new().append(true).open(&**path) {
+                    let _ = f.write_all(bytes);
+                }
+            }
+        }
+    }
+
+    fn tap_append(self, bytes: &[u8]) -> Buffer {
+        self.append(bytes);
+        self
+    }
+
+    fn apply_stdout(&self, builder: &mut WasiCtxBuilder, stderr: bool) {
+        match self {
+            Buffer::Memory(pipe) if stderr => {
+                builder.stderr(pipe.clone());
+            }
+            Buffer::Memory(pipe) => {
+                builder.stdout(pipe.clone());
+            }
+            Buffer::File(path) => {
+                let Ok(file) = OpenOptions::new().append(true).open(&**path) else {
+                    return;
+                };
+                if stderr {
+                    builder.stderr(OutputFile::new(file));
+                } else {
+                    builder.stdout(OutputFile::new(file));
+                }
+            }
+        }
+    }
+}
 
 /// The output a process wrote, when output is captured.
 #[derive(Clone, Debug)]
 pub struct Captured {
     name: String,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: Buffer,
+    stderr: Buffer,
 }
 
 impl Captured {
@@ -28,13 +89,83 @@ impl Captured {
 
     /// Everything the process wrote to stdout so far.
     pub fn stdout(&self) -> Vec<u8> {
-        self.stdout.contents().to_vec()
+        self.stdout.contents()
     }
 
     /// Everything the process wrote to stderr so far.
     pub fn stderr(&self) -> Vec<u8> {
-        self.stderr.contents().to_vec()
+        self.stderr.contents()
     }
+
+    /// The same output, read into memory now.
+    pub(crate) fn into_memory(self) -> Captured {
+        let keep = |b: Buffer| match b {
+            Buffer::Memory(_) => b,
+            Buffer::File(_) => {
+                let pipe = MemoryOutputPipe::new(usize::MAX);
+                Buffer::Memory(pipe).tap_append(&b.contents())
+            }
+        };
+        Captured {
+            name: self.name,
+            stdout: keep(self.stdout),
+            stderr: keep(self.stderr),
+        }
+    }
+
+    /// The files of a native child's stdout and stderr, when captured into files.
+    pub(crate) fn files(&self) -> Option<(PathBuf, PathBuf)> {
+        match (&self.stdout, &self.stderr) {
+            (Buffer::File(out), Buffer::File(err)) => Some(((**out).clone(), (**err).clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Output captured into files under a directory shared by every process of a run, in any
+/// OS process: each process has `<stem>.name`, `<stem>.out` and `<stem>.err`, where the
+/// stem begins with the system-wide monotonic time of its start, so that sorting the
+/// stems gives the start order.
+pub(crate) fn capture_files(dir: &Path, name: &str) -> Option<Captured> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let nanos = u128::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000
+        + u128::try_from(now.tv_nsec).unwrap_or(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let stem = format!("{nanos:024}-{:010}-{seq:08}", std::process::id());
+    let out = dir.join(format!("{stem}.out"));
+    let err = dir.join(format!("{stem}.err"));
+    std::fs::write(&out, b"").ok()?;
+    std::fs::write(&err, b"").ok()?;
+    std::fs::write(dir.join(format!("{stem}.name")), name).ok()?;
+    Some(Captured {
+        name: name.to_string(),
+        stdout: Buffer::File(Arc::new(out)),
+        stderr: Buffer::File(Arc::new(err)),
+    })
+}
+
+/// Every process captured under `dir`, in start order.
+pub(crate) fn read_capture_dir(dir: &Path) -> Vec<Captured> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut stems: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "name"))
+        .collect();
+    stems.sort();
+    stems
+        .into_iter()
+        .filter_map(|name_file| {
+            let name = std::fs::read_to_string(&name_file).ok()?;
+            Some(Captured {
+                name,
+                stdout: Buffer::File(Arc::new(name_file.with_extension("out"))),
+                stderr: Buffer::File(Arc::new(name_file.with_extension("err"))),
+            })
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy)]
@@ -61,15 +192,36 @@ pub(crate) enum ProcessOutput {
 }
 
 impl ProcessOutput {
-    pub fn new(mode: OutputMode, name: &str, capture_limit: usize) -> Self {
+    /// The output of a process named `name`; captured output goes into files under
+    /// `capture_dir` when one is given (native processes), into memory otherwise.
+    pub fn new(
+        mode: OutputMode,
+        name: &str,
+        capture_limit: usize,
+        capture_dir: Option<&Path>,
+    ) -> Self {
         match mode {
             OutputMode::Inherit => ProcessOutput::Inherit,
             OutputMode::Prefix => ProcessOutput::Prefix(format!("[{name}] ").into()),
-            OutputMode::Capture => ProcessOutput::Capture(Captured {
-                name: name.to_string(),
-                stdout: MemoryOutputPipe::new(capture_limit),
-                stderr: MemoryOutputPipe::new(capture_limit),
-            }),
+            OutputMode::Capture => {
+                if let Some(captured) = capture_dir.and_then(|dir| capture_files(dir, name)) {
+                    return ProcessOutput::Capture(captured);
+                }
+                ProcessOutput::Capture(Captured {
+                    name: name.to_string(),
+                    stdout: Buffer::Memory(MemoryOutputPipe::new(capture_limit)),
+                    stderr: Buffer::Memory(MemoryOutputPipe::new(capture_limit)),
+                })
+            }
+        }
+    }
+
+    /// The mode this output follows.
+    pub fn mode(&self) -> OutputMode {
+        match self {
+            ProcessOutput::Inherit => OutputMode::Inherit,
+            ProcessOutput::Prefix(_) => OutputMode::Prefix,
+            ProcessOutput::Capture(_) => OutputMode::Capture,
         }
     }
 
@@ -92,7 +244,8 @@ impl ProcessOutput {
                     .stderr(PrefixStream::new(prefix.clone(), Std::Err));
             }
             ProcessOutput::Capture(c) => {
-                builder.stdout(c.stdout.clone()).stderr(c.stderr.clone());
+                c.stdout.apply_stdout(builder, false);
+                c.stderr.apply_stdout(builder, true);
             }
         }
     }
@@ -110,13 +263,7 @@ impl ProcessOutput {
                 }
                 Std::Err.write_all(out.as_bytes());
             }
-            ProcessOutput::Capture(c) => {
-                let mut pipe = c.stderr.clone();
-                let _ = Pin::new(&mut pipe).poll_write(
-                    &mut Context::from_waker(std::task::Waker::noop()),
-                    text.as_bytes(),
-                );
-            }
+            ProcessOutput::Capture(c) => c.stderr.append(text.as_bytes()),
         }
     }
 }

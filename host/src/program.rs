@@ -13,6 +13,10 @@ pub struct Program {
 
 pub(crate) struct ProgramInner {
     pub path: PathBuf,
+    /// The compiled component (for serialising it for native children).
+    pub component: wasmtime::component::Component,
+    /// Where the serialised component was written for native children, once it was.
+    pub artifact: std::sync::OnceLock<PathBuf>,
     pub display_name: String,
     /// Runs the main process (`wasi:cli/run`), if the program has a main.
     pub command: Option<wasmtime_wasi::p2::bindings::CommandPre<ProcState>>,

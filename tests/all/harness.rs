@@ -6,7 +6,7 @@ use std::time::Duration;
 use wasmproc::{BackendKind, Config, ExitStatus, Host, MainRun, OutputMode, Program};
 
 /// Every backend a program is run under.
-pub const BACKENDS: &[BackendKind] = &[BackendKind::Wasm];
+pub const BACKENDS: &[BackendKind] = &[BackendKind::Wasm, BackendKind::Native];
 
 /// A run must end within this time, or the test fails instead of hanging.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -16,19 +16,27 @@ struct Shared {
     programs: Mutex<HashMap<String, Program>>,
 }
 
-static WASM: LazyLock<Shared> = LazyLock::new(|| Shared {
-    host: Host::new(Config {
-        backend: BackendKind::Wasm,
-        output: OutputMode::Capture,
-        ..Config::default()
-    })
-    .expect("failed to create the test host"),
-    programs: Mutex::new(HashMap::new()),
-});
+fn new_shared(backend: BackendKind) -> Shared {
+    Shared {
+        host: Host::new(Config {
+            backend,
+            output: OutputMode::Capture,
+            // Native children run the wasmproc binary cargo built for these tests.
+            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+            ..Config::default()
+        })
+        .expect("failed to create the test host"),
+        programs: Mutex::new(HashMap::new()),
+    }
+}
+
+static WASM: LazyLock<Shared> = LazyLock::new(|| new_shared(BackendKind::Wasm));
+static NATIVE: LazyLock<Shared> = LazyLock::new(|| new_shared(BackendKind::Native));
 
 fn shared(backend: BackendKind) -> &'static Shared {
     match backend {
         BackendKind::Wasm => &WASM,
+        BackendKind::Native => &NATIVE,
     }
 }
 
@@ -103,7 +111,9 @@ pub fn run(backend: BackendKind, path: &str, args: &[&str]) -> Outcome {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let run = host(backend).run_main(&program, &args);
+        let run = host(backend)
+            .run_main(&program, &args)
+            .expect("the run could not start");
         let _ = tx.send(run);
     });
     let run = rx

@@ -137,7 +137,7 @@ fn precompiled_programs_run_the_same() {
     host.precompile(DEMO.as_ref(), &cwasm).unwrap();
     let program = host.load(&cwasm).unwrap();
     assert_eq!(program.targets().len(), 5);
-    let run = host.run_main(&program, &[]);
+    let run = host.run_main(&program, &[]).unwrap();
     assert_eq!(run.status, ExitStatus::SUCCESS);
     let stdout = String::from_utf8(run.process("MainProcess").unwrap().stdout()).unwrap();
     assert_eq!(

@@ -4,9 +4,11 @@
 //! starts a process for a [`SpawnRequest`], delivers signals through the [`Control`] it
 //! returns, and reports the end through [`crate::model::supervise`].
 
+pub(crate) mod native;
 pub(crate) mod wasm;
 
-use crate::error::ProcessError;
+use crate::config::OutputMode;
+use crate::error::{Error, ProcessError};
 use crate::exit::Signal;
 use crate::model::{ParentLink, ProcessCore, RunShared, Tree};
 use crate::output::ProcessOutput;
@@ -41,6 +43,12 @@ pub(crate) trait Control: Send + Sync {
 
 /// A way of running processes.
 pub(crate) trait Backend: Send + Sync {
+    /// The shared state of a new run (a main process and its descendants).
+    fn new_tree(&self, output: OutputMode) -> Result<Tree, Error>;
+
+    /// The pid of a main process run in this host process.
+    fn main_pid(&self) -> u64;
+
     /// Starts the child described by `request`; it runs until it ends or is signalled.
     fn spawn(
         &self,

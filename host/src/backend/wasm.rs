@@ -6,9 +6,10 @@
 //! (join, wait, or WASI's own sleep and poll, which are async here).
 
 use crate::backend::{Backend, Control, SpawnRequest, Spawned};
+use crate::config::OutputMode;
 use crate::error::{Error, ProcessError, chain};
 use crate::exit::{ExitStatus, GuestExit, Signal};
-use crate::model::{NewCtx, ProcessCtx, RunShared, supervise};
+use crate::model::{NewCtx, ProcessCtx, RunShared, Tree, supervise};
 use crate::program::{Program, ProgramInner};
 use std::path::Path;
 use std::sync::Arc;
@@ -133,6 +134,41 @@ impl WasmEngine {
             None => Component::new(&self.engine, &bytes)
                 .map_err(|e| fail(format!("not a WebAssembly component: {e:#}")))?,
         };
+        self.prepare(path, component, None)
+    }
+
+    /// Loads a program a native parent serialised to `artifact`, trusting its target list.
+    pub fn load_artifact(
+        &self,
+        artifact: &Path,
+        display_name: String,
+        targets: Vec<String>,
+    ) -> Result<Program, Error> {
+        // SAFETY: the artifact was written by this same executable (the parent host
+        // serialised its compiled component) into a directory it created; wasmtime checks
+        // version and configuration compatibility as well. The file is mapped, not read.
+        let component =
+            unsafe { Component::deserialize_file(&self.engine, artifact) }.map_err(|e| {
+                Error::LoadProgram {
+                    path: artifact.to_path_buf(),
+                    message: format!("cannot map the parent's compiled program: {e:#}"),
+                }
+            })?;
+        let program = self.prepare(artifact, component, Some((display_name, targets)))?;
+        let _ = program.inner().artifact.set(artifact.to_path_buf());
+        Ok(program)
+    }
+
+    fn prepare(
+        &self,
+        path: &Path,
+        component: Component,
+        known: Option<(String, Vec<String>)>,
+    ) -> Result<Program, Error> {
+        let fail = |message: String| Error::LoadProgram {
+            path: path.to_path_buf(),
+            message,
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -144,7 +180,30 @@ impl WasmEngine {
                 "it exports neither wasi:cli/run nor wasmproc:process/guest".to_string(),
             ));
         }
-        let targets = match &guest {
+        let (display_name, targets) = match known {
+            Some(known) => known,
+            None => (
+                display_name_of(path),
+                self.list_targets(path, guest.as_ref())?,
+            ),
+        };
+        Ok(Program::new(ProgramInner {
+            path: path.to_path_buf(),
+            component,
+            artifact: std::sync::OnceLock::new(),
+            display_name,
+            command,
+            guest,
+            targets,
+        }))
+    }
+
+    fn list_targets(&self, path: &Path, guest: Option<&GuestPre>) -> Result<Vec<String>, Error> {
+        let fail = |message: String| Error::LoadProgram {
+            path: path.to_path_buf(),
+            message,
+        };
+        let targets = match guest {
             Some(guest) => {
                 let guest = guest.clone();
                 let engine = self.engine.clone();
@@ -165,17 +224,7 @@ impl WasmEngine {
             }
             None => Vec::new(),
         };
-        let display_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
-        Ok(Program::new(ProgramInner {
-            path: path.to_path_buf(),
-            display_name,
-            command,
-            guest,
-            targets,
-        }))
+        Ok(targets)
     }
 
     /// Runs the program's main process (`wasi:cli/run`) with `ctx` and `args`.
@@ -185,6 +234,26 @@ impl WasmEngine {
         let engine = self.clone();
         let body = engine.run_guest(ctx.clone(), Entry::Main(args));
         supervise(ctx, body, signals).await
+    }
+
+    /// Runs `target` as the process `ctx` of this OS process (a native child).
+    pub async fn run_target(
+        self: &Arc<Self>,
+        ctx: Arc<ProcessCtx>,
+        name: String,
+        args: Vec<u8>,
+    ) -> ExitStatus {
+        // A native child is signalled by the OS, not through the model.
+        let (_never, signals) = watch::channel(None);
+        let body = self
+            .clone()
+            .run_guest(ctx.clone(), Entry::Target { name, args });
+        supervise(ctx, body, signals).await
+    }
+
+    /// The scheduler processes run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
     }
 
     async fn run_guest(self: Arc<Self>, ctx: Arc<ProcessCtx>, entry: Entry) -> ExitStatus {
@@ -297,6 +366,12 @@ fn trap_report(e: &wasmtime::Error) -> String {
     report
 }
 
+fn display_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 fn scratch_state() -> ProcState {
     ProcState {
         wasi: WasiCtxBuilder::new().build(),
@@ -337,6 +412,14 @@ impl Control for WasmControl {
 }
 
 impl Backend for WasmBackend {
+    fn new_tree(&self, _output: OutputMode) -> Result<Tree, Error> {
+        Ok(Tree::new(None))
+    }
+
+    fn main_pid(&self) -> u64 {
+        self.engine.next_pid()
+    }
+
     fn spawn(
         &self,
         request: SpawnRequest,

@@ -1,0 +1,479 @@
+//! The `native` backend: every child process is a real OS process — this executable run
+//! again as `wasmproc __child`, which maps the parent's compiled program, runs the target
+//! under the same model ([`crate::model`]) and exits with the process's exit code.
+//!
+//! What crosses the OS boundary:
+//! - the child's description ([`ChildSpec`]) on its stdin, which the child reads to the end
+//!   (the guest itself gets an empty stdin);
+//! - a *parent pipe*: the parent holds the write end; the child sees end-of-file when its
+//!   parent process has ended, which is `parent_process().is_alive()`;
+//! - the run's *lifeline*: the run's root host holds the write end and closes it when the
+//!   run ends, or the OS closes it when the host dies (even by SIGKILL); every process of
+//!   the run then kills itself, so no orphan outlives its run;
+//! - stdout and stderr: inherited, or files in the run's capture directory.
+//!
+//! terminate and kill are SIGTERM and SIGKILL; the exit code comes from the wait status.
+
+use crate::backend::wasm::WasmEngine;
+use crate::backend::{Backend, Control, SpawnRequest, Spawned};
+use crate::config::OutputMode;
+use crate::error::{Error, ProcessError};
+use crate::exit::{ExitStatus, Signal};
+use crate::model::{NewCtx, ParentLink, ProcessCore, ProcessCtx, RunShared, Tree, lock};
+use crate::output::ProcessOutput;
+use serde::{Deserialize, Serialize};
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
+
+/// The hidden subcommand a native child runs.
+pub const CHILD_SUBCOMMAND: &str = "__child";
+
+/// What a native child is told on its stdin.
+#[derive(Serialize, Deserialize)]
+struct ChildSpec {
+    artifact: PathBuf,
+    display_name: String,
+    targets: Vec<String>,
+    target: String,
+    args: Vec<u8>,
+    name: String,
+    daemon: bool,
+    identity: Vec<u32>,
+    parent_name: String,
+    parent_pid: u64,
+    parent_daemon: bool,
+    authkey: [u8; 32],
+    output: u8,
+    capture_limit: usize,
+    epoch_tick_ms: u64,
+    capture_dir: Option<PathBuf>,
+    lifeline_fd: RawFd,
+    parent_fd: RawFd,
+    exe: PathBuf,
+}
+
+/// What the processes of one run share across OS processes.
+pub(crate) struct NativeRun {
+    capture_dir: Option<PathBuf>,
+    lifeline_read: OwnedFd,
+    lifeline_write: Mutex<Option<OwnedFd>>,
+    /// Whether this OS process made the run (and so removes its capture directory).
+    owner: bool,
+}
+
+impl NativeRun {
+    fn new(capture_dir: Option<PathBuf>) -> std::io::Result<Self> {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        if let Some(dir) = &capture_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(NativeRun {
+            capture_dir,
+            lifeline_read: read,
+            lifeline_write: Mutex::new(Some(write)),
+            owner: true,
+        })
+    }
+
+    pub fn capture_dir(&self) -> Option<&Path> {
+        self.capture_dir.as_deref()
+    }
+
+    /// Ends the run: every process of it in another OS process kills itself.
+    pub fn end(&self) {
+        lock(&self.lifeline_write).take();
+    }
+}
+
+impl Drop for NativeRun {
+    fn drop(&mut self) {
+        if self.owner
+            && let Some(dir) = &self.capture_dir
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// The backend object.
+pub(crate) struct NativeBackend {
+    engine: Arc<WasmEngine>,
+    exe: PathBuf,
+    /// Where this host writes compiled programs and capture directories (removed on drop
+    /// by the host that made it).
+    work_dir: PathBuf,
+    owns_work_dir: bool,
+    next_run: std::sync::atomic::AtomicU64,
+}
+
+impl NativeBackend {
+    pub fn new(engine: Arc<WasmEngine>, exe: Option<PathBuf>) -> Result<Self, Error> {
+        let exe = match exe {
+            Some(exe) => exe,
+            None => std::env::current_exe().map_err(Error::Runtime)?,
+        };
+        remove_stale_work_dirs();
+        let work_dir = std::env::temp_dir().join(format!("wasmproc-{}", std::process::id()));
+        std::fs::create_dir_all(&work_dir).map_err(|io| Error::WriteFile {
+            path: work_dir.clone(),
+            io,
+        })?;
+        Ok(NativeBackend {
+            engine,
+            exe,
+            work_dir,
+            owns_work_dir: true,
+            next_run: std::sync::atomic::AtomicU64::new(1),
+        })
+    }
+
+    /// A new run's shared state (its lifeline, and a capture directory if output is
+    /// captured).
+    pub fn new_run(&self, output: OutputMode) -> Result<NativeRun, Error> {
+        let n = self
+            .next_run
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = (output == OutputMode::Capture).then(|| self.work_dir.join(format!("run-{n}")));
+        NativeRun::new(dir.clone()).map_err(|io| Error::WriteFile {
+            path: dir.unwrap_or_else(|| self.work_dir.clone()),
+            io,
+        })
+    }
+
+    fn artifact(&self, program: &crate::Program) -> Result<PathBuf, ProcessError> {
+        let inner = program.inner();
+        if let Some(path) = inner.artifact.get() {
+            return Ok(path.clone());
+        }
+        let bytes = inner.component.serialize().map_err(|e| {
+            ProcessError::host_failure(format!("cannot serialise the program: {e:#}"))
+        })?;
+        let path = self
+            .work_dir
+            .join(format!("program-{}.cwasm", rand::random::<u64>()));
+        std::fs::write(&path, bytes).map_err(|e| {
+            ProcessError::host_failure(format!("cannot write {}: {e}", path.display()))
+        })?;
+        Ok(inner.artifact.get_or_init(|| path).clone())
+    }
+}
+
+/// Removes the work directories of hosts that are gone (killed, or never dropped).
+fn remove_stale_work_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("wasmproc-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+impl Drop for NativeBackend {
+    fn drop(&mut self) {
+        if self.owns_work_dir {
+            let _ = std::fs::remove_dir_all(&self.work_dir);
+        }
+    }
+}
+
+struct NativeControl {
+    pid: rustix::process::Pid,
+    /// The write end of the child's parent pipe: closed when this process ends.
+    _parent_pipe: OwnedFd,
+}
+
+impl Control for NativeControl {
+    fn signal(&self, sig: Signal) {
+        let signal = match sig {
+            Signal::Term => rustix::process::Signal::TERM,
+            Signal::Kill | Signal::Other(_) => rustix::process::Signal::KILL,
+        };
+        // The process may have ended already; then there is nothing to do.
+        let _ = rustix::process::kill_process(self.pid, signal);
+    }
+}
+
+fn output_code(mode: OutputMode) -> u8 {
+    match mode {
+        OutputMode::Inherit => 0,
+        OutputMode::Prefix => 1,
+        OutputMode::Capture => 2,
+    }
+}
+
+fn output_mode(code: u8) -> OutputMode {
+    match code {
+        1 => OutputMode::Prefix,
+        2 => OutputMode::Capture,
+        _ => OutputMode::Inherit,
+    }
+}
+
+fn failure(what: &str, e: impl std::fmt::Display) -> ProcessError {
+    ProcessError::host_failure(format!("cannot start a native process: {what}: {e}"))
+}
+
+impl Backend for NativeBackend {
+    fn new_tree(&self, output: OutputMode) -> Result<Tree, Error> {
+        Ok(Tree::new(Some(self.new_run(output)?)))
+    }
+
+    fn main_pid(&self) -> u64 {
+        u64::from(std::process::id())
+    }
+
+    fn spawn(
+        &self,
+        request: SpawnRequest,
+        shared: &Arc<RunShared>,
+    ) -> Result<Spawned, ProcessError> {
+        let Some(run) = request.tree.native() else {
+            return Err(ProcessError::host_failure(
+                "internal error: a native process in a run without native state",
+            ));
+        };
+        let artifact = self.artifact(&request.program)?;
+        let (parent_read, parent_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| failure("pipe", e))?;
+        let lifeline_fd = run.lifeline_read.as_raw_fd();
+        let parent_fd = parent_read.as_raw_fd();
+        let spec = ChildSpec {
+            artifact,
+            display_name: request.program.display_name().to_string(),
+            targets: request.program.targets().to_vec(),
+            target: request.target,
+            args: request.args,
+            name: request.name,
+            daemon: request.daemon,
+            identity: request.core.identity().to_vec(),
+            parent_name: request.parent.name,
+            parent_pid: request.parent.core.pid().unwrap_or(0),
+            parent_daemon: request.parent.daemon,
+            authkey: *shared.authkey(),
+            output: output_code(request.output.mode()),
+            capture_limit: shared.config.capture_limit,
+            epoch_tick_ms: shared.config.epoch_tick_ms,
+            capture_dir: run.capture_dir().map(Path::to_path_buf),
+            lifeline_fd,
+            parent_fd,
+            exe: self.exe.clone(),
+        };
+        let spec = postcard::to_allocvec(&spec).map_err(|e| failure("encoding", e))?;
+
+        let mut command = tokio::process::Command::new(&self.exe);
+        command.arg(CHILD_SUBCOMMAND).stdin(Stdio::piped());
+        match request.output.captured().and_then(|c| c.files()) {
+            Some((out, err)) => {
+                let open = |p: &Path| std::fs::OpenOptions::new().append(true).open(p);
+                command
+                    .stdout(open(&out).map_err(|e| failure("capture file", e))?)
+                    .stderr(open(&err).map_err(|e| failure("capture file", e))?);
+            }
+            None => {
+                command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+            }
+        }
+        // SAFETY: the closure runs in the forked child before exec and calls only fcntl,
+        // which is async-signal-safe; it clears close-on-exec on exactly the two pipe ends
+        // this child must inherit (every other descriptor of the host is close-on-exec).
+        unsafe {
+            command.pre_exec(move || {
+                for fd in [lifeline_fd, parent_fd] {
+                    let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                    rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| failure(&format!("cannot run {}", self.exe.display()), e))?;
+        drop(parent_read);
+        let pid = child.id().ok_or_else(|| failure("child", "no pid"))?;
+        let raw_pid = i32::try_from(pid).map_err(|e| failure("pid", e))?;
+        let rpid = rustix::process::Pid::from_raw(raw_pid).ok_or_else(|| failure("pid", pid))?;
+        request.core.set_pid(u64::from(pid));
+        let mut stdin = child.stdin.take();
+        let core = request.core.clone();
+        self.engine.runtime().spawn(async move {
+            if let Some(stdin) = stdin.as_mut() {
+                // A child that died before reading its description is reported by wait.
+                let _ = stdin.write_all(&spec).await;
+                let _ = stdin.shutdown().await;
+            }
+            drop(stdin);
+            let status = match child.wait().await {
+                Ok(status) => exit_status(status),
+                Err(_) => ExitStatus::FAILURE,
+            };
+            core.exited(status);
+        });
+        Ok(Spawned {
+            pid: u64::from(pid),
+            control: Box::new(NativeControl {
+                pid: rpid,
+                _parent_pipe: parent_write,
+            }),
+        })
+    }
+}
+
+fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitStatus::Code((code & 0xff) as u8),
+        (None, Some(sig)) => ExitStatus::Signaled(Signal::from_number(sig)),
+        (None, None) => ExitStatus::FAILURE,
+    }
+}
+
+/// Watches `fd` on a thread of its own and calls `then` when it reaches end-of-file
+/// (every write end is closed).
+fn on_eof(fd: RawFd, then: impl FnOnce() + Send + 'static) {
+    // SAFETY: `fd` was inherited from the parent for exactly this purpose and nothing
+    // else in this process uses it.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let _ = std::thread::Builder::new()
+        .name("wasmproc-watch".into())
+        .spawn(move || {
+            let mut buf = [0u8; 16];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            then();
+        });
+}
+
+/// The entry point of `wasmproc __child`: runs one native child process and returns its
+/// exit code. Errors are reported on stderr with exit code 1 (an internal failure of the
+/// host is a failure of the process).
+pub fn child_main() -> u8 {
+    match run_child() {
+        Ok(status) => match status {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signaled(_) => 1,
+        },
+        Err(e) => {
+            eprintln!("wasmproc: native child failed: {e:#}");
+            1
+        }
+    }
+}
+
+fn run_child() -> anyhow::Result<ExitStatus> {
+    use anyhow::Context;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .context("failed to read the child description")?;
+    let spec: ChildSpec =
+        postcard::from_bytes(&bytes).context("failed to decode the child description")?;
+
+    // SAFETY: the lifeline descriptor was inherited for this purpose; it is open, and the
+    // borrow ends before `on_eof` below takes ownership of it.
+    let lifeline =
+        rustix::io::dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(spec.lifeline_fd) })
+            .context("the run's lifeline is not open")?;
+    // The run's lifeline: when it closes, this process and its children end at once.
+    on_eof(spec.lifeline_fd, || {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    });
+
+    let config = crate::Config {
+        backend: crate::BackendKind::Native,
+        output: output_mode(spec.output),
+        capture_limit: spec.capture_limit,
+        epoch_tick_ms: spec.epoch_tick_ms,
+        native_exe: Some(spec.exe.clone()),
+        ..crate::Config::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_time()
+        .enable_io()
+        .thread_name("wasmproc-worker")
+        .build()
+        .context("failed to start the scheduler")?;
+    let engine = Arc::new(WasmEngine::new(&config, runtime.handle().clone())?);
+    let program = engine.load_artifact(&spec.artifact, spec.display_name, spec.targets)?;
+    let backend = NativeBackend {
+        engine: engine.clone(),
+        exe: spec.exe,
+        work_dir: spec
+            .artifact
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir),
+        owns_work_dir: false,
+        next_run: std::sync::atomic::AtomicU64::new(1),
+    };
+    let me = u64::from(std::process::id());
+    let shared = Arc::new(RunShared::new(
+        Box::new(backend),
+        config.clone(),
+        Some(spec.authkey),
+        me << 24,
+    ));
+    // Grandchildren inherit the same lifeline, through this duplicate (close-on-exec, so
+    // only children that are handed it get it).
+    rustix::io::fcntl_setfd(&lifeline, rustix::io::FdFlags::CLOEXEC)?;
+    let run = NativeRun {
+        capture_dir: spec.capture_dir,
+        lifeline_read: lifeline,
+        lifeline_write: Mutex::new(None),
+        owner: false,
+    };
+    let parent_identity = spec.identity[..spec.identity.len().saturating_sub(1)].to_vec();
+    let parent = ProcessCore::running(parent_identity, spec.parent_pid);
+    let parent_core = parent.clone();
+    on_eof(spec.parent_fd, move || {
+        parent_core.exited(ExitStatus::Signaled(Signal::Kill))
+    });
+    let ctx = ProcessCtx::new(NewCtx {
+        shared,
+        tree: Arc::new(Tree::new(Some(run))),
+        program: Some(program),
+        me: ProcessCore::running(spec.identity, me),
+        name: spec.name.clone(),
+        daemon: spec.daemon,
+        parent: Some(ParentLink {
+            core: parent,
+            name: spec.parent_name,
+            daemon: spec.parent_daemon,
+        }),
+        output: ProcessOutput::new(
+            match config.output {
+                // The parent already made this process's stdout and stderr its files.
+                OutputMode::Capture => OutputMode::Inherit,
+                mode => mode,
+            },
+            &spec.name,
+            config.capture_limit,
+            None,
+        ),
+    });
+    let status = runtime.block_on(engine.run_target(ctx, spec.target, spec.args));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    Ok(status)
+}
