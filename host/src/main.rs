@@ -2,9 +2,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use wasmproc::{BackendKind, Config, Host, OutputMode};
+use wasmproc::{BackendKind, Config, Host, OutputMode, Settings};
 
 /// Run WebAssembly programs as processes, the way Python's multiprocessing runs them.
 ///
@@ -29,13 +29,19 @@ enum Command {
     Run {
         /// The program: a .wasm component or a precompiled .cwasm file.
         program: PathBuf,
-        /// Which backend runs child processes.
-        #[arg(long, default_value = "wasm", value_parser = parse_backend)]
-        backend: BackendKind,
-        /// Where processes' output goes: `inherit` (the host's stdout/stderr) or `prefix`
-        /// (the same, each line prefixed with `[<process name>] `).
-        #[arg(long, default_value = "inherit", value_parser = parse_output)]
-        output: OutputMode,
+        /// Which backend runs child processes: `wasm` (instances inside this process, the
+        /// default) or `native` (OS processes). Beats WASMPROC_BACKEND and the file.
+        #[arg(long, value_parser = parse_backend)]
+        backend: Option<BackendKind>,
+        /// Where processes' output goes: `inherit` (the host's stdout/stderr, the default)
+        /// or `prefix` (the same, each line prefixed with `[<process name>] `). Beats
+        /// WASMPROC_OUTPUT and the file.
+        #[arg(long, value_parser = parse_output)]
+        output: Option<OutputMode>,
+        /// A configuration file (TOML; keys `backend`, `output`). Without it,
+        /// ./wasmproc.toml is read when present.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Arguments for the program's main.
         #[arg(last = true)]
         args: Vec<String>,
@@ -86,14 +92,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             program,
             backend,
             output,
+            config,
             args,
         } => {
-            let host = Host::new(Config {
-                backend,
-                output,
+            let flags = Settings { backend, output };
+            let file = match config {
+                Some(path) => Settings::from_file(&path)?,
+                None if Path::new("wasmproc.toml").exists() => {
+                    Settings::from_file(Path::new("wasmproc.toml"))?
+                }
+                None => Settings::default(),
+            };
+            let settings = flags.or(Settings::from_env(std::env::vars())?).or(file);
+            if settings.output == Some(OutputMode::Capture) {
+                anyhow::bail!("output 'capture' is for the library; use inherit or prefix");
+            }
+            let host = Host::new(settings.apply(Config {
                 main_stdin: true,
                 ..Config::default()
-            })
+            }))
             .context("failed to start the host")?;
             let program = host.load(&program)?;
             let status = host.run_main(&program, &args)?.status;

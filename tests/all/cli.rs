@@ -2,9 +2,11 @@
 //! `wasmproc-tests` crate, which builds them).
 
 use std::io::Write;
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::process::{Command, Output};
-use wasmproc_tests::{DEMO, PROCESS_EXITHANDLER, PROCESS_STDIN};
+use std::time::{Duration, Instant};
+use wasmproc_tests::{DEMO, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN};
 
 fn wasmproc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmproc"))
@@ -121,5 +123,147 @@ fn cli_gives_main_its_stdin_and_children_none() {
     assert_eq!(
         text(&out.stdout),
         "main read 6 bytes\nchild read 0 bytes\nchild exitcode: Some(0)\n"
+    );
+}
+
+/// The demo's lines with the pids left out (native pids are the OS's).
+fn without_pids(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let words: Vec<&str> = l
+                .split_whitespace()
+                .filter(|w| !w.starts_with("pid="))
+                .collect();
+            format!("{}\n", words.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn cli_runs_the_demo_natively() {
+    let out = run(&["run", "--backend", "native", DEMO]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(without_pids(&text(&out.stdout)), without_pids(DEMO_OUTPUT));
+    let pids: Vec<u32> = text(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("pid=")?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), 5);
+    assert!(
+        pids.iter().all(|&p| p > 6 && p != std::process::id()),
+        "{pids:?}"
+    );
+}
+
+#[test]
+fn cli_config_precedence_flag_env_file() {
+    let dir = std::env::temp_dir().join(format!("wasmproc-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wasmproc.toml");
+    std::fs::write(&file, "# the backend\nbackend = \"native\"\n").unwrap();
+    let pid_of_first = |out: &Output| -> u32 {
+        text(&out.stdout)
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("pid=")?.parse().ok())
+            .expect("a pid")
+    };
+    let cfg = file.to_str().unwrap();
+    // The file alone: native (real pids).
+    let out = wasmproc()
+        .args(["run", "--config", cfg, DEMO])
+        .output()
+        .unwrap();
+    assert!(pid_of_first(&out) > 6);
+    // The environment beats the file: wasm (virtual pid 2 for the first child).
+    let out = wasmproc()
+        .args(["run", "--config", cfg, DEMO])
+        .env("WASMPROC_BACKEND", "wasm")
+        .output()
+        .unwrap();
+    assert_eq!(pid_of_first(&out), 2);
+    // The flag beats the environment.
+    let out = wasmproc()
+        .args(["run", "--backend", "native", "--config", cfg, DEMO])
+        .env("WASMPROC_BACKEND", "wasm")
+        .output()
+        .unwrap();
+    assert!(pid_of_first(&out) > 6);
+    // ./wasmproc.toml is read when present.
+    let out = wasmproc()
+        .current_dir(&dir)
+        .args(["run", DEMO])
+        .output()
+        .unwrap();
+    assert!(pid_of_first(&out) > 6);
+
+    std::fs::write(&file, "backend = \"native\"\nouput = \"prefix\"\n").unwrap();
+    let out = wasmproc()
+        .args(["run", "--config", cfg, DEMO])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!("wasmproc: error: {cfg}:2: unknown key 'ouput' (valid keys: backend, output)\n")
+    );
+    std::fs::write(&file, "backend = \"jvm\"\n").unwrap();
+    let out = wasmproc()
+        .args(["run", "--config", cfg, DEMO])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "wasmproc: error: {cfg}:1: key 'backend': unknown backend 'jvm' (valid: wasm, native)\n"
+        )
+    );
+    let out = wasmproc()
+        .args(["run", DEMO])
+        .env("WASMPROC_OUTPUT", "loud")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stderr),
+        "wasmproc: error: environment variable WASMPROC_OUTPUT: unknown output mode 'loud' \
+         (valid: inherit, prefix, capture)\n"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Whether process `pid` still exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn native_processes_die_with_a_killed_host() {
+    let mut host = wasmproc()
+        .args(["run", "--backend", "native", LIFELINE_TREE])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    let mut pids = Vec::new();
+    while pids.len() < 2 {
+        let line = lines.next().expect("the tree printed its pids").unwrap();
+        let pid: u32 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        pids.push(pid);
+    }
+    assert!(pids.iter().all(|&p| running(p)), "{pids:?}");
+    host.kill().unwrap(); // SIGKILL: the host gets no chance to clean up
+    host.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&p| running(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
+    assert!(
+        left.is_empty(),
+        "processes outlived their killed host: {left:?}"
     );
 }
