@@ -91,6 +91,14 @@ pub enum Error {
     /// The wasmtime engine could not be set up.
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
+    /// The native backend's child executable is missing or is not this wasmproc.
+    #[error("the native backend cannot use {exe} as its child executable: {why}")]
+    NativeExe {
+        /// The executable.
+        exe: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The async runtime could not be started.
     #[error("cannot start the host runtime: {0}")]
     Runtime(std::io::Error),

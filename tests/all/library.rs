@@ -156,3 +156,29 @@ fn authkey_is_random_per_host_and_shared_by_its_processes() {
     assert_ne!(a.authkey(), b.authkey());
     assert_ne!(a.authkey(), [0u8; 32]);
 }
+
+#[test]
+fn native_backend_refuses_an_executable_that_is_not_wasmproc() {
+    for (exe, why) in [
+        (
+            "/nonexistent/wasmproc",
+            "No such file or directory (os error 2)",
+        ),
+        (
+            "/bin/true",
+            "it is not wasmproc 0.1.0 (asked `__child --probe`, expected \"wasmproc-native-child 0.1.0\")",
+        ),
+    ] {
+        let err = Host::new(Config {
+            backend: wasmproc::BackendKind::Native,
+            native_exe: Some(exe.into()),
+            ..Config::default()
+        })
+        .err()
+        .expect("a bad native executable must be refused");
+        assert_eq!(
+            err.to_string(),
+            format!("the native backend cannot use {exe} as its child executable: {why}")
+        );
+    }
+}

@@ -32,6 +32,10 @@ use tokio::io::AsyncWriteExt;
 /// The hidden subcommand a native child runs.
 pub const CHILD_SUBCOMMAND: &str = "__child";
 
+/// `<exe> __child --probe` prints this (and the version), so that a host can check that
+/// its native executable speaks the same protocol before starting any process.
+const PROBE_REPLY: &str = "wasmproc-native-child";
+
 /// What a native child is told on its stdin.
 #[derive(Serialize, Deserialize)]
 struct ChildSpec {
@@ -117,6 +121,7 @@ impl NativeBackend {
             None => std::env::current_exe().map_err(Error::Runtime)?,
         };
         remove_stale_work_dirs();
+        probe(&exe)?;
         let work_dir = std::env::temp_dir().join(format!("wasmproc-{}", std::process::id()));
         std::fs::create_dir_all(&work_dir).map_err(|io| Error::WriteFile {
             path: work_dir.clone(),
@@ -160,6 +165,29 @@ impl NativeBackend {
         })?;
         Ok(inner.artifact.get_or_init(|| path).clone())
     }
+}
+
+/// Checks that `exe` is a wasmproc binary of this very version.
+fn probe(exe: &Path) -> Result<(), Error> {
+    let expected = format!("{PROBE_REPLY} {}", env!("CARGO_PKG_VERSION"));
+    let bad = |why: String| Error::NativeExe {
+        exe: exe.to_path_buf(),
+        why,
+    };
+    let out = std::process::Command::new(exe)
+        .args([CHILD_SUBCOMMAND, "--probe"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| bad(e.to_string()))?;
+    let reply = String::from_utf8_lossy(&out.stdout);
+    if reply.trim_end() != expected {
+        return Err(bad(format!(
+            "it is not wasmproc {} (asked `{CHILD_SUBCOMMAND} --probe`, expected \"{expected}\")",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    Ok(())
 }
 
 /// Removes the work directories of hosts that are gone (killed, or never dropped).
@@ -367,6 +395,10 @@ fn on_eof(fd: RawFd, then: impl FnOnce() + Send + 'static) {
 /// exit code. Errors are reported on stderr with exit code 1 (an internal failure of the
 /// host is a failure of the process).
 pub fn child_main() -> u8 {
+    if std::env::args_os().nth(2).is_some_and(|a| a == "--probe") {
+        println!("{PROBE_REPLY} {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
     match run_child() {
         Ok(status) => match status {
             ExitStatus::Code(c) => c,
