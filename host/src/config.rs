@@ -61,6 +61,111 @@ impl std::str::FromStr for OutputMode {
     }
 }
 
+/// The exit code of a process that a limit ended (as `timeout(1)` reports a timeout); its
+/// stderr gets one line naming the limit.
+pub const LIMIT_EXIT_CODE: u8 = 124;
+
+/// Limits on what processes may use, enforced by the host (never by the guest SDK).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Limits {
+    /// Live child processes in one run, at any depth (`processes`). `start` beyond it fails.
+    pub processes: u64,
+    /// Live children of one process (`children`). `start` beyond it fails.
+    pub children: u64,
+    /// How deep processes may nest: a child of the main process is at depth 1 (`depth`).
+    pub depth: u64,
+    /// Bytes of linear memory per process (`memory`); growing beyond it ends the process.
+    pub memory: u64,
+    /// Milliseconds of CPU time per process (`cpu_ms`), measured at scheduler ticks;
+    /// none: unlimited.
+    pub cpu_ms: Option<u64>,
+    /// Milliseconds of wall time per process (`wall_ms`); none: unlimited.
+    pub wall_ms: Option<u64>,
+    /// Bytes of a child's start arguments (`args`); `create` beyond it fails.
+    pub args: u64,
+    /// Bytes of captured output per stream of one process (`output`); writing beyond it
+    /// ends the process.
+    pub output: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            processes: 16_384,
+            children: 4_096,
+            depth: 32,
+            memory: 1 << 30,
+            cpu_ms: None,
+            wall_ms: None,
+            args: 64 << 20,
+            output: 16 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The names of the limits, as keys of the `[limits]` table.
+    pub const KEYS: &[&str] = &[
+        "processes", "children", "depth", "memory", "cpu_ms", "wall_ms", "args", "output",
+    ];
+
+    /// Sets limit `key` from `value` (a whole number; sizes may end in KiB, MiB or GiB;
+    /// `cpu_ms` and `wall_ms` may be `none`).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let optional = matches!(key, "cpu_ms" | "wall_ms");
+        let parsed = if optional && value == "none" {
+            None
+        } else {
+            Some(parse_amount(value).ok_or_else(|| {
+                format!(
+                    "invalid value '{value}' for limit '{key}' (valid: a whole number{}{})",
+                    if matches!(key, "memory" | "args" | "output") {
+                        " of bytes, optionally ending in KiB, MiB or GiB"
+                    } else {
+                        ""
+                    },
+                    if optional { ", or none" } else { "" }
+                )
+            })?)
+        };
+        let required = || parsed.ok_or_else(|| format!("limit '{key}' cannot be none"));
+        match key {
+            "processes" => self.processes = required()?,
+            "children" => self.children = required()?,
+            "depth" => self.depth = required()?,
+            "memory" => self.memory = required()?,
+            "cpu_ms" => self.cpu_ms = parsed,
+            "wall_ms" => self.wall_ms = parsed,
+            "args" => self.args = required()?,
+            "output" => self.output = required()?,
+            other => {
+                return Err(format!(
+                    "unknown limit '{other}' (valid: {})",
+                    Limits::KEYS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_amount(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit() && c != '_') {
+        Some(i) => value.split_at(i),
+        None => (value, ""),
+    };
+    let n: u64 = digits.replace('_', "").parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
 /// Settings of one host run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,8 +173,9 @@ pub struct Config {
     pub backend: BackendKind,
     /// Where processes' output goes.
     pub output: OutputMode,
-    /// The most bytes kept per captured stream; writes beyond it fail in the guest.
-    pub capture_limit: usize,
+    /// What each process may use; exceeding a limit is an error to the caller or ends the
+    /// offending process with [`LIMIT_EXIT_CODE`].
+    pub limits: Limits,
     /// How often a running guest yields to the scheduler (and so how soon `terminate`
     /// stops a busy guest), in milliseconds.
     pub epoch_tick_ms: u64,
@@ -91,7 +197,7 @@ impl Default for Config {
         Config {
             backend: BackendKind::Wasm,
             output: OutputMode::Inherit,
-            capture_limit: 16 << 20,
+            limits: Limits::default(),
             epoch_tick_ms: 5,
             thread_per_process: false,
             main_stdin: false,
@@ -115,6 +221,8 @@ pub struct Settings {
     pub backend: Option<BackendKind>,
     /// `output`: `inherit`, `prefix` or `capture`.
     pub output: Option<OutputMode>,
+    /// Limits set by this source (`[limits]` keys, validated), by name.
+    pub limits: std::collections::BTreeMap<String, String>,
 }
 
 /// The keys of a configuration file, as `(key, environment variable)`.
@@ -130,10 +238,22 @@ impl Settings {
     /// `self`, with what it leaves unset taken from `lower` (a flag beats the environment,
     /// which beats the file).
     pub fn or(self, lower: Settings) -> Settings {
+        let mut limits = lower.limits;
+        limits.extend(self.limits);
         Settings {
             backend: self.backend.or(lower.backend),
             output: self.output.or(lower.output),
+            limits,
         }
+    }
+
+    /// Sets limit `key` to `value` (as `--limit KEY=VALUE` does), checking it.
+    pub fn limit(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        Limits::default()
+            .set(key, value)
+            .map_err(ConfigError)?;
+        self.limits.insert(key.to_string(), value.to_string());
+        Ok(())
     }
 
     /// `config` with these settings applied.
@@ -143,6 +263,10 @@ impl Settings {
         }
         if let Some(o) = self.output {
             config.output = o;
+        }
+        for (key, value) in &self.limits {
+            // Checked when the setting was read.
+            let _ = config.limits.set(key, value);
         }
         config
     }
@@ -166,10 +290,17 @@ impl Settings {
             if !name.starts_with("WASMPROC_") || OTHER_ENV.contains(&name.as_str()) {
                 continue;
             }
+            if let Some(limit) = name.strip_prefix("WASMPROC_LIMIT_") {
+                let key = limit.to_ascii_lowercase();
+                settings
+                    .limit(&key, &value)
+                    .map_err(|e| ConfigError(format!("environment variable {name}: {e}")))?;
+                continue;
+            }
             let Some((key, _)) = KEYS.iter().find(|(_, var)| *var == name) else {
                 let valid: Vec<&str> = KEYS.iter().map(|(_, v)| *v).collect();
                 return Err(ConfigError(format!(
-                    "environment variable {name}: unknown setting (valid: {})",
+                    "environment variable {name}: unknown setting (valid: {}, WASMPROC_LIMIT_<LIMIT>)",
                     valid.join(", ")
                 )));
             };
@@ -202,10 +333,34 @@ impl Settings {
         for (key, value) in table.get_ref() {
             let line = line_of(key.span().start);
             let name = key.get_ref().as_ref();
+            if name == "limits" {
+                let toml::de::DeValue::Table(limits) = value.get_ref() else {
+                    return Err(ConfigError(format!(
+                        "{origin}:{line}: 'limits' must be a table ([limits])"
+                    )));
+                };
+                for (key, value) in limits {
+                    let line = line_of(key.span().start);
+                    let name = key.get_ref().as_ref();
+                    let text = match value.get_ref() {
+                        toml::de::DeValue::String(s) => s.to_string(),
+                        toml::de::DeValue::Integer(i) => i.to_string(),
+                        _ => {
+                            return Err(ConfigError(format!(
+                                "{origin}:{line}: limit '{name}' must be a number or a string"
+                            )));
+                        }
+                    };
+                    settings
+                        .limit(name, &text)
+                        .map_err(|e| ConfigError(format!("{origin}:{line}: {e}")))?;
+                }
+                continue;
+            }
             if !KEYS.iter().any(|(k, _)| *k == name) {
                 let valid: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(ConfigError(format!(
-                    "{origin}:{line}: unknown key '{name}' (valid keys: {})",
+                    "{origin}:{line}: unknown key '{name}' (valid keys: {}, [limits])",
                     valid.join(", ")
                 )));
             }
@@ -242,7 +397,7 @@ mod tests {
             Settings::from_toml("\n\nbakend = \"wasm\"\n", "w.toml")
                 .unwrap_err()
                 .0,
-            "w.toml:3: unknown key 'bakend' (valid keys: backend, output)"
+            "w.toml:3: unknown key 'bakend' (valid keys: backend, output, [limits])"
         );
         assert_eq!(
             Settings::from_toml("backend = 3\n", "w.toml")
@@ -255,6 +410,41 @@ mod tests {
                 .unwrap_err()
                 .0
                 .starts_with("w.toml:1: ")
+        );
+    }
+
+    #[test]
+    fn limits_from_file_env_and_flags() {
+        let s = Settings::from_toml(
+            "[limits]\nmemory = \"64MiB\"\ndepth = 3\ncpu_ms = \"none\"\n",
+            "w.toml",
+        )
+        .unwrap();
+        let c = s.apply(Config::default());
+        assert_eq!(c.limits.memory, 64 << 20);
+        assert_eq!(c.limits.depth, 3);
+        assert_eq!(c.limits.cpu_ms, None);
+        assert_eq!(
+            Settings::from_toml("[limits]\nmemroy = 1\n", "w.toml").unwrap_err().0,
+            "w.toml:2: unknown limit 'memroy' (valid: processes, children, depth, memory, \
+             cpu_ms, wall_ms, args, output)"
+        );
+        assert_eq!(
+            Settings::from_toml("[limits]\nmemory = \"lots\"\n", "w.toml").unwrap_err().0,
+            "w.toml:2: invalid value 'lots' for limit 'memory' (valid: a whole number of \
+             bytes, optionally ending in KiB, MiB or GiB)"
+        );
+        let env = Settings::from_env([("WASMPROC_LIMIT_WALL_MS".to_string(), "500".to_string())])
+            .unwrap();
+        let mut flag = Settings::default();
+        flag.limit("wall_ms", "100").unwrap();
+        let c = flag.clone().or(env.clone()).apply(Config::default());
+        assert_eq!(c.limits.wall_ms, Some(100));
+        let c = Settings::default().or(env).apply(Config::default());
+        assert_eq!(c.limits.wall_ms, Some(500));
+        assert_eq!(
+            flag.limit("processes", "none").unwrap_err().0,
+            "invalid value 'none' for limit 'processes' (valid: a whole number)"
         );
     }
 
@@ -277,19 +467,21 @@ mod tests {
         assert_eq!(
             env(&[("WASMPROC_BAKEND", "wasm")]).unwrap_err().0,
             "environment variable WASMPROC_BAKEND: unknown setting \
-             (valid: WASMPROC_BACKEND, WASMPROC_OUTPUT)"
+             (valid: WASMPROC_BACKEND, WASMPROC_OUTPUT, WASMPROC_LIMIT_<LIMIT>)"
         );
         let flag = Settings {
             backend: Some(BackendKind::Wasm),
-            output: None,
+            ..Settings::default()
         };
         let from_env = Settings {
             backend: Some(BackendKind::Native),
             output: Some(OutputMode::Prefix),
+            ..Settings::default()
         };
         let file = Settings {
             backend: Some(BackendKind::Native),
             output: Some(OutputMode::Inherit),
+            ..Settings::default()
         };
         let c = flag.or(from_env).or(file).apply(Config::default());
         assert_eq!(c.backend, BackendKind::Wasm);

@@ -126,3 +126,30 @@ mod tests {
         assert_eq!(ExitStatus::Code(7).shell_code(), 7);
     }
 }
+
+/// A limit a process went beyond; raised as the error that ends it, and reported as one
+/// line on its stderr with exit code [`crate::LIMIT_EXIT_CODE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitHit {
+    /// Linear memory, in bytes.
+    Memory(u64),
+    /// CPU time, in milliseconds.
+    Cpu(u64),
+    /// Wall time, in milliseconds.
+    Wall(u64),
+    /// Captured output per stream, in bytes.
+    Output(u64),
+}
+
+impl fmt::Display for LimitHit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LimitHit::Memory(n) => write!(f, "limit memory = {n} bytes exceeded"),
+            LimitHit::Cpu(n) => write!(f, "limit cpu_ms = {n} exceeded"),
+            LimitHit::Wall(n) => write!(f, "limit wall_ms = {n} exceeded"),
+            LimitHit::Output(n) => write!(f, "limit output = {n} bytes exceeded"),
+        }
+    }
+}
+
+impl std::error::Error for LimitHit {}

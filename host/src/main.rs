@@ -38,8 +38,13 @@ enum Command {
         /// WASMPROC_OUTPUT and the file.
         #[arg(long, value_parser = parse_output)]
         output: Option<OutputMode>,
-        /// A configuration file (TOML; keys `backend`, `output`). Without it,
-        /// ./wasmproc.toml is read when present.
+        /// A limit, as KEY=VALUE (repeatable): processes, children, depth, memory, cpu_ms,
+        /// wall_ms, args, output. Sizes may end in KiB, MiB or GiB. Beats WASMPROC_LIMIT_<KEY>
+        /// and the file's [limits] table.
+        #[arg(long = "limit", value_name = "KEY=VALUE")]
+        limits: Vec<String>,
+        /// A configuration file (TOML; keys `backend`, `output` and a `[limits]` table).
+        /// Without it, ./wasmproc.toml is read when present.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Arguments for the program's main.
@@ -93,9 +98,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             backend,
             output,
             config,
+            limits,
             args,
         } => {
-            let flags = Settings { backend, output };
+            let mut flags = Settings {
+                backend,
+                output,
+                ..Settings::default()
+            };
+            for limit in &limits {
+                let (key, value) = limit.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--limit {limit}: expected KEY=VALUE, for example memory=256MiB")
+                })?;
+                flags
+                    .limit(key, value)
+                    .map_err(|e| anyhow::anyhow!("--limit {limit}: {e}"))?;
+            }
             let file = match config {
                 Some(path) => Settings::from_file(&path)?,
                 None if Path::new("wasmproc.toml").exists() => {

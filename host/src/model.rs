@@ -72,7 +72,7 @@ impl RunShared {
         let output = ProcessOutput::new(
             self.config.output,
             name,
-            self.config.capture_limit,
+            self.config.limits.output,
             tree.capture_dir(),
         );
         if let Some(c) = output.captured() {
@@ -107,6 +107,13 @@ impl Tree {
 
     fn capture_dir(&self) -> Option<&std::path::Path> {
         self.native.as_ref().and_then(NativeRun::capture_dir)
+    }
+
+    /// How many processes of the tree started here are running.
+    fn live(&self) -> u64 {
+        let mut started = lock(&self.started);
+        started.retain(|w| w.upgrade().is_some_and(|c| c.is_alive()));
+        started.len() as u64
     }
 
     fn add(&self, core: &Arc<ProcessCore>) {
@@ -434,6 +441,16 @@ impl ProcessCtx {
         if let Some(n) = &name {
             check_name(n)?;
         }
+        let limit = self.shared.config.limits.args;
+        if args.len() as u64 > limit {
+            return Err(ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "start arguments of {} bytes exceed limit args = {limit} bytes",
+                    args.len()
+                ),
+            ));
+        }
         let count = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut identity = self.me.identity().to_vec();
         identity.push(count);
@@ -484,6 +501,47 @@ impl ProcessCtx {
                     "daemonic processes are not allowed to have children",
                 ));
             }
+            let limits = &self.shared.config.limits;
+            let depth = child.core.identity().len() as u64;
+            if depth > limits.depth {
+                return Err(ProcessError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "limit depth = {} reached: a process at depth {} cannot start children",
+                        limits.depth,
+                        depth - 1
+                    ),
+                ));
+            }
+            let core = child.core.clone();
+            let live_children = objects
+                .started
+                .iter()
+                .filter(|h| matches!(objects.map.get(h), Some(Object::Child(c)) if c.core.is_alive()))
+                .count() as u64;
+            if live_children >= limits.children {
+                return Err(ProcessError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "limit children = {} reached: this process has {live_children} live children",
+                        limits.children
+                    ),
+                ));
+            }
+            let live = self.tree.live();
+            if live >= limits.processes {
+                return Err(ProcessError::new(
+                    ErrorKind::LimitExceeded,
+                    format!(
+                        "limit processes = {} reached: the run has {live} live processes",
+                        limits.processes
+                    ),
+                ));
+            }
+            let Some(Object::Child(child)) = objects.map.get_mut(&h) else {
+                unreachable!("looked up above");
+            };
+            debug_assert!(Arc::ptr_eq(&core, &child.core));
             *lock(&child.core.state) = RunState::Starting;
             let output = self.shared.output_for(&self.tree, &child.name);
             child.captured = output.captured();

@@ -12,20 +12,151 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::cli::{IsTerminal, OutputFile, StdoutStream};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use crate::exit::LimitHit;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 /// Where captured output is kept: in memory (processes of this host process), or in a
 /// file that a native child process writes as its stdout or stderr.
 #[derive(Clone, Debug)]
 enum Buffer {
-    Memory(MemoryOutputPipe),
+    Memory(Bounded),
     File(Arc<PathBuf>),
+}
+
+#[derive(Clone, Debug)]
+enum Sink {
+    Memory(Arc<Mutex<Vec<u8>>>),
+    Stdout,
+    Stderr,
+}
+
+/// An output stream that takes at most `limit` bytes; a write beyond ends the writing
+/// process with [`LimitHit::Output`].
+#[derive(Clone, Debug)]
+pub(crate) struct Bounded {
+    sink: Sink,
+    written: Arc<std::sync::atomic::AtomicU64>,
+    limit: u64,
+}
+
+impl Bounded {
+    fn memory(limit: u64) -> Self {
+        Bounded {
+            sink: Sink::Memory(Arc::new(Mutex::new(Vec::new()))),
+            written: Arc::default(),
+            limit,
+        }
+    }
+
+    fn std(std: Std, limit: u64) -> Self {
+        Bounded {
+            sink: match std {
+                Std::Out => Sink::Stdout,
+                Std::Err => Sink::Stderr,
+            },
+            written: Arc::default(),
+            limit,
+        }
+    }
+
+    fn contents(&self) -> Vec<u8> {
+        match &self.sink {
+            Sink::Memory(buf) => lock(buf).clone(),
+            Sink::Stdout | Sink::Stderr => Vec::new(),
+        }
+    }
+
+    /// Writes `bytes` unless that would pass the limit.
+    fn put(&self, bytes: &[u8]) -> Result<(), LimitHit> {
+        use std::sync::atomic::Ordering;
+        let len = bytes.len() as u64;
+        let before = self.written.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > self.limit {
+            self.written.fetch_sub(len, Ordering::Relaxed);
+            return Err(LimitHit::Output(self.limit));
+        }
+        match &self.sink {
+            Sink::Memory(buf) => lock(buf).extend_from_slice(bytes),
+            Sink::Stdout => Std::Out.write_all(bytes),
+            Sink::Stderr => Std::Err.write_all(bytes),
+        }
+        Ok(())
+    }
+
+    /// Writes what fits (host messages such as a trap report).
+    fn put_lossy(&self, bytes: &[u8]) {
+        if self.put(bytes).is_err() {
+            let room = self
+                .limit
+                .saturating_sub(self.written.load(std::sync::atomic::Ordering::Relaxed));
+            let n = usize::try_from(room).unwrap_or(usize::MAX).min(bytes.len());
+            let _ = self.put(&bytes[..n]);
+        }
+    }
+}
+
+impl IsTerminal for Bounded {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Bounded {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Bounded {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for Bounded {
+    fn write(&mut self, bytes: bytes::Bytes) -> Result<(), StreamError> {
+        self.put(&bytes)
+            .map_err(|hit| StreamError::Trap(wasmtime::Error::new(hit)))
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+impl AsyncWrite for Bounded {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(
+            self.put(buf)
+                .map(|()| buf.len())
+                .map_err(std::io::Error::other),
+        )
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl Buffer {
     fn contents(&self) -> Vec<u8> {
         match self {
-            Buffer::Memory(pipe) => pipe.contents().to_vec(),
+            Buffer::Memory(b) => b.contents(),
             // A file that cannot be read holds nothing the caller could use.
             Buffer::File(path) => std::fs::read(&**path).unwrap_or_default(),
         }
@@ -46,18 +177,14 @@ impl Buffer {
         }
     }
 
-    fn tap_append(self, bytes: &[u8]) -> Buffer {
-        self.append(bytes);
-        self
-    }
 
     fn apply_stdout(&self, builder: &mut WasiCtxBuilder, stderr: bool) {
         match self {
-            Buffer::Memory(pipe) if stderr => {
-                builder.stderr(pipe.clone());
+            Buffer::Memory(b) if stderr => {
+                builder.stderr(b.clone());
             }
-            Buffer::Memory(pipe) => {
-                builder.stdout(pipe.clone());
+            Buffer::Memory(b) => {
+                builder.stdout(b.clone());
             }
             Buffer::File(path) => {
                 let Ok(file) = OpenOptions::new().append(true).open(&**path) else {
@@ -102,8 +229,9 @@ impl Captured {
         let keep = |b: Buffer| match b {
             Buffer::Memory(_) => b,
             Buffer::File(_) => {
-                let pipe = MemoryOutputPipe::new(usize::MAX);
-                Buffer::Memory(pipe).tap_append(&b.contents())
+                let memory = Bounded::memory(u64::MAX);
+                memory.put_lossy(&b.contents());
+                Buffer::Memory(memory)
             }
         };
         Captured {
@@ -187,6 +315,9 @@ impl Std {
 /// The two output streams of one process.
 pub(crate) enum ProcessOutput {
     Inherit,
+    /// This OS process's own stdout and stderr, which its parent made capture files: a
+    /// native child in capture mode. Bounded by the output limit.
+    InheritBounded(Bounded, Bounded),
     Prefix(Arc<str>),
     Capture(Captured),
 }
@@ -197,7 +328,7 @@ impl ProcessOutput {
     pub fn new(
         mode: OutputMode,
         name: &str,
-        capture_limit: usize,
+        capture_limit: u64,
         capture_dir: Option<&Path>,
     ) -> Self {
         match mode {
@@ -209,8 +340,8 @@ impl ProcessOutput {
                 }
                 ProcessOutput::Capture(Captured {
                     name: name.to_string(),
-                    stdout: Buffer::Memory(MemoryOutputPipe::new(capture_limit)),
-                    stderr: Buffer::Memory(MemoryOutputPipe::new(capture_limit)),
+                    stdout: Buffer::Memory(Bounded::memory(capture_limit)),
+                    stderr: Buffer::Memory(Bounded::memory(capture_limit)),
                 })
             }
         }
@@ -220,9 +351,15 @@ impl ProcessOutput {
     pub fn mode(&self) -> OutputMode {
         match self {
             ProcessOutput::Inherit => OutputMode::Inherit,
+            ProcessOutput::InheritBounded(..) => OutputMode::Capture,
             ProcessOutput::Prefix(_) => OutputMode::Prefix,
             ProcessOutput::Capture(_) => OutputMode::Capture,
         }
+    }
+
+    /// A native child's output in capture mode (see [`ProcessOutput::InheritBounded`]).
+    pub fn inherit_bounded(limit: u64) -> Self {
+        ProcessOutput::InheritBounded(Bounded::std(Std::Out, limit), Bounded::std(Std::Err, limit))
     }
 
     pub fn captured(&self) -> Option<Captured> {
@@ -237,6 +374,9 @@ impl ProcessOutput {
         match self {
             ProcessOutput::Inherit => {
                 builder.stdout(std::io::stdout()).stderr(std::io::stderr());
+            }
+            ProcessOutput::InheritBounded(out, err) => {
+                builder.stdout(out.clone()).stderr(err.clone());
             }
             ProcessOutput::Prefix(prefix) => {
                 builder
@@ -254,6 +394,7 @@ impl ProcessOutput {
     pub fn write_stderr(&self, text: &str) {
         match self {
             ProcessOutput::Inherit => Std::Err.write_all(text.as_bytes()),
+            ProcessOutput::InheritBounded(_, err) => err.put_lossy(text.as_bytes()),
             ProcessOutput::Prefix(prefix) => {
                 let mut out = String::new();
                 for line in text.lines() {

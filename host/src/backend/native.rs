@@ -52,7 +52,7 @@ struct ChildSpec {
     parent_daemon: bool,
     authkey: [u8; 32],
     output: u8,
-    capture_limit: usize,
+    limits: crate::config::Limits,
     epoch_tick_ms: u64,
     capture_dir: Option<PathBuf>,
     lifeline_fd: RawFd,
@@ -293,7 +293,7 @@ impl Backend for NativeBackend {
             parent_daemon: request.parent.daemon,
             authkey: *shared.authkey(),
             output: output_code(request.output.mode()),
-            capture_limit: shared.config.capture_limit,
+            limits: shared.config.limits.clone(),
             epoch_tick_ms: shared.config.epoch_tick_ms,
             capture_dir: run.capture_dir().map(Path::to_path_buf),
             lifeline_fd,
@@ -434,7 +434,7 @@ fn run_child() -> anyhow::Result<ExitStatus> {
     let config = crate::Config {
         backend: crate::BackendKind::Native,
         output: output_mode(spec.output),
-        capture_limit: spec.capture_limit,
+        limits: spec.limits.clone(),
         epoch_tick_ms: spec.epoch_tick_ms,
         native_exe: Some(spec.exe.clone()),
         ..crate::Config::default()
@@ -492,16 +492,11 @@ fn run_child() -> anyhow::Result<ExitStatus> {
             name: spec.parent_name,
             daemon: spec.parent_daemon,
         }),
-        output: ProcessOutput::new(
-            match config.output {
-                // The parent already made this process's stdout and stderr its files.
-                OutputMode::Capture => OutputMode::Inherit,
-                mode => mode,
-            },
-            &spec.name,
-            config.capture_limit,
-            None,
-        ),
+        output: match config.output {
+            // The parent already made this process's stdout and stderr its files.
+            OutputMode::Capture => ProcessOutput::inherit_bounded(config.limits.output),
+            mode => ProcessOutput::new(mode, &spec.name, config.limits.output, None),
+        },
     });
     let status = runtime.block_on(engine.run_target(ctx, spec.target, spec.args));
     use std::io::Write;

@@ -8,7 +8,7 @@
 use crate::backend::{Backend, Control, SpawnRequest, Spawned};
 use crate::config::OutputMode;
 use crate::error::{Error, ProcessError, chain};
-use crate::exit::{ExitStatus, GuestExit, Signal};
+use crate::exit::{ExitStatus, GuestExit, LimitHit, Signal};
 use crate::model::{NewCtx, ProcessCtx, RunShared, Tree, supervise};
 use crate::program::{Program, ProgramInner};
 use std::path::Path;
@@ -40,10 +40,45 @@ use bindings::wasmproc::process::process as wit;
 pub(crate) type GuestPre = bindings::ProgramPre<ProcState>;
 use bindings::wasmproc::process::types::{Error as WitError, ErrorKind as WitErrorKind};
 
+/// Enforces the memory limit of one process (wasmtime's `ResourceLimiter`).
+struct MemoryLimiter {
+    limit: u64,
+    hit: Option<LimitHit>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            let hit = LimitHit::Memory(self.limit);
+            self.hit = Some(hit);
+            return Err(wasmtime::Error::new(hit));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far beyond any real program.
+        Ok(desired <= 1 << 20)
+    }
+}
+
 /// The data of one process's [`Store`].
 pub(crate) struct ProcState {
     wasi: WasiCtx,
     table: ResourceTable,
+    limiter: MemoryLimiter,
+    /// Scheduler ticks this process has run for (its CPU time, in ticks).
+    ticks: u64,
     /// The process's model context; none only while a program is inspected at load time.
     ctx: Option<Arc<ProcessCtx>>,
 }
@@ -275,54 +310,73 @@ impl WasmEngine {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         ctx.output().apply(&mut builder);
+        let limits = ctx.shared().config.limits.clone();
+        let tick_ms = ctx.shared().config.epoch_tick_ms.max(1);
         let mut store = Store::new(
             &self.engine,
             ProcState {
                 wasi: builder.build(),
                 table: ResourceTable::new(),
+                limiter: MemoryLimiter {
+                    limit: limits.memory,
+                    hit: None,
+                },
+                ticks: 0,
                 ctx: Some(ctx.clone()),
             },
         );
+        store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| {
+        let cpu_ms = limits.cpu_ms;
+        store.epoch_deadline_callback(move |mut cx| {
+            let state = cx.data_mut();
+            state.ticks += 1;
+            if let Some(cpu_ms) = cpu_ms
+                && state.ticks.saturating_mul(tick_ms) > cpu_ms
+            {
+                return Err(wasmtime::Error::new(LimitHit::Cpu(cpu_ms)));
+            }
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(tokio::task::yield_now()),
             ))
         });
 
-        let result: wasmtime::Result<Result<(), String>> = match &entry {
-            Entry::Main(_) => match program.inner().command.as_ref() {
-                Some(pre) => {
-                    async {
+        let run = async {
+            match &entry {
+                Entry::Main(_) => match program.inner().command.as_ref() {
+                    Some(pre) => {
                         let command = pre.instantiate_async(&mut store).await?;
                         let r = command.wasi_cli_run().call_run(&mut store).await?;
                         Ok(r.map_err(|()| String::new()))
                     }
-                    .await
-                }
-                None => Ok(Err(format!(
-                    "program {} has no main (it does not export wasi:cli/run)",
-                    program.display_name()
-                ))),
-            },
-            Entry::Target { name, args } => match program.inner().guest.as_ref() {
-                Some(pre) => {
-                    async {
+                    None => Ok(Err(format!(
+                        "program {} has no main (it does not export wasi:cli/run)",
+                        program.display_name()
+                    ))),
+                },
+                Entry::Target { name, args } => match program.inner().guest.as_ref() {
+                    Some(pre) => {
                         let guest = pre.instantiate_async(&mut store).await?;
                         guest
                             .wasmproc_process_guest()
                             .call_run_target(&mut store, name, args)
                             .await
                     }
-                    .await
-                }
-                None => Ok(Err(format!(
-                    "program {} has no targets (it was not built with wasmproc-guest)",
-                    program.display_name()
-                ))),
-            },
+                    None => Ok(Err(format!(
+                        "program {} has no targets (it was not built with wasmproc-guest)",
+                        program.display_name()
+                    ))),
+                },
+            }
         };
+        let result: wasmtime::Result<Result<(), String>> = match limits.wall_ms {
+            Some(wall_ms) => tokio::time::timeout(Duration::from_millis(wall_ms), run)
+                .await
+                .unwrap_or_else(|_| Err(wasmtime::Error::new(LimitHit::Wall(wall_ms)))),
+            None => run.await,
+        };
+        let memory_hit = store.data().limiter.hit;
         drop(store);
         match result {
             Ok(Ok(())) => ExitStatus::SUCCESS,
@@ -337,7 +391,11 @@ impl WasmEngine {
                 ExitStatus::FAILURE
             }
             Err(e) => {
-                if let Some(GuestExit(status)) = e.downcast_ref::<GuestExit>() {
+                if let Some(hit) = memory_hit.or_else(|| e.downcast_ref::<LimitHit>().copied()) {
+                    ctx.output()
+                        .write_stderr(&format!("Process {}: {hit}\n", ctx.name()));
+                    ExitStatus::Code(crate::config::LIMIT_EXIT_CODE)
+                } else if let Some(GuestExit(status)) = e.downcast_ref::<GuestExit>() {
                     *status
                 } else if let Some(I32Exit(code)) = e.downcast_ref::<I32Exit>() {
                     ExitStatus::from_exit_call(*code)
@@ -376,6 +434,11 @@ fn scratch_state() -> ProcState {
     ProcState {
         wasi: WasiCtxBuilder::new().build(),
         table: ResourceTable::new(),
+        limiter: MemoryLimiter {
+            limit: u64::MAX,
+            hit: None,
+        },
+        ticks: 0,
         ctx: None,
     }
 }
