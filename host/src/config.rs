@@ -106,7 +106,14 @@ impl Default for Limits {
 impl Limits {
     /// The names of the limits, as keys of the `[limits]` table.
     pub const KEYS: &[&str] = &[
-        "processes", "children", "depth", "memory", "cpu_ms", "wall_ms", "args", "output",
+        "processes",
+        "children",
+        "depth",
+        "memory",
+        "cpu_ms",
+        "wall_ms",
+        "args",
+        "output",
     ];
 
     /// Sets limit `key` from `value` (a whole number; sizes may end in KiB, MiB or GiB;
@@ -249,9 +256,7 @@ impl Settings {
 
     /// Sets limit `key` to `value` (as `--limit KEY=VALUE` does), checking it.
     pub fn limit(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        Limits::default()
-            .set(key, value)
-            .map_err(ConfigError)?;
+        Limits::default().set(key, value).map_err(ConfigError)?;
         self.limits.insert(key.to_string(), value.to_string());
         Ok(())
     }
@@ -425,12 +430,16 @@ mod tests {
         assert_eq!(c.limits.depth, 3);
         assert_eq!(c.limits.cpu_ms, None);
         assert_eq!(
-            Settings::from_toml("[limits]\nmemroy = 1\n", "w.toml").unwrap_err().0,
+            Settings::from_toml("[limits]\nmemroy = 1\n", "w.toml")
+                .unwrap_err()
+                .0,
             "w.toml:2: unknown limit 'memroy' (valid: processes, children, depth, memory, \
              cpu_ms, wall_ms, args, output)"
         );
         assert_eq!(
-            Settings::from_toml("[limits]\nmemory = \"lots\"\n", "w.toml").unwrap_err().0,
+            Settings::from_toml("[limits]\nmemory = \"lots\"\n", "w.toml")
+                .unwrap_err()
+                .0,
             "w.toml:2: invalid value 'lots' for limit 'memory' (valid: a whole number of \
              bytes, optionally ending in KiB, MiB or GiB)"
         );

@@ -108,7 +108,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             for limit in &limits {
                 let (key, value) = limit.split_once('=').ok_or_else(|| {
-                    anyhow::anyhow!("--limit {limit}: expected KEY=VALUE, for example memory=256MiB")
+                    anyhow::anyhow!(
+                        "--limit {limit}: expected KEY=VALUE, for example memory=256MiB"
+                    )
                 })?;
                 flags
                     .limit(key, value)

@@ -138,7 +138,8 @@ impl Tree {
         // Processes of the run in other OS processes (orphaned grandchildren of native
         // children) die when the run's lifeline closes.
         if let Some(native) = &self.native {
-            native.end();
+            // Waiting for those processes blocks; keep it off the scheduler's threads.
+            tokio::task::block_in_place(|| native.end());
         }
     }
 
@@ -517,7 +518,9 @@ impl ProcessCtx {
             let live_children = objects
                 .started
                 .iter()
-                .filter(|h| matches!(objects.map.get(h), Some(Object::Child(c)) if c.core.is_alive()))
+                .filter(
+                    |h| matches!(objects.map.get(h), Some(Object::Child(c)) if c.core.is_alive()),
+                )
                 .count() as u64;
             if live_children >= limits.children {
                 return Err(ProcessError::new(

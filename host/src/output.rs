@@ -2,6 +2,7 @@
 //! name prefix on every line, or per-process buffers.
 
 use crate::config::OutputMode;
+use crate::exit::LimitHit;
 use crate::model::lock;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -12,7 +13,6 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::cli::{IsTerminal, OutputFile, StdoutStream};
-use crate::exit::LimitHit;
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 /// Where captured output is kept: in memory (processes of this host process), or in a
@@ -176,7 +176,6 @@ impl Buffer {
             }
         }
     }
-
 
     fn apply_stdout(&self, builder: &mut WasiCtxBuilder, stderr: bool) {
         match self {

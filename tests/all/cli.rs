@@ -204,7 +204,9 @@ fn cli_config_precedence_flag_env_file() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr),
-        format!("wasmproc: error: {cfg}:2: unknown key 'ouput' (valid keys: backend, output, [limits])\n")
+        format!(
+            "wasmproc: error: {cfg}:2: unknown key 'ouput' (valid keys: backend, output, [limits])\n"
+        )
     );
     std::fs::write(&file, "backend = \"jvm\"\n").unwrap();
     let out = wasmproc()

@@ -125,6 +125,42 @@ pub fn run(backend: BackendKind, path: &str, args: &[&str]) -> Outcome {
     }
 }
 
+/// Runs `path` on a host of its own whose limits are the defaults with `limits` applied
+/// (`("memory", "64MiB")`, ...).
+pub fn run_limited(
+    backend: BackendKind,
+    limits: &[(&str, &str)],
+    path: &str,
+    args: &[&str],
+) -> Outcome {
+    let mut config = Config {
+        backend,
+        output: OutputMode::Capture,
+        native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+        ..Config::default()
+    };
+    for (key, value) in limits {
+        config.limits.set(key, value).expect("a valid limit");
+    }
+    let host = Host::new(config).expect("host");
+    let program = host.load(path).expect("program");
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let run = host
+            .run_main(&program, &args)
+            .expect("the run could not start");
+        let _ = tx.send(run);
+    });
+    let run = rx
+        .recv_timeout(RUN_LIMIT)
+        .unwrap_or_else(|_| panic!("{path} did not end within {RUN_LIMIT:?}"));
+    Outcome {
+        status: run.status,
+        run,
+    }
+}
+
 /// Joins lines with newlines, each line ended by one.
 pub fn lines(lines: &[&str]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()

@@ -4,5 +4,6 @@
 
 mod cli;
 mod harness;
+mod hostile;
 mod library;
 mod process;

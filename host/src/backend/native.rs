@@ -54,14 +54,19 @@ struct ChildSpec {
     output: u8,
     limits: crate::config::Limits,
     epoch_tick_ms: u64,
+    run_dir: PathBuf,
     capture_dir: Option<PathBuf>,
     lifeline_fd: RawFd,
     parent_fd: RawFd,
+    slot_fd: RawFd,
     exe: PathBuf,
 }
 
 /// What the processes of one run share across OS processes.
 pub(crate) struct NativeRun {
+    /// The run's directory: `slots/` (one lock file per live process, for the run-wide
+    /// process limit) and, when output is captured, `capture/`.
+    run_dir: PathBuf,
     capture_dir: Option<PathBuf>,
     lifeline_read: OwnedFd,
     lifeline_write: Mutex<Option<OwnedFd>>,
@@ -70,12 +75,15 @@ pub(crate) struct NativeRun {
 }
 
 impl NativeRun {
-    fn new(capture_dir: Option<PathBuf>) -> std::io::Result<Self> {
+    fn new(run_dir: PathBuf, capture: bool) -> std::io::Result<Self> {
         let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        std::fs::create_dir_all(run_dir.join("slots"))?;
+        let capture_dir = capture.then(|| run_dir.join("capture"));
         if let Some(dir) = &capture_dir {
             std::fs::create_dir_all(dir)?;
         }
         Ok(NativeRun {
+            run_dir,
             capture_dir,
             lifeline_read: read,
             lifeline_write: Mutex::new(Some(write)),
@@ -87,18 +95,51 @@ impl NativeRun {
         self.capture_dir.as_deref()
     }
 
-    /// Ends the run: every process of it in another OS process kills itself.
+    /// Takes a free process slot of the run: a lock file under `slots/`, locked through
+    /// the returned descriptor, which the child inherits; the kernel releases the lock when
+    /// the last holder exits, however it exits.
+    fn take_slot(&self, limit: u64) -> Result<OwnedFd, ProcessError> {
+        use rustix::fs::{FlockOperation, Mode, OFlags};
+        let start = rand::random::<u64>() % limit.max(1);
+        for i in 0..limit {
+            let slot = (start + i) % limit;
+            let path = self.run_dir.join("slots").join(slot.to_string());
+            let fd = rustix::fs::open(
+                &path,
+                OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| failure("slot", e))?;
+            if rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                return Ok(fd);
+            }
+        }
+        Err(ProcessError::new(
+            crate::error::ErrorKind::LimitExceeded,
+            format!("limit processes = {limit} reached: the run has {limit} live processes"),
+        ))
+    }
+
+    /// Ends the run: every process of it in another OS process kills itself; returns once
+    /// they all have (each held a slot lock until it died).
     pub fn end(&self) {
         lock(&self.lifeline_write).take();
+        let Ok(slots) = std::fs::read_dir(self.run_dir.join("slots")) else {
+            return;
+        };
+        for slot in slots.flatten() {
+            if let Ok(file) = std::fs::File::open(slot.path()) {
+                // Blocks until the process holding this slot (if any) has exited.
+                let _ = rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared);
+            }
+        }
     }
 }
 
 impl Drop for NativeRun {
     fn drop(&mut self) {
-        if self.owner
-            && let Some(dir) = &self.capture_dir
-        {
-            let _ = std::fs::remove_dir_all(dir);
+        if self.owner {
+            let _ = std::fs::remove_dir_all(&self.run_dir);
         }
     }
 }
@@ -122,7 +163,10 @@ impl NativeBackend {
         };
         remove_stale_work_dirs();
         probe(&exe)?;
-        let work_dir = std::env::temp_dir().join(format!("wasmproc-{}", std::process::id()));
+        // One directory per host: several hosts may live in one OS process.
+        static HOSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let work_dir = std::env::temp_dir().join(format!("wasmproc-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&work_dir).map_err(|io| Error::WriteFile {
             path: work_dir.clone(),
             io,
@@ -142,11 +186,9 @@ impl NativeBackend {
         let n = self
             .next_run
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = (output == OutputMode::Capture).then(|| self.work_dir.join(format!("run-{n}")));
-        NativeRun::new(dir.clone()).map_err(|io| Error::WriteFile {
-            path: dir.unwrap_or_else(|| self.work_dir.clone()),
-            io,
-        })
+        let dir = self.work_dir.join(format!("run-{n}"));
+        NativeRun::new(dir.clone(), output == OutputMode::Capture)
+            .map_err(|io| Error::WriteFile { path: dir, io })
     }
 
     fn artifact(&self, program: &crate::Program) -> Result<PathBuf, ProcessError> {
@@ -200,6 +242,7 @@ fn remove_stale_work_dirs() {
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix("wasmproc-"))
+            .and_then(|rest| rest.split('-').next())
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
@@ -277,8 +320,10 @@ impl Backend for NativeBackend {
         let artifact = self.artifact(&request.program)?;
         let (parent_read, parent_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| failure("pipe", e))?;
+        let slot = run.take_slot(shared.config.limits.processes)?;
         let lifeline_fd = run.lifeline_read.as_raw_fd();
         let parent_fd = parent_read.as_raw_fd();
+        let slot_fd = slot.as_raw_fd();
         let spec = ChildSpec {
             artifact,
             display_name: request.program.display_name().to_string(),
@@ -295,12 +340,17 @@ impl Backend for NativeBackend {
             output: output_code(request.output.mode()),
             limits: shared.config.limits.clone(),
             epoch_tick_ms: shared.config.epoch_tick_ms,
+            run_dir: run.run_dir.clone(),
             capture_dir: run.capture_dir().map(Path::to_path_buf),
             lifeline_fd,
             parent_fd,
+            slot_fd,
             exe: self.exe.clone(),
         };
-        let spec = postcard::to_allocvec(&spec).map_err(|e| failure("encoding", e))?;
+        let encoded = postcard::to_allocvec(&spec).map_err(|e| failure("encoding", e))?;
+        let len = u32::try_from(encoded.len()).map_err(|e| failure("description size", e))?;
+        let mut spec = len.to_le_bytes().to_vec();
+        spec.extend_from_slice(&encoded);
 
         let mut command = tokio::process::Command::new(&self.exe);
         command.arg(CHILD_SUBCOMMAND).stdin(Stdio::piped());
@@ -317,10 +367,11 @@ impl Backend for NativeBackend {
         }
         // SAFETY: the closure runs in the forked child before exec and calls only fcntl,
         // which is async-signal-safe; it clears close-on-exec on exactly the two pipe ends
-        // this child must inherit (every other descriptor of the host is close-on-exec).
+        // and the slot lock this child must inherit (every other descriptor of the host is
+        // close-on-exec).
         unsafe {
             command.pre_exec(move || {
-                for fd in [lifeline_fd, parent_fd] {
+                for fd in [lifeline_fd, parent_fd, slot_fd] {
                     let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
                     rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
                 }
@@ -331,6 +382,8 @@ impl Backend for NativeBackend {
             .spawn()
             .map_err(|e| failure(&format!("cannot run {}", self.exe.display()), e))?;
         drop(parent_read);
+        // The child holds the slot's lock now; this process's copy goes.
+        drop(slot);
         let pid = child.id().ok_or_else(|| failure("child", "no pid"))?;
         let raw_pid = i32::try_from(pid).map_err(|e| failure("pid", e))?;
         let rpid = rustix::process::Pid::from_raw(raw_pid).ok_or_else(|| failure("pid", pid))?;
@@ -417,8 +470,24 @@ fn run_child() -> anyhow::Result<ExitStatus> {
     std::io::stdin()
         .read_to_end(&mut bytes)
         .context("failed to read the child description")?;
+    // The description is its length (4 bytes, little-endian) and its postcard encoding.
+    let declared = bytes
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if declared.is_none_or(|n| bytes.len() < 4 + n) {
+        // The parent died while it was starting this process: there is nobody to report
+        // to and nothing to run.
+        return Ok(ExitStatus::FAILURE);
+    }
     let spec: ChildSpec =
-        postcard::from_bytes(&bytes).context("failed to decode the child description")?;
+        postcard::from_bytes(&bytes[4..]).context("failed to decode the child description")?;
+    // The inherited descriptors are this process's alone: its own children get theirs.
+    for fd in [spec.lifeline_fd, spec.parent_fd, spec.slot_fd] {
+        // SAFETY: these descriptors were inherited open, for this process.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
+            .context("an inherited descriptor is not open")?;
+    }
 
     // SAFETY: the lifeline descriptor was inherited for this purpose; it is open, and the
     // borrow ends before `on_eof` below takes ownership of it.
@@ -469,6 +538,7 @@ fn run_child() -> anyhow::Result<ExitStatus> {
     // only children that are handed it get it).
     rustix::io::fcntl_setfd(&lifeline, rustix::io::FdFlags::CLOEXEC)?;
     let run = NativeRun {
+        run_dir: spec.run_dir,
         capture_dir: spec.capture_dir,
         lifeline_read: lifeline,
         lifeline_write: Mutex::new(None),

@@ -310,7 +310,13 @@ impl WasmEngine {
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         ctx.output().apply(&mut builder);
-        let limits = ctx.shared().config.limits.clone();
+        let mut limits = ctx.shared().config.limits.clone();
+        if matches!(entry, Entry::Main(_)) {
+            // Time limits are for child processes; the main process is bounded by whoever
+            // runs the host.
+            limits.cpu_ms = None;
+            limits.wall_ms = None;
+        }
         let tick_ms = ctx.shared().config.epoch_tick_ms.max(1);
         let mut store = Store::new(
             &self.engine,

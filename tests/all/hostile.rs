@@ -1,0 +1,171 @@
+//! Hostile guests (SPEC §4): each runs under both backends, and each test asserts the exact
+//! outcome for the offender and that a sibling finished its work unharmed.
+
+use crate::harness::{BACKENDS, lines, run_limited};
+use wasmproc::{ExitStatus, LIMIT_EXIT_CODE};
+use wasmproc_tests::*;
+
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+foreach_hostile!(assert_test_exists);
+
+const LIMIT: Option<i32> = Some(LIMIT_EXIT_CODE as i32);
+
+#[test]
+fn hostile_memory() {
+    for &backend in BACKENDS {
+        let out = run_limited(backend, &[("memory", "64MiB")], HOSTILE_MEMORY, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            format!("bomb exitcode: {LIMIT:?}\nsibling exitcode: Some(0)\n"),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stderr_of("Process-2"),
+            "Process Process-2: limit memory = 67108864 bytes exceeded\n"
+        );
+        assert_eq!(out.stdout_of("Process-1"), "sibling sum: 500000500000\n");
+    }
+}
+
+#[test]
+fn hostile_loop() {
+    for &backend in BACKENDS {
+        for (limit, value) in [("wall_ms", "300"), ("cpu_ms", "300")] {
+            let out = run_limited(backend, &[(limit, value)], HOSTILE_LOOP, &[]);
+            assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?} {limit}");
+            assert_eq!(
+                out.stdout(),
+                format!("spin exitcode: {LIMIT:?}\nsibling exitcode: Some(0)\n"),
+                "{backend:?} {limit}"
+            );
+            assert_eq!(
+                out.stderr_of("Process-1"),
+                format!("Process Process-1: limit {limit} = 300 exceeded\n")
+            );
+            assert_eq!(out.stdout_of("Process-2"), "sibling done\n");
+            // The main process is not under the time limits.
+            assert_eq!(out.stderr(), "");
+        }
+    }
+}
+
+#[test]
+fn hostile_spawnbomb() {
+    for &backend in BACKENDS {
+        // Only main can start children (depth 1): which limit refuses is certain.
+        for (limits, refusal) in [
+            (
+                &[("children", "5"), ("depth", "1")][..],
+                "main refused after 5 children: limit children = 5 reached: this process has 5 \
+                 live children",
+            ),
+            (
+                &[("processes", "3"), ("depth", "1")][..],
+                "main refused after 3 children: limit processes = 3 reached: the run has 3 live \
+                 processes",
+            ),
+        ] {
+            let out = run_limited(backend, limits, HOSTILE_SPAWNBOMB, &[]);
+            assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?} {limits:?}");
+            assert_eq!(
+                out.stdout(),
+                lines(&[refusal, "main survived"]),
+                "{backend:?} {limits:?}"
+            );
+            for name in out.names() {
+                assert_eq!(out.stderr_of(&name), "", "{backend:?} {name}");
+            }
+        }
+        // Everyone starts children until refused: the run stays within its limit.
+        let out = run_limited(
+            backend,
+            &[("processes", "30"), ("children", "4"), ("depth", "8")],
+            HOSTILE_SPAWNBOMB,
+            &[],
+        );
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert!(
+            out.stdout().ends_with("main survived\n"),
+            "{}",
+            out.stdout()
+        );
+        let started = out.names().len() - 1;
+        assert!(
+            started >= 4,
+            "{backend:?}: only {started} processes started"
+        );
+        assert!(started <= 200, "{backend:?}: {started} processes started");
+        for name in out.names() {
+            assert_eq!(out.stderr_of(&name), "", "{backend:?} {name}");
+        }
+    }
+}
+
+#[test]
+fn hostile_deep() {
+    for &backend in BACKENDS {
+        let out = run_limited(backend, &[("depth", "4")], HOSTILE_DEEP, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout_of("Process-1:1:1:1"),
+            "depth 4: refused: limit depth = 4 reached: a process at depth 4 cannot start \
+             children\n"
+        );
+        assert_eq!(out.stdout(), "depth 0: child exitcode Some(0)\n");
+        assert_eq!(
+            out.stdout_of("Process-1"),
+            "depth 1: child exitcode Some(0)\n"
+        );
+        assert_eq!(out.names().len(), 5, "{backend:?}");
+    }
+}
+
+#[test]
+fn hostile_args() {
+    for &backend in BACKENDS {
+        let out = run_limited(backend, &[("args", "1MiB")], HOSTILE_ARGS, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "2 MiB create: error LimitExceeded: start arguments of 2097152 bytes exceed \
+                 limit args = 1048576 bytes",
+                "1000 bytes exitcode: Some(0)",
+                &format!("huge exitcode: {LIMIT:?}"),
+                "sibling exitcode: Some(0)",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(out.stdout_of("Process-1"), "took 1000 bytes\n");
+        assert_eq!(
+            out.stderr_of("Process-2"),
+            "Process Process-2: limit memory = 1073741824 bytes exceeded\n"
+        );
+        assert_eq!(out.stdout_of("Process-3"), "sibling done\n");
+    }
+}
+
+#[test]
+fn hostile_hosttrap() {
+    for &backend in BACKENDS {
+        let out = run_limited(backend, &[], HOSTILE_HOSTTRAP, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            "liar exitcode: Some(1)\nsibling exitcode: Some(0)\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stderr_of("Process-1"),
+            "Process Process-1:\nstring pointer/length out of bounds of memory\n"
+        );
+        assert_eq!(out.stdout_of("Process-1"), "");
+        assert_eq!(out.stdout_of("Process-2"), "sibling done\n");
+    }
+}
