@@ -1,0 +1,716 @@
+//! The spawn benchmark: how fast wasmproc starts and joins a process, compared with CPython's
+//! `multiprocessing` on the same machine in the same run, and how many sleeping processes
+//! one host holds at what memory cost. Run it with `scripts/bench.sh` (or
+//! `cargo bench -p wasmproc-tests --bench process`).
+//!
+//! It measures, for the default design (a tokio task/fiber per process) and for
+//! `Config { thread_per_process: true, .. }` (an OS thread per process):
+//! 1. start+join of a no-op child timed inside a guest (`tests/programs/src/bin/bench_spawn.rs`),
+//! 2. the same from Rust through the library (`host.process(..).start()` + `join(None)`),
+//! 3. `scripts/bench_cpython.py`: the same with CPython's fork, spawn and forkserver,
+//! 4. 10,000 sleeping children started from Rust: RSS, peak RSS, threads, start time; each
+//!    design in a fresh copy of this binary, so that the figures of one do not leak into
+//!    the other.
+//!
+//! It prints figures only; nothing here fails on speed.
+//!
+//! Environment overrides (for quick runs): `WASMPROC_BENCH_N` (timed iterations, default
+//! 2000), `WASMPROC_BENCH_WARMUP` (default 200), `WASMPROC_BENCH_HOLD` (sleepers, default
+//! 10000), `WASMPROC_BENCH_PY` (CPython iterations `fork,spawn,forkserver`, default
+//! `200,50,200`).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use wasmproc::{Config, Host, Limits, OutputMode, Program};
+use wasmproc_tests::BENCH_SPAWN;
+
+/// The most time the hold test spends starting sleepers before it stops and reports.
+const HOLD_BUDGET: Duration = Duration::from_secs(60);
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// The two designs of the wasm backend: label and `thread_per_process`.
+const DESIGNS: [(&str, bool); 2] = [("task", false), ("thread", true)];
+
+fn config(thread_per_process: bool, output: OutputMode) -> Config {
+    Config {
+        output,
+        thread_per_process,
+        ..Config::default()
+    }
+}
+
+/// Median, p10 and p90 of some samples, in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    n: usize,
+    median: f64,
+    p10: f64,
+    p90: f64,
+}
+
+impl Stats {
+    fn of(mut samples: Vec<f64>) -> Stats {
+        samples.sort_by(f64::total_cmp);
+        let q = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Stats {
+            n: samples.len(),
+            median: q(0.5),
+            p10: q(0.1),
+            p90: q(0.9),
+        }
+    }
+
+    /// From `<prefix>median_us`-style lines.
+    fn parse(kv: &BTreeMap<String, String>, prefix: &str) -> Option<Stats> {
+        let get = |k: &str| kv.get(&format!("{prefix}{k}"))?.parse::<f64>().ok();
+        Some(Stats {
+            n: kv.get(&format!("{prefix}iterations"))?.parse().ok()?,
+            median: get("median_us")?,
+            p10: get("p10_us")?,
+            p90: get("p90_us")?,
+        })
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "median {:>9.1} µs   p10 {:>9.1} µs   p90 {:>9.1} µs   (n={})",
+            self.median, self.p10, self.p90, self.n
+        )
+    }
+}
+
+/// `key value` lines, as the guest program, the CPython script and the hold child print.
+fn key_values(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once(' ')?;
+            Some((k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// (1): start+join timed inside the guest.
+fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Stats, String> {
+    let run = host
+        .run_main(program, &[n.to_string(), warmup.to_string()])
+        .map_err(|e| format!("run_main: {e}"))?;
+    let main = run
+        .process("MainProcess")
+        .ok_or("the run captured no output of MainProcess")?;
+    let stdout = String::from_utf8_lossy(&main.stdout()).into_owned();
+    let stderr = String::from_utf8_lossy(&main.stderr()).into_owned();
+    Stats::parse(&key_values(&stdout), "").ok_or_else(|| {
+        format!(
+            "bench_spawn ended with {:?} without figures; stdout: {stdout:?}; stderr: {stderr:?}",
+            run.status
+        )
+    })
+}
+
+/// (2): start+join timed from Rust through the library.
+fn host_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Stats, String> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let t = Instant::now();
+        let p = host
+            .process(program, "noop")
+            .start()
+            .map_err(|e| format!("start: {e}"))?;
+        p.join(None).map_err(|e| format!("join: {e}"))?;
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        match p.exitcode() {
+            Ok(Some(0)) => {}
+            other => return Err(format!("the no-op child ended with {other:?}")),
+        }
+        if i >= warmup {
+            samples.push(us);
+        }
+    }
+    Ok(Stats::of(samples))
+}
+
+/// Latency figures of one design.
+struct Latency {
+    guest: Result<Stats, String>,
+    host: Result<Stats, String>,
+}
+
+fn latency(thread_per_process: bool, n: usize, warmup: usize) -> Latency {
+    let host = match Host::new(config(thread_per_process, OutputMode::Capture)) {
+        Ok(h) => h,
+        Err(e) => {
+            let e = format!("cannot create a host: {e}");
+            return Latency {
+                guest: Err(e.clone()),
+                host: Err(e),
+            };
+        }
+    };
+    let program = match host.load(BENCH_SPAWN) {
+        Ok(p) => p,
+        Err(e) => {
+            let e = format!("cannot load {BENCH_SPAWN}: {e}");
+            return Latency {
+                guest: Err(e.clone()),
+                host: Err(e),
+            };
+        }
+    };
+    Latency {
+        guest: guest_side(&host, &program, n, warmup),
+        host: host_side(&host, &program, n, warmup),
+    }
+}
+
+/// (4): CPython's medians per start method, or why there are none.
+struct CPython {
+    version: String,
+    methods: Vec<(&'static str, Result<Stats, String>)>,
+}
+
+fn cpython(root: &Path) -> Result<CPython, String> {
+    let counts = std::env::var("WASMPROC_BENCH_PY").unwrap_or_else(|_| "200,50,200".into());
+    let script = root.join("scripts/bench_cpython.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .args(counts.split(',').map(str::trim))
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => "python3 is not on PATH".to_string(),
+            _ => format!("cannot run python3: {e}"),
+        })?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "python3 {} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let kv = key_values(&stdout);
+    let methods = ["fork", "spawn", "forkserver"]
+        .into_iter()
+        .map(|m| {
+            let r = Stats::parse(&kv, &format!("{m}_")).ok_or_else(|| {
+                kv.get(&format!("{m}_skipped"))
+                    .cloned()
+                    .unwrap_or_else(|| "no figures printed".into())
+            });
+            (m, r)
+        })
+        .collect();
+    Ok(CPython {
+        version: kv.get("python_version").cloned().unwrap_or_default(),
+        methods,
+    })
+}
+
+/// Fields of `/proc/self/status`, in KiB (memory) or units (threads).
+fn proc_status() -> BTreeMap<String, u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let n = v.split_whitespace().next()?.parse().ok()?;
+            Some((k.to_string(), n))
+        })
+        .collect()
+}
+
+/// The number of memory mappings (`vm.max_map_count` limits it); none if unreadable.
+fn map_count() -> Option<usize> {
+    std::fs::read_to_string("/proc/self/maps")
+        .ok()
+        .map(|m| m.lines().count())
+}
+
+/// (5), in a child copy of this binary: start up to `target` sleepers, measure, kill and
+/// join them all; print `key value` lines.
+fn hold_child(thread_per_process: bool, target: usize) {
+    // The default limits on live processes and children are below the count tried: raise
+    // them, this measures what the machine allows.
+    let mut config = config(thread_per_process, OutputMode::Inherit);
+    let room = target as u64 + 64;
+    config.limits = Limits {
+        processes: config.limits.processes.max(room),
+        children: config.limits.children.max(room),
+        ..config.limits
+    };
+    println!(
+        "limits processes={} children={}",
+        config.limits.processes, config.limits.children
+    );
+    let host = Host::new(config).expect("host");
+    let program = host.load(BENCH_SPAWN).expect("load bench_spawn");
+    // Warm up so that one-time costs (runtime threads, first instantiation) are not counted
+    // per process.
+    for _ in 0..20 {
+        let p = host
+            .process(&program, "sleeper")
+            .start()
+            .expect("warm-up start");
+        p.kill().expect("warm-up kill");
+        p.join(None).expect("warm-up join");
+    }
+    let before = proc_status();
+    let before_maps = map_count();
+    // At `vm.max_map_count` the host may abort (std's thread start panics when it cannot
+    // map a guard page), so stop short of it unless asked to go on to the real failure.
+    let map_limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    let to_limit = std::env::var_os("WASMPROC_BENCH_HOLD_TO_LIMIT").is_some();
+    let mut procs = Vec::with_capacity(target);
+    let mut error = None;
+    let mut checked = 0;
+    let mut batch = 64;
+    let mut next_map_check = 0;
+    // Time spent inside `start` only, without the checks below.
+    let mut in_start = Duration::ZERO;
+    let t = Instant::now();
+    while procs.len() < target {
+        if t.elapsed() > HOLD_BUDGET {
+            error = Some(format!(
+                "stopped after the {} s time budget",
+                HOLD_BUDGET.as_secs()
+            ));
+            break;
+        }
+        let t_start = Instant::now();
+        let started = host.process(&program, "sleeper").start();
+        in_start += t_start.elapsed();
+        match started {
+            Ok(p) => procs.push(p),
+            Err(e) => {
+                error = Some(format!("start #{} failed: {e}", procs.len() + 1));
+                break;
+            }
+        }
+        if procs.len() % batch != 0 && procs.len() != target {
+            continue;
+        }
+        // A process instantiates asynchronously: a limit hit then (memory mappings, say)
+        // ends the process instead of failing `start`. A sleeper that has ended is such a
+        // failure: stop there.
+        if let Some(i) =
+            (checked..procs.len()).find(|&i| procs[i].exitcode().ok().flatten().is_some())
+        {
+            let status = procs[i].status().ok().flatten();
+            error = Some(format!(
+                "sleeper #{} ended by itself ({}) after {} starts; its stderr says why",
+                i + 1,
+                status.map_or("?".to_string(), |s| s.to_string()),
+                procs.len()
+            ));
+            break;
+        }
+        checked = procs.len();
+        println!(
+            "progress {} {}",
+            procs.len(),
+            proc_status().get("VmRSS").copied().unwrap_or(0)
+        );
+        let _ = std::io::stdout().flush();
+        if procs.len() < next_map_check || to_limit {
+            continue;
+        }
+        if let (Some(limit), Some(maps)) = (map_limit, map_count()) {
+            // Reading the mappings is slow when there are many: do it often only near
+            // the limit.
+            next_map_check = procs.len() + if maps + 8000 < limit { 512 } else { 0 };
+            if maps + 4000 > limit && batch > 16 {
+                // Close to the limit: smaller steps, and let instantiation catch up.
+                batch = 16;
+            }
+            if batch == 16 {
+                std::thread::sleep(Duration::from_millis(20));
+                let maps = map_count().unwrap_or(maps);
+                if maps + 600 > limit {
+                    error = Some(format!(
+                        "stopped before the memory-mapping limit: {maps} mappings of \
+                         vm.max_map_count {limit} (the next starts would fail with ENOMEM \
+                         or EAGAIN; set WASMPROC_BENCH_HOLD_TO_LIMIT=1 to go on)"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    let start_time = t.elapsed();
+    // Let the children reach their sleep (each must have instantiated and entered the
+    // target), then count those still alive: the processes held.
+    std::thread::sleep(Duration::from_millis(500));
+    let alive = procs
+        .iter()
+        .filter(|p| p.is_alive().unwrap_or(false))
+        .count();
+    let after = proc_status();
+    let after_maps = map_count();
+    let t = Instant::now();
+    for p in &procs {
+        let _ = p.kill();
+    }
+    let mut killed = 0;
+    let deadline = t + Duration::from_secs(30);
+    for p in &procs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if p.join(Some(left)).is_ok() && p.exitcode().ok().flatten() == Some(-9) {
+            killed += 1;
+        }
+    }
+    let stop_time = t.elapsed();
+    let end = proc_status();
+    std::thread::sleep(Duration::from_secs(1));
+    let settled = proc_status();
+    let get = |m: &BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+    println!("started {}", procs.len());
+    println!("held {alive}");
+    println!("killed_joined {killed}");
+    println!("start_ms {:.1}", start_time.as_secs_f64() * 1e3);
+    println!("in_start_ms {:.1}", in_start.as_secs_f64() * 1e3);
+    println!("stop_ms {:.1}", stop_time.as_secs_f64() * 1e3);
+    println!("rss_before_kib {}", get(&before, "VmRSS"));
+    println!("rss_after_kib {}", get(&after, "VmRSS"));
+    println!("hwm_after_kib {}", get(&after, "VmHWM"));
+    println!("rss_end_kib {}", get(&end, "VmRSS"));
+    println!("threads_before {}", get(&before, "Threads"));
+    println!("threads_after {}", get(&after, "Threads"));
+    println!("threads_end {}", get(&end, "Threads"));
+    println!("rss_settled_kib {}", get(&settled, "VmRSS"));
+    println!("threads_settled {}", get(&settled, "Threads"));
+    println!(
+        "maps_before {}",
+        before_maps.map_or("?".into(), |n| n.to_string())
+    );
+    println!(
+        "maps_after {}",
+        after_maps.map_or("? (/proc/self/maps unreadable)".into(), |n| n.to_string())
+    );
+    if let Some(e) = error {
+        println!("error {}", e.replace('\n', " "));
+    }
+}
+
+/// Figures of the hold test of one design, as the child printed them.
+struct Hold {
+    kv: BTreeMap<String, String>,
+    /// The distinct lines the failed sleepers wrote to stderr, with counts.
+    stderr: Vec<(usize, String)>,
+}
+
+impl Hold {
+    fn num(&self, k: &str) -> f64 {
+        self.kv
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    fn maps_per_process(&self) -> f64 {
+        (self.num("maps_after") - self.num("maps_before")) / self.num("held")
+    }
+
+    fn per_process_kib(&self) -> f64 {
+        (self.num("rss_after_kib") - self.num("rss_before_kib")) / self.num("held")
+    }
+}
+
+fn hold(label: &str, thread_per_process: bool, target: usize) -> Result<Hold, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let out = Command::new(exe)
+        .args(["--hold-child", label, &target.to_string()])
+        .output()
+        .map_err(|e| format!("cannot run the hold child: {e}"))?;
+    let kv = key_values(&String::from_utf8_lossy(&out.stdout));
+    // The host writes `Process <name>:` and then the reason to stderr for each sleeper
+    // that failed; keep the distinct reasons (and the lines of a crash).
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        let line = line.trim();
+        let header = line.starts_with("Process ") && line.ends_with(':');
+        if !line.is_empty() && !header {
+            *reasons.entry(line.to_string()).or_default() += 1;
+        }
+    }
+    let mut stderr: Vec<(usize, String)> = reasons.into_iter().map(|(l, n)| (n, l)).collect();
+    stderr.sort_by_key(|r| std::cmp::Reverse(r.0));
+    if !out.status.success() || !kv.contains_key("held") {
+        let progress = kv.get("progress").map_or("none".into(), |p| {
+            let mut p = p.split(' ');
+            format!(
+                "{} started, VmRSS {} KiB",
+                p.next().unwrap_or("?"),
+                p.next().unwrap_or("?")
+            )
+        });
+        let reasons: Vec<String> = stderr
+            .iter()
+            .take(4)
+            .map(|(n, l)| format!("{n}x {l:?}"))
+            .collect();
+        return Err(format!(
+            "the hold child ({label}, thread_per_process={thread_per_process}) failed ({}); \
+             last progress: {progress}; its stderr: {}",
+            out.status,
+            reasons.join(", ")
+        ));
+    }
+    Ok(Hold { kv, stderr })
+}
+
+fn show(r: &Result<Stats, String>) -> String {
+    match r {
+        Ok(s) => s.line(),
+        Err(e) => format!("FAILED: {e}"),
+    }
+}
+
+fn median(r: &Result<Stats, String>) -> Option<f64> {
+    r.as_ref().ok().map(|s| s.median)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{v:.1}"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--hold-child") {
+        let label = args.get(i + 1).map(String::as_str).unwrap_or("task");
+        let n = args
+            .get(i + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(10_000);
+        hold_child(label == "thread", n);
+        return;
+    }
+
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf();
+    let n = env_usize("WASMPROC_BENCH_N", 2000).max(1);
+    let warmup = env_usize("WASMPROC_BENCH_WARMUP", 200);
+    let hold_n = env_usize("WASMPROC_BENCH_HOLD", 10_000).max(1);
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let total = Instant::now();
+    println!(
+        "wasmproc spawn benchmark ({cpus} CPUs available; {n} timed iterations after {warmup} warm-up)"
+    );
+    println!("program: {BENCH_SPAWN}");
+    // Other work on the machine skews every figure below: say how busy it was.
+    let load = || {
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    };
+    if let Some(l) = load() {
+        let busy = l
+            .split(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|l1| l1 > 0.5 * cpus as f64);
+        println!(
+            "load average (1/5/15 min) at start: {l}{}",
+            if busy {
+                "  -- the machine is busy; the figures will be noisy"
+            } else {
+                ""
+            }
+        );
+    }
+
+    // (1)-(3): start+join of a no-op child, both designs, guest side and host side.
+    let mut lat = Vec::new();
+    for (label, tpp) in DESIGNS {
+        println!(
+            "\n== start+join of a no-op child, design '{label}' (thread_per_process: {tpp}) =="
+        );
+        let l = latency(tpp, n, warmup);
+        println!("  guest-side (Instant in the guest)   {}", show(&l.guest));
+        println!("  host-side  (Rust library)           {}", show(&l.host));
+        lat.push((label, l));
+    }
+
+    // (4): CPython.
+    println!("\n== CPython multiprocessing: start+join of a no-op Process ==");
+    let py = cpython(&root);
+    match &py {
+        Ok(py) => {
+            println!("  python {}", py.version);
+            for (m, r) in &py.methods {
+                println!("  {m:<11}{}", show(r));
+            }
+        }
+        Err(e) => println!("  CPython baseline SKIPPED: {e}"),
+    }
+
+    // (5): sleeping processes held by one host.
+    let mut holds = Vec::new();
+    for (label, tpp) in DESIGNS {
+        println!(
+            "\n== {hold_n} sleeping children started from Rust, design '{label}' (thread_per_process: {tpp}) =="
+        );
+        let h = hold(label, tpp, hold_n);
+        match &h {
+            Ok(h) => {
+                let kv = |k: &str| h.kv.get(k).map_or("?", String::as_str);
+                println!("  host limits set to: {}", kv("limits"));
+                println!(
+                    "  started {} in {} ms wall ({} ms inside start(), {:.1} µs per start); \
+                     held {} (alive 0.5 s later)",
+                    kv("started"),
+                    kv("start_ms"),
+                    kv("in_start_ms"),
+                    h.num("in_start_ms") * 1e3 / h.num("started"),
+                    kv("held")
+                );
+                println!(
+                    "  VmRSS before {} KiB, after {} KiB (VmHWM {} KiB); {:.1} KiB per process",
+                    kv("rss_before_kib"),
+                    kv("rss_after_kib"),
+                    kv("hwm_after_kib"),
+                    h.per_process_kib()
+                );
+                println!(
+                    "  threads before {}, after {}; memory mappings before {}, after {} \
+                     ({:.1} per process)",
+                    kv("threads_before"),
+                    kv("threads_after"),
+                    kv("maps_before"),
+                    kv("maps_after"),
+                    h.maps_per_process()
+                );
+                println!(
+                    "  killed and joined {} in {} ms; then VmRSS {} KiB, threads {} \
+                     (1 s later: {} KiB, {} threads)",
+                    kv("killed_joined"),
+                    kv("stop_ms"),
+                    kv("rss_end_kib"),
+                    kv("threads_end"),
+                    kv("rss_settled_kib"),
+                    kv("threads_settled")
+                );
+                if let Some(e) = h.kv.get("error") {
+                    println!("  stopped early: {e}");
+                }
+                for (n, line) in h.stderr.iter().take(3) {
+                    println!("  stderr of failed sleepers ({n}x): {line}");
+                }
+            }
+            Err(e) => println!("  FAILED: {e}"),
+        }
+        holds.push((label, h));
+    }
+
+    // Summary.
+    println!("\n== summary ==");
+    println!(
+        "{:<34} {:>12} {:>12} {:>12}",
+        "start+join no-op (median µs)", "guest-side", "host-side", "p90 guest"
+    );
+    for (label, l) in &lat {
+        println!(
+            "{:<34} {:>12} {:>12} {:>12}",
+            format!("wasmproc {label}"),
+            cell(median(&l.guest)),
+            cell(median(&l.host)),
+            cell(l.guest.as_ref().ok().map(|s| s.p90)),
+        );
+    }
+    let reference = median(&lat[0].1.guest);
+    match &py {
+        Ok(py) => {
+            for (m, r) in &py.methods {
+                println!(
+                    "{:<34} {:>12} {:>12} {:>12}",
+                    format!("CPython {m}"),
+                    cell(median(r)),
+                    "",
+                    cell(r.as_ref().ok().map(|s| s.p90)),
+                );
+            }
+            println!("\nratios CPython / wasmproc (median start+join):");
+            for (m, r) in &py.methods {
+                let mut parts = Vec::new();
+                for (label, l) in &lat {
+                    for (side, s) in [("guest", &l.guest), ("host", &l.host)] {
+                        if let (Some(c), Some(w)) = (median(r), median(s)) {
+                            parts.push(format!("{label}/{side} {:.0}x", c / w));
+                        }
+                    }
+                }
+                println!("  CPython {m:<11} / wasmproc: {}", parts.join(", "));
+            }
+        }
+        Err(e) => println!("CPython baseline skipped: {e}"),
+    }
+    if let Some(w) = reference {
+        let fork = py.as_ref().ok().and_then(|py| {
+            py.methods
+                .iter()
+                .find(|(m, _)| *m == "fork")
+                .and_then(|(_, r)| median(r))
+        });
+        println!(
+            "\ntarget (default design, guest-side median): <= 50 µs: {} ({w:.1} µs); \
+             >= 40x faster than CPython fork: {}",
+            if w <= 50.0 { "met" } else { "NOT met" },
+            match fork {
+                Some(f) if f / w >= 40.0 => format!("met ({:.0}x)", f / w),
+                Some(f) => format!("NOT met ({:.0}x)", f / w),
+                None => "unknown (no CPython fork figure)".into(),
+            }
+        );
+    }
+    println!(
+        "\n{:<26} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "sleeping processes held",
+        "held",
+        "µs/start",
+        "RSS MiB",
+        "KiB/proc",
+        "HWM MiB",
+        "threads",
+        "maps",
+        "maps/proc"
+    );
+    for (label, h) in &holds {
+        match h {
+            Ok(h) => {
+                println!(
+                    "{:<26} {:>6} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>8} {:>9.1}",
+                    format!("wasmproc {label}"),
+                    h.num("held"),
+                    h.num("in_start_ms") * 1e3 / h.num("started"),
+                    h.num("rss_after_kib") / 1024.0,
+                    h.per_process_kib(),
+                    h.num("hwm_after_kib") / 1024.0,
+                    h.num("threads_after"),
+                    h.num("maps_after"),
+                    h.maps_per_process(),
+                );
+                if let Some(e) = h.kv.get("error") {
+                    println!("{:<26} stopped early: {e}", "");
+                }
+            }
+            Err(_) => println!("{:<26} failed (see above)", format!("wasmproc {label}")),
+        }
+    }
+    println!(
+        "\nbenchmark took {:.1} s; load average at the end: {}",
+        total.elapsed().as_secs_f64(),
+        load().unwrap_or_else(|| "?".into())
+    );
+}
