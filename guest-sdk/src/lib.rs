@@ -52,7 +52,7 @@ pub use process::{
 /// Implementation details used by the [`targets!`] macro. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::process::{Target, enter_child, target_name};
+    pub use crate::process::{MainResult, Target, enter_child, enter_main, target_name};
 
     /// The bindings generated from `wit/process.wit`.
     #[allow(missing_docs, clippy::all)]
@@ -74,7 +74,9 @@ pub mod __private {
 ///
 /// Each target is a function taking no argument or one argument of a type that implements
 /// `serde::Deserialize`; its name is the function's own name (the last path segment).
-/// Invoke it once, at the top level of the program's binary crate.
+/// Invoke it once, at the top level of the program's binary crate: it also exports the
+/// crate's `main` (returning `()` or `Result<(), E: Debug>`), which the host runs as the
+/// main process.
 ///
 /// ```no_run
 /// fn worker(n: u32) { println!("{n}"); }
@@ -91,6 +93,11 @@ macro_rules! targets {
         impl $crate::__private::Guest for __WasmprocTargets {
             fn targets() -> ::std::vec::Vec<::std::string::String> {
                 ::std::vec![$($crate::__private::target_name(stringify!($target)).to_string()),*]
+            }
+
+            fn run_main() -> ::std::result::Result<(), ::std::string::String> {
+                $crate::__private::enter_main();
+                $crate::__private::MainResult::report(main())
             }
 
             fn run_target(

@@ -310,6 +310,36 @@ pub fn target_name(path: &str) -> &str {
     path.rsplit("::").next().unwrap_or(path).trim()
 }
 
+/// What a program's `main` may return: `()` or `Result<(), E>`; an error is reported as
+/// Rust's own runtime reports it (`Error: <debug>`) and ends the process with exit code 1.
+#[doc(hidden)]
+pub trait MainResult {
+    /// The outcome, as `run-main` returns it.
+    fn report(self) -> Result<(), String>;
+}
+
+impl MainResult for () {
+    fn report(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Debug> MainResult for Result<(), E> {
+    fn report(self) -> Result<(), String> {
+        self.map_err(|e| format!("Error: {e:?}"))
+    }
+}
+
+/// Prepares the main process's instance: a panic prints the panic message on stderr and
+/// ends the process with exit code 1.
+#[doc(hidden)]
+pub fn enter_main() {
+    std::panic::set_hook(Box::new(|info| {
+        let _ = writeln!(std::io::stderr().lock(), "{info}");
+        exit(1);
+    }));
+}
+
 /// Prepares a child instance: a panic prints `Process <name>:` and the panic message on
 /// stderr and ends the process with exit code 1, as an uncaught exception does in Python.
 #[doc(hidden)]

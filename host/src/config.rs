@@ -173,6 +173,67 @@ fn parse_amount(value: &str) -> Option<u64> {
     n.checked_mul(scale)
 }
 
+/// What the sandbox lets processes reach. Nothing unless granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grants {
+    /// Host directories preopened in every process.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables every process sees, as `(name, value)`.
+    pub env: Vec<(String, String)>,
+    /// Whether processes may use TCP, UDP and name lookup (all addresses).
+    pub network: bool,
+}
+
+/// A host directory made visible to guests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: std::path::PathBuf,
+    /// Where guests see it.
+    pub guest: String,
+    /// Whether guests may change it (otherwise read-only).
+    pub writable: bool,
+}
+
+impl DirGrant {
+    /// Parses `HOST[::GUEST]` (the guest path defaults to the host path) and checks that
+    /// the host directory exists.
+    pub fn parse(spec: &str, writable: bool) -> Result<DirGrant, String> {
+        let (host, guest) = match spec.split_once("::") {
+            Some((h, g)) => (h, g),
+            None => (spec, spec),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!(
+                "invalid directory grant '{spec}' (valid: HOST or HOST::GUEST)"
+            ));
+        }
+        if !std::path::Path::new(host).is_dir() {
+            return Err(format!(
+                "directory grant '{spec}': {host} is not a directory"
+            ));
+        }
+        Ok(DirGrant {
+            host: host.into(),
+            guest: guest.to_string(),
+            writable,
+        })
+    }
+}
+
+/// Parses an environment grant: `NAME=VALUE`, or `NAME` for the host's own value.
+pub fn parse_env_grant(spec: &str) -> Result<(String, String), String> {
+    match spec.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        Some(_) => Err(format!(
+            "invalid environment grant '{spec}' (valid: NAME=VALUE or NAME)"
+        )),
+        None => std::env::var(spec)
+            .map(|v| (spec.to_string(), v))
+            .map_err(|_| format!("environment grant '{spec}': the host has no variable {spec}")),
+    }
+}
+
 /// Settings of one host run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -197,6 +258,8 @@ pub struct Config {
     /// executable, which must then be the `wasmproc` binary. A Rust program embedding the
     /// library names the `wasmproc` binary here.
     pub native_exe: Option<std::path::PathBuf>,
+    /// Files, environment and network granted to processes (none by default).
+    pub grants: Grants,
 }
 
 impl Default for Config {
@@ -209,6 +272,7 @@ impl Default for Config {
             thread_per_process: false,
             main_stdin: false,
             native_exe: None,
+            grants: Grants::default(),
         }
     }
 }
@@ -230,6 +294,12 @@ pub struct Settings {
     pub output: Option<OutputMode>,
     /// Limits set by this source (`[limits]` keys, validated), by name.
     pub limits: std::collections::BTreeMap<String, String>,
+    /// Directories granted by this source (added to those of other sources).
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables granted by this source (added to those of other sources).
+    pub env: Vec<(String, String)>,
+    /// Whether this source grants the network.
+    pub network: Option<bool>,
 }
 
 /// The keys of a configuration file, as `(key, environment variable)`.
@@ -247,10 +317,17 @@ impl Settings {
     pub fn or(self, lower: Settings) -> Settings {
         let mut limits = lower.limits;
         limits.extend(self.limits);
+        let mut dirs = lower.dirs;
+        dirs.extend(self.dirs);
+        let mut env = lower.env;
+        env.extend(self.env);
         Settings {
             backend: self.backend.or(lower.backend),
             output: self.output.or(lower.output),
             limits,
+            dirs,
+            env,
+            network: self.network.or(lower.network),
         }
     }
 
@@ -272,6 +349,11 @@ impl Settings {
         for (key, value) in &self.limits {
             // Checked when the setting was read.
             let _ = config.limits.set(key, value);
+        }
+        config.grants.dirs.extend(self.dirs);
+        config.grants.env.extend(self.env);
+        if let Some(network) = self.network {
+            config.grants.network = network;
         }
         config
     }
@@ -338,6 +420,63 @@ impl Settings {
         for (key, value) in table.get_ref() {
             let line = line_of(key.span().start);
             let name = key.get_ref().as_ref();
+            if name == "grants" {
+                let toml::de::DeValue::Table(grants) = value.get_ref() else {
+                    return Err(ConfigError(format!(
+                        "{origin}:{line}: 'grants' must be a table ([grants])"
+                    )));
+                };
+                for (key, value) in grants {
+                    let line = line_of(key.span().start);
+                    let name = key.get_ref().as_ref();
+                    let strings =
+                        |value: &toml::de::DeValue<'_>| -> Result<Vec<String>, ConfigError> {
+                            let toml::de::DeValue::Array(items) = value else {
+                                return Err(ConfigError(format!(
+                                    "{origin}:{line}: grant '{name}' must be a list of strings"
+                                )));
+                            };
+                            items
+                                .iter()
+                                .map(|i| match i.get_ref() {
+                                    toml::de::DeValue::String(s) => Ok(s.to_string()),
+                                    _ => Err(ConfigError(format!(
+                                        "{origin}:{line}: grant '{name}' must be a list of strings"
+                                    ))),
+                                })
+                                .collect()
+                        };
+                    let located = |e: String| ConfigError(format!("{origin}:{line}: {e}"));
+                    match name {
+                        "dirs" | "dirs_rw" => {
+                            for d in strings(value.get_ref())? {
+                                settings
+                                    .dirs
+                                    .push(DirGrant::parse(&d, name == "dirs_rw").map_err(located)?);
+                            }
+                        }
+                        "env" => {
+                            for e in strings(value.get_ref())? {
+                                settings.env.push(parse_env_grant(&e).map_err(located)?);
+                            }
+                        }
+                        "network" => match value.get_ref() {
+                            toml::de::DeValue::Boolean(b) => settings.network = Some(*b),
+                            _ => {
+                                return Err(located(
+                                    "grant 'network' must be true or false".to_string(),
+                                ));
+                            }
+                        },
+                        other => {
+                            return Err(located(format!(
+                                "unknown grant '{other}' (valid: dirs, dirs_rw, env, network)"
+                            )));
+                        }
+                    }
+                }
+                continue;
+            }
             if name == "limits" {
                 let toml::de::DeValue::Table(limits) = value.get_ref() else {
                     return Err(ConfigError(format!(
@@ -365,7 +504,7 @@ impl Settings {
             if !KEYS.iter().any(|(k, _)| *k == name) {
                 let valid: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(ConfigError(format!(
-                    "{origin}:{line}: unknown key '{name}' (valid keys: {}, [limits])",
+                    "{origin}:{line}: unknown key '{name}' (valid keys: {}, [limits], [grants])",
                     valid.join(", ")
                 )));
             }
@@ -402,7 +541,7 @@ mod tests {
             Settings::from_toml("\n\nbakend = \"wasm\"\n", "w.toml")
                 .unwrap_err()
                 .0,
-            "w.toml:3: unknown key 'bakend' (valid keys: backend, output, [limits])"
+            "w.toml:3: unknown key 'bakend' (valid keys: backend, output, [limits], [grants])"
         );
         assert_eq!(
             Settings::from_toml("backend = 3\n", "w.toml")
@@ -416,6 +555,47 @@ mod tests {
                 .0
                 .starts_with("w.toml:1: ")
         );
+    }
+
+    #[test]
+    fn grants_from_file() {
+        let s = Settings::from_toml(
+            "[grants]\ndirs = [\"/tmp::/data\"]\ndirs_rw = [\"/tmp\"]\nenv = [\"A=1\"]\nnetwork = true\n",
+            "w.toml",
+        )
+        .unwrap();
+        let c = s.apply(Config::default());
+        assert_eq!(
+            c.grants.dirs,
+            [
+                DirGrant {
+                    host: "/tmp".into(),
+                    guest: "/data".into(),
+                    writable: false
+                },
+                DirGrant {
+                    host: "/tmp".into(),
+                    guest: "/tmp".into(),
+                    writable: true
+                },
+            ]
+        );
+        assert_eq!(c.grants.env, [("A".to_string(), "1".to_string())]);
+        assert!(c.grants.network);
+        assert_eq!(
+            Settings::from_toml("[grants]\ndirs = [\"/no/such/dir\"]\n", "w.toml")
+                .unwrap_err()
+                .0,
+            "w.toml:2: directory grant '/no/such/dir': /no/such/dir is not a directory"
+        );
+        assert_eq!(
+            Settings::from_toml("[grants]\nfiles = []\n", "w.toml")
+                .unwrap_err()
+                .0,
+            "w.toml:2: unknown grant 'files' (valid: dirs, dirs_rw, env, network)"
+        );
+        assert!(!Config::default().grants.network);
+        assert!(Config::default().grants.dirs.is_empty());
     }
 
     #[test]

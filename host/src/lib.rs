@@ -45,7 +45,10 @@ mod model;
 mod output;
 mod program;
 
-pub use config::{BackendKind, Config, ConfigError, LIMIT_EXIT_CODE, Limits, OutputMode, Settings};
+pub use config::{
+    BackendKind, Config, ConfigError, DirGrant, Grants, LIMIT_EXIT_CODE, Limits, OutputMode,
+    Settings, parse_env_grant,
+};
 pub use error::{Error, ErrorKind, ProcessError};
 pub use exit::{ExitStatus, Signal};
 pub use output::Captured;

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use wasmproc::{BackendKind, Config, Host, OutputMode, Settings};
+use wasmproc::{BackendKind, Config, DirGrant, Host, OutputMode, Settings, parse_env_grant};
 
 /// Run WebAssembly programs as processes, the way Python's multiprocessing runs them.
 ///
@@ -43,7 +43,21 @@ enum Command {
         /// and the file's [limits] table.
         #[arg(long = "limit", value_name = "KEY=VALUE")]
         limits: Vec<String>,
-        /// A configuration file (TOML; keys `backend`, `output` and a `[limits]` table).
+        /// Grant every process read-only access to host directory HOST, seen as GUEST
+        /// (default: the same path). Repeatable; added to the file's grants.
+        #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+        dirs: Vec<String>,
+        /// As --dir, writable.
+        #[arg(long = "dir-rw", value_name = "HOST[::GUEST]")]
+        dirs_rw: Vec<String>,
+        /// Grant every process environment variable NAME (=VALUE, or the host's value).
+        #[arg(long = "env", value_name = "NAME[=VALUE]")]
+        env: Vec<String>,
+        /// Grant every process the network (TCP, UDP, name lookup).
+        #[arg(long)]
+        network: bool,
+        /// A configuration file (TOML; keys `backend`, `output`, and tables `[limits]` and
+        /// `[grants]`).
         /// Without it, ./wasmproc.toml is read when present.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -99,6 +113,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
             config,
             limits,
+            dirs,
+            dirs_rw,
+            env,
+            network,
             args,
         } => {
             let mut flags = Settings {
@@ -106,6 +124,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 output,
                 ..Settings::default()
             };
+            for (list, writable) in [(&dirs, false), (&dirs_rw, true)] {
+                for d in list {
+                    flags
+                        .dirs
+                        .push(DirGrant::parse(d, writable).map_err(anyhow::Error::msg)?);
+                }
+            }
+            for e in &env {
+                flags
+                    .env
+                    .push(parse_env_grant(e).map_err(anyhow::Error::msg)?);
+            }
+            if network {
+                flags.network = Some(true);
+            }
             for limit in &limits {
                 let (key, value) = limit.split_once('=').ok_or_else(|| {
                     anyhow::anyhow!(

@@ -205,7 +205,7 @@ fn cli_config_precedence_flag_env_file() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "wasmproc: error: {cfg}:2: unknown key 'ouput' (valid keys: backend, output, [limits])\n"
+            "wasmproc: error: {cfg}:2: unknown key 'ouput' (valid keys: backend, output, [limits], [grants])\n"
         )
     );
     std::fs::write(&file, "backend = \"jvm\"\n").unwrap();

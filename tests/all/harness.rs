@@ -133,15 +133,40 @@ pub fn run_limited(
     path: &str,
     args: &[&str],
 ) -> Outcome {
+    run_with(
+        backend,
+        |config| {
+            for (key, value) in limits {
+                config.limits.set(key, value).expect("a valid limit");
+            }
+        },
+        path,
+        args,
+    )
+}
+
+/// Runs `path` (no arguments) on a host of its own configured by `configure`.
+pub fn run_configured(
+    backend: BackendKind,
+    configure: impl FnOnce(&mut Config),
+    path: &str,
+) -> Outcome {
+    run_with(backend, configure, path, &[])
+}
+
+fn run_with(
+    backend: BackendKind,
+    configure: impl FnOnce(&mut Config),
+    path: &str,
+    args: &[&str],
+) -> Outcome {
     let mut config = Config {
         backend,
         output: OutputMode::Capture,
         native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
         ..Config::default()
     };
-    for (key, value) in limits {
-        config.limits.set(key, value).expect("a valid limit");
-    }
+    configure(&mut config);
     let host = Host::new(config).expect("host");
     let program = host.load(path).expect("program");
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();

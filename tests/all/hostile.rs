@@ -169,3 +169,66 @@ fn hostile_hosttrap() {
         assert_eq!(out.stdout_of("Process-2"), "sibling done\n");
     }
 }
+
+#[test]
+fn grants_access() {
+    use crate::harness::run_configured;
+    let dir = std::env::temp_dir().join(format!("wasmproc-grants-{}", std::process::id()));
+    let (data, out) = (dir.join("data"), dir.join("out"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(data.join("secret.txt"), "the host's secret\n").unwrap();
+    for &backend in BACKENDS {
+        // Nothing granted: nothing reachable.
+        let denied = run_configured(backend, |_| {}, GRANTS_ACCESS);
+        assert_eq!(denied.status, ExitStatus::SUCCESS);
+        for who in ["MainProcess", "Process-1"] {
+            assert_eq!(
+                denied.stdout_of(who),
+                format!("{who} read: denied\n{who} write: denied\n{who} env: none\n"),
+                "{backend:?}"
+            );
+        }
+        // Read-only data, writable out, one variable.
+        let granted = run_configured(
+            backend,
+            |c| {
+                c.grants.dirs.push(
+                    wasmproc::DirGrant::parse(&format!("{}::/data", data.display()), false)
+                        .unwrap(),
+                );
+                c.grants.dirs.push(
+                    wasmproc::DirGrant::parse(&format!("{}::/out", out.display()), true).unwrap(),
+                );
+                c.grants.env.push(("SECRET".into(), "42".into()));
+            },
+            GRANTS_ACCESS,
+        );
+        for who in ["MainProcess", "Process-1"] {
+            assert_eq!(
+                granted.stdout_of(who),
+                format!("{who} read: the host's secret\n{who} write: ok\n{who} env: 42\n"),
+                "{backend:?}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(out.join(format!("{who}.txt"))).unwrap(),
+                who
+            );
+        }
+        // The data directory is read-only even when its files are.
+        let ro = run_configured(
+            backend,
+            |c| {
+                c.grants.dirs.push(
+                    wasmproc::DirGrant::parse(&format!("{}::/out", data.display()), false).unwrap(),
+                );
+            },
+            GRANTS_ACCESS,
+        );
+        assert_eq!(
+            ro.stdout(),
+            "MainProcess read: denied\nMainProcess write: denied\nMainProcess env: none\n"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

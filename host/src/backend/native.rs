@@ -53,6 +53,7 @@ struct ChildSpec {
     authkey: [u8; 32],
     output: u8,
     limits: crate::config::Limits,
+    grants: crate::config::Grants,
     epoch_tick_ms: u64,
     run_dir: PathBuf,
     capture_dir: Option<PathBuf>,
@@ -339,6 +340,7 @@ impl Backend for NativeBackend {
             authkey: *shared.authkey(),
             output: output_code(request.output.mode()),
             limits: shared.config.limits.clone(),
+            grants: shared.config.grants.clone(),
             epoch_tick_ms: shared.config.epoch_tick_ms,
             run_dir: run.run_dir.clone(),
             capture_dir: run.capture_dir().map(Path::to_path_buf),
@@ -504,6 +506,7 @@ fn run_child() -> anyhow::Result<ExitStatus> {
         backend: crate::BackendKind::Native,
         output: output_mode(spec.output),
         limits: spec.limits.clone(),
+        grants: spec.grants.clone(),
         epoch_tick_ms: spec.epoch_tick_ms,
         native_exe: Some(spec.exe.clone()),
         ..crate::Config::default()

@@ -305,10 +305,31 @@ impl WasmEngine {
                 builder.stdin(std::io::stdin());
             }
         }
+        // Nothing reaches a guest unless granted.
+        let grants = &ctx.shared().config.grants;
         builder
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+            .allow_tcp(grants.network)
+            .allow_udp(grants.network)
+            .allow_ip_name_lookup(grants.network);
+        if grants.network {
+            builder.inherit_network();
+        }
+        builder.envs(&grants.env);
+        for dir in &grants.dirs {
+            let perms = if dir.writable {
+                wasmtime_wasi::FsPerms::ReadWrite
+            } else {
+                wasmtime_wasi::FsPerms::ReadOnly
+            };
+            if let Err(e) = builder.preopened_dir(&dir.host, &dir.guest, perms) {
+                ctx.output().write_stderr(&format!(
+                    "Process {}: cannot open granted directory {}: {e}\n",
+                    ctx.name(),
+                    dir.host.display()
+                ));
+                return ExitStatus::FAILURE;
+            }
+        }
         ctx.output().apply(&mut builder);
         let mut limits = ctx.shared().config.limits.clone();
         if matches!(entry, Entry::Main(_)) {
@@ -350,13 +371,25 @@ impl WasmEngine {
 
         let run = async {
             match &entry {
-                Entry::Main(_) => match program.inner().command.as_ref() {
-                    Some(pre) => {
+                Entry::Main(_) => match (
+                    program.inner().guest.as_ref(),
+                    program.inner().command.as_ref(),
+                ) {
+                    // A program of the SDK: its main starts like any process.
+                    (Some(pre), _) => {
+                        let guest = pre.instantiate_async(&mut store).await?;
+                        guest
+                            .wasmproc_process_guest()
+                            .call_run_main(&mut store)
+                            .await
+                    }
+                    // A plain WASI command.
+                    (None, Some(pre)) => {
                         let command = pre.instantiate_async(&mut store).await?;
                         let r = command.wasi_cli_run().call_run(&mut store).await?;
                         Ok(r.map_err(|()| String::new()))
                     }
-                    None => Ok(Err(format!(
+                    (None, None) => Ok(Err(format!(
                         "program {} has no main (it does not export wasi:cli/run)",
                         program.display_name()
                     ))),

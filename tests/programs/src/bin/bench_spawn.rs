@@ -1,7 +1,8 @@
 //! The spawn benchmark's guest side (run by `tests/benches/process.rs`): the main process
 //! starts a child running the no-op target and joins it, N times after a warm-up, timing
 //! each start+join inside the guest, and prints machine-readable lines:
-//! `iterations N`, `median_us X`, `p10_us X`, `p90_us X`, `mean_us X`, `min_us X`, `max_us X`.
+//! `iterations N`, `median_us X`, `p10_us X`, `p90_us X`, `mean_us X`, `min_us X`, `max_us X`
+//! and `samples_us X X ...` (every sample, sorted).
 //!
 //! Usage: `bench_spawn [N] [WARMUP]` (defaults 2000 and 200).
 //! The `sleeper` target is what the host side starts by the thousand to measure how many
@@ -62,5 +63,8 @@ fn main() -> Result<(), wasmproc_guest::Error> {
     println!("mean_us {mean:.1}");
     println!("min_us {:.1}", samples[0]);
     println!("max_us {:.1}", samples[n - 1]);
+    // Every sample (sorted), for a caller pooling several runs.
+    let all: Vec<String> = samples.iter().map(|s| format!("{s:.1}")).collect();
+    println!("samples_us {}", all.join(" "));
     Ok(())
 }
