@@ -51,6 +51,31 @@ fn host_starts_and_joins_targets() {
 }
 
 #[test]
+fn host_starts_native_processes_from_rust() {
+    let host = Host::new(Config {
+        backend: wasmproc::BackendKind::Native,
+        output: OutputMode::Capture,
+        native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+        ..Config::default()
+    })
+    .unwrap();
+    let program = host.load(DEMO).unwrap();
+    let three = host
+        .process(&program, "exits")
+        .args(postcard::to_allocvec(&3i32).unwrap())
+        .start()
+        .unwrap();
+    let asleep = host.process(&program, "sleeps").start().unwrap();
+    three.join(None).unwrap();
+    assert_eq!(three.exitcode().unwrap(), Some(3));
+    asleep.terminate().unwrap();
+    asleep.join(None).unwrap();
+    assert_eq!(asleep.exitcode().unwrap(), Some(-15));
+    let pid = asleep.pid().unwrap().unwrap();
+    assert_ne!(pid, u64::from(std::process::id()));
+}
+
+#[test]
 fn host_terminates_and_kills() {
     let host = capture_host();
     let program = host.load(DEMO).unwrap();

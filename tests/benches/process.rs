@@ -6,18 +6,24 @@
 //! It measures, for the default design (a tokio task/fiber per process) and for
 //! `Config { thread_per_process: true, .. }` (an OS thread per process):
 //! 1. start+join of a no-op child timed inside a guest (`tests/programs/src/bin/bench_spawn.rs`),
-//! 2. the same from Rust through the library (`host.process(..).start()` + `join(None)`),
+//! 2. the same from Rust through the library (`host.process(..).start()` + `join(None)`);
+//!    (1) and (2) run in rounds that alternate between the designs, and print the pooled
+//!    median, p10 and p90 and each round's median (the figures are noisy on a small VM),
 //! 3. `scripts/bench_cpython.py`: the same with CPython's fork, spawn and forkserver,
-//! 4. 10,000 sleeping children started from Rust: RSS, peak RSS, threads, start time; each
-//!    design in a fresh copy of this binary, so that the figures of one do not leak into
-//!    the other.
+//! 4. 10,000 sleeping children started from Rust: RSS, peak RSS, threads, memory mappings,
+//!    start time; each design in a fresh copy of this binary, so that the figures of one do
+//!    not leak into the other. It stops short of `vm.max_map_count` (at the limit the host
+//!    may abort: Rust's thread start panics when it cannot map a guard page) and on the
+//!    first failure, and reports how many it held.
 //!
 //! It prints figures only; nothing here fails on speed.
 //!
 //! Environment overrides (for quick runs): `WASMPROC_BENCH_N` (timed iterations, default
-//! 2000), `WASMPROC_BENCH_WARMUP` (default 200), `WASMPROC_BENCH_HOLD` (sleepers, default
-//! 10000), `WASMPROC_BENCH_PY` (CPython iterations `fork,spawn,forkserver`, default
-//! `200,50,200`).
+//! 2000), `WASMPROC_BENCH_WARMUP` (default 200), `WASMPROC_BENCH_ROUNDS` (the latency
+//! measurements alternate between the designs in this many rounds, default 4),
+//! `WASMPROC_BENCH_HOLD` (sleepers, default 10000), `WASMPROC_BENCH_HOLD_TO_LIMIT` (set:
+//! go on to the real failure at `vm.max_map_count`, which may abort the hold child),
+//! `WASMPROC_BENCH_PY` (CPython iterations `fork,spawn,forkserver`, default `200,50,200`).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -98,8 +104,8 @@ fn key_values(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// (1): start+join timed inside the guest.
-fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Stats, String> {
+/// (1): start+join timed inside the guest; every sample, in microseconds.
+fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Vec<f64>, String> {
     let run = host
         .run_main(program, &[n.to_string(), warmup.to_string()])
         .map_err(|e| format!("run_main: {e}"))?;
@@ -108,7 +114,10 @@ fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result
         .ok_or("the run captured no output of MainProcess")?;
     let stdout = String::from_utf8_lossy(&main.stdout()).into_owned();
     let stderr = String::from_utf8_lossy(&main.stderr()).into_owned();
-    Stats::parse(&key_values(&stdout), "").ok_or_else(|| {
+    let samples: Option<Vec<f64>> = key_values(&stdout)
+        .get("samples_us")
+        .and_then(|v| v.split(' ').map(|x| x.parse().ok()).collect());
+    samples.filter(|s| s.len() == n).ok_or_else(|| {
         format!(
             "bench_spawn ended with {:?} without figures; stdout: {stdout:?}; stderr: {stderr:?}",
             run.status
@@ -116,8 +125,8 @@ fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result
     })
 }
 
-/// (2): start+join timed from Rust through the library.
-fn host_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Stats, String> {
+/// (2): start+join timed from Rust through the library; every sample, in microseconds.
+fn host_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Vec<f64>, String> {
     let mut samples = Vec::with_capacity(n);
     for i in 0..warmup + n {
         let t = Instant::now();
@@ -135,40 +144,116 @@ fn host_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<
             samples.push(us);
         }
     }
-    Ok(Stats::of(samples))
+    Ok(samples)
+}
+
+/// The samples of one measurement, pooled over the rounds, and each round's median.
+#[derive(Default)]
+struct Pool {
+    samples: Vec<f64>,
+    round_medians: Vec<f64>,
+    error: Option<String>,
+}
+
+impl Pool {
+    fn add(&mut self, round: Result<Vec<f64>, String>) {
+        match round {
+            Ok(s) if !s.is_empty() => {
+                self.round_medians.push(Stats::of(s.clone()).median);
+                self.samples.extend(s);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn stats(&self) -> Result<Stats, String> {
+        match &self.error {
+            Some(e) => Err(e.clone()),
+            None if self.samples.is_empty() => Err("no samples".into()),
+            None => Ok(Stats::of(self.samples.clone())),
+        }
+    }
+
+    fn best(&self) -> Option<f64> {
+        self.round_medians.iter().copied().reduce(f64::min)
+    }
+
+    fn rounds(&self) -> String {
+        let r: Vec<String> = self
+            .round_medians
+            .iter()
+            .map(|m| format!("{m:.1}"))
+            .collect();
+        r.join(" ")
+    }
 }
 
 /// Latency figures of one design.
 struct Latency {
     guest: Result<Stats, String>,
     host: Result<Stats, String>,
+    guest_rounds: String,
+    host_rounds: String,
+    /// The lowest round median: the figure least disturbed by other work.
+    guest_best: Option<f64>,
+    host_best: Option<f64>,
 }
 
-fn latency(thread_per_process: bool, n: usize, warmup: usize) -> Latency {
-    let host = match Host::new(config(thread_per_process, OutputMode::Capture)) {
-        Ok(h) => h,
-        Err(e) => {
-            let e = format!("cannot create a host: {e}");
-            return Latency {
-                guest: Err(e.clone()),
-                host: Err(e),
-            };
+/// (1)-(3) for both designs, in `rounds` rounds that alternate between the designs, so
+/// that a passing load on the machine does not favour one of them.
+fn latency(n: usize, warmup: usize, rounds: usize) -> Vec<(&'static str, Latency)> {
+    type Setup = Result<(Host, Program), String>;
+    let setups: Vec<(&str, Setup)> = DESIGNS
+        .iter()
+        .map(|&(label, tpp)| {
+            let setup = Host::new(config(tpp, OutputMode::Capture))
+                .map_err(|e| format!("cannot create a host: {e}"))
+                .and_then(|host| {
+                    let program = host
+                        .load(BENCH_SPAWN)
+                        .map_err(|e| format!("cannot load {BENCH_SPAWN}: {e}"))?;
+                    Ok((host, program))
+                });
+            (label, setup)
+        })
+        .collect();
+    let mut pools: Vec<(Pool, Pool)> = DESIGNS.iter().map(|_| Default::default()).collect();
+    let per_round = n.div_ceil(rounds);
+    let warm = warmup.div_ceil(rounds);
+    for _ in 0..rounds {
+        for ((_, setup), (guest, host_pool)) in setups.iter().zip(&mut pools) {
+            match setup {
+                Ok((host, program)) => {
+                    guest.add(guest_side(host, program, per_round, warm));
+                    host_pool.add(host_side(host, program, per_round, warm));
+                }
+                Err(e) => {
+                    guest.add(Err(e.clone()));
+                    host_pool.add(Err(e.clone()));
+                }
+            }
         }
-    };
-    let program = match host.load(BENCH_SPAWN) {
-        Ok(p) => p,
-        Err(e) => {
-            let e = format!("cannot load {BENCH_SPAWN}: {e}");
-            return Latency {
-                guest: Err(e.clone()),
-                host: Err(e),
-            };
-        }
-    };
-    Latency {
-        guest: guest_side(&host, &program, n, warmup),
-        host: host_side(&host, &program, n, warmup),
     }
+    setups
+        .iter()
+        .zip(pools)
+        .map(|((label, _), (guest, host))| {
+            (
+                *label,
+                Latency {
+                    guest: guest.stats(),
+                    host: host.stats(),
+                    guest_rounds: guest.rounds(),
+                    host_rounds: host.rounds(),
+                    guest_best: guest.best(),
+                    host_best: host.best(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// (4): CPython's medians per start method, or why there are none.
@@ -502,11 +587,13 @@ fn main() {
         .to_path_buf();
     let n = env_usize("WASMPROC_BENCH_N", 2000).max(1);
     let warmup = env_usize("WASMPROC_BENCH_WARMUP", 200);
+    let rounds = env_usize("WASMPROC_BENCH_ROUNDS", 4).clamp(1, n);
     let hold_n = env_usize("WASMPROC_BENCH_HOLD", 10_000).max(1);
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let total = Instant::now();
     println!(
-        "wasmproc spawn benchmark ({cpus} CPUs available; {n} timed iterations after {warmup} warm-up)"
+        "wasmproc spawn benchmark ({cpus} CPUs available; {n} timed iterations after {warmup} \
+         warm-up, in {rounds} rounds alternating the designs)"
     );
     println!("program: {BENCH_SPAWN}");
     // Other work on the machine skews every figure below: say how busy it was.
@@ -532,15 +619,17 @@ fn main() {
     }
 
     // (1)-(3): start+join of a no-op child, both designs, guest side and host side.
-    let mut lat = Vec::new();
-    for (label, tpp) in DESIGNS {
+    let lat = latency(n, warmup, rounds);
+    for ((label, tpp), (_, l)) in DESIGNS.iter().zip(&lat) {
         println!(
             "\n== start+join of a no-op child, design '{label}' (thread_per_process: {tpp}) =="
         );
-        let l = latency(tpp, n, warmup);
         println!("  guest-side (Instant in the guest)   {}", show(&l.guest));
         println!("  host-side  (Rust library)           {}", show(&l.host));
-        lat.push((label, l));
+        println!(
+            "  medians of the {rounds} rounds: guest-side {}; host-side {}",
+            l.guest_rounds, l.host_rounds
+        );
     }
 
     // (4): CPython.
@@ -617,16 +706,17 @@ fn main() {
     // Summary.
     println!("\n== summary ==");
     println!(
-        "{:<34} {:>12} {:>12} {:>12}",
-        "start+join no-op (median µs)", "guest-side", "host-side", "p90 guest"
+        "{:<34} {:>12} {:>12} {:>12} {:>14}",
+        "start+join no-op (median µs)", "guest-side", "host-side", "p90 guest", "best round g/h"
     );
     for (label, l) in &lat {
         println!(
-            "{:<34} {:>12} {:>12} {:>12}",
+            "{:<34} {:>12} {:>12} {:>12} {:>14}",
             format!("wasmproc {label}"),
             cell(median(&l.guest)),
             cell(median(&l.host)),
             cell(l.guest.as_ref().ok().map(|s| s.p90)),
+            format!("{}/{}", cell(l.guest_best), cell(l.host_best)),
         );
     }
     let reference = median(&lat[0].1.guest);
@@ -673,6 +763,15 @@ fn main() {
                 None => "unknown (no CPython fork figure)".into(),
             }
         );
+        if let Some(b) = lat[0].1.guest_best {
+            println!(
+                "  (best round of the default design, guest-side: {b:.1} µs{})",
+                fork.map_or(String::new(), |f| format!(
+                    ", {:.0}x faster than CPython fork",
+                    f / b
+                ))
+            );
+        }
     }
     println!(
         "\n{:<26} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}",

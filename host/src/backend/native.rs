@@ -380,6 +380,9 @@ impl Backend for NativeBackend {
                 Ok(())
             });
         }
+        // Library callers start processes from outside the scheduler; tokio's child
+        // handling needs its context.
+        let _context = self.engine.runtime().enter();
         let mut child = command
             .spawn()
             .map_err(|e| failure(&format!("cannot run {}", self.exe.display()), e))?;
@@ -511,10 +514,11 @@ fn run_child() -> anyhow::Result<ExitStatus> {
         native_exe: Some(spec.exe.clone()),
         ..crate::Config::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread is enough for one process (and its children's bookkeeping), and it starts
+    // faster than a pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .enable_io()
-        .thread_name("wasmproc-worker")
         .build()
         .context("failed to start the scheduler")?;
     let engine = Arc::new(WasmEngine::new(&config, runtime.handle().clone())?);
