@@ -90,6 +90,8 @@ pub(crate) struct Tree {
     started: Mutex<Vec<std::sync::Weak<ProcessCore>>>,
     /// What processes of the run in other OS processes share (native backend).
     native: Option<NativeRun>,
+    /// How many processes started in this tree are running.
+    live: Arc<AtomicU64>,
 }
 
 impl Tree {
@@ -98,6 +100,7 @@ impl Tree {
             captured: Mutex::new(Vec::new()),
             started: Mutex::new(Vec::new()),
             native,
+            live: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -111,14 +114,15 @@ impl Tree {
 
     /// How many processes of the tree started here are running.
     fn live(&self) -> u64 {
-        let mut started = lock(&self.started);
-        started.retain(|w| w.upgrade().is_some_and(|c| c.is_alive()));
-        started.len() as u64
+        self.live.load(Ordering::Relaxed)
     }
 
     fn add(&self, core: &Arc<ProcessCore>) {
         let mut started = lock(&self.started);
-        started.retain(|w| w.upgrade().is_some_and(|c| c.is_alive()));
+        // Forget ended processes now and then, so that the list stays near the live count.
+        if started.len() >= 2 * self.live() as usize + 64 {
+            started.retain(|w| w.upgrade().is_some_and(|c| c.is_alive()));
+        }
         started.push(Arc::downgrade(core));
     }
 
@@ -186,6 +190,9 @@ enum RunState {
 pub(crate) struct ProcessCore {
     identity: Vec<u32>,
     pid: OnceLock<u64>,
+    /// Live-process counters this process is counted in (its parent's children, its run);
+    /// decremented once when it ends.
+    counted_in: OnceLock<[Arc<AtomicU64>; 2]>,
     state: Mutex<RunState>,
     exit: watch::Sender<Option<ExitStatus>>,
 }
@@ -195,6 +202,7 @@ impl ProcessCore {
         Arc::new(ProcessCore {
             identity,
             pid: OnceLock::new(),
+            counted_in: OnceLock::new(),
             state: Mutex::new(RunState::Unstarted),
             exit: watch::Sender::new(None),
         })
@@ -250,6 +258,11 @@ impl ProcessCore {
     pub fn exited(&self, status: ExitStatus) {
         if self.status().is_some() {
             return;
+        }
+        if let Some(counters) = self.counted_in.get() {
+            for c in counters {
+                c.fetch_sub(1, Ordering::Relaxed);
+            }
         }
         // Publish the status before leaving the running state, so that a process is never
         // seen as neither alive nor ended.
@@ -321,6 +334,8 @@ pub(crate) struct ProcessCtx {
     daemon: bool,
     parent: Option<ParentLink>,
     counter: AtomicU32,
+    /// How many of this process's children are running.
+    live_children: Arc<AtomicU64>,
     objects: Mutex<Objects>,
     self_handle: u64,
     parent_handle: Option<u64>,
@@ -358,6 +373,7 @@ impl ProcessCtx {
             daemon,
             parent,
             counter: AtomicU32::new(1),
+            live_children: Arc::new(AtomicU64::new(0)),
             objects: Mutex::new(objects),
             self_handle,
             parent_handle,
@@ -514,14 +530,7 @@ impl ProcessCtx {
                     ),
                 ));
             }
-            let core = child.core.clone();
-            let live_children = objects
-                .started
-                .iter()
-                .filter(
-                    |h| matches!(objects.map.get(h), Some(Object::Child(c)) if c.core.is_alive()),
-                )
-                .count() as u64;
+            let live_children = self.live_children.load(Ordering::Relaxed);
             if live_children >= limits.children {
                 return Err(ProcessError::new(
                     ErrorKind::LimitExceeded,
@@ -541,11 +550,14 @@ impl ProcessCtx {
                     ),
                 ));
             }
-            let Some(Object::Child(child)) = objects.map.get_mut(&h) else {
-                unreachable!("looked up above");
-            };
-            debug_assert!(Arc::ptr_eq(&core, &child.core));
             *lock(&child.core.state) = RunState::Starting;
+            // Counted from now on; `exited` uncounts it, however it ends.
+            self.live_children.fetch_add(1, Ordering::Relaxed);
+            self.tree.live.fetch_add(1, Ordering::Relaxed);
+            let _ = child
+                .core
+                .counted_in
+                .set([self.live_children.clone(), self.tree.live.clone()]);
             let output = self.shared.output_for(&self.tree, &child.name);
             child.captured = output.captured();
             SpawnRequest {
@@ -579,6 +591,8 @@ impl ProcessCtx {
             }
             Err(e) => {
                 *lock(&core.state) = RunState::Unstarted;
+                self.live_children.fetch_sub(1, Ordering::Relaxed);
+                self.tree.live.fetch_sub(1, Ordering::Relaxed);
                 Err(e)
             }
         }
