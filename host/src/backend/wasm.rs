@@ -104,6 +104,25 @@ impl WasmEngine {
     pub fn new(config: &crate::Config, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true);
+        if let Some(slots) = config.pooling {
+            // The pooling allocator: every process's memory, tables, instance and fiber stack
+            // come from slots reserved once, so starting a process maps nothing new. Its
+            // cost: each slot's stack guard is a mapping of its own from the start.
+            let memory = usize::try_from(config.limits.memory).unwrap_or(usize::MAX);
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots.saturating_mul(4))
+                .total_memories(slots)
+                .total_tables(slots.saturating_mul(2))
+                .total_stacks(slots)
+                .max_core_instances_per_component(16)
+                .max_memories_per_component(2)
+                .max_tables_per_component(4)
+                .max_memory_size(memory);
+            cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+            // Reserve no more address space per memory than the memory limit allows.
+            cfg.memory_reservation(config.limits.memory);
+        }
         let engine = Engine::new(&cfg).map_err(|e| Error::Engine(chain(&e)))?;
         let mut linker = Linker::new(&engine);
         // WASI 0.2.12's `exit-with-code` is linked too: `std::process::exit(n)` keeps `n`.
