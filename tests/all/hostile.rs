@@ -232,3 +232,24 @@ fn grants_access() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn hostile_output() {
+    for &backend in BACKENDS {
+        let out = run_limited(backend, &[("output", "64KiB")], HOSTILE_OUTPUT, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            format!("flood exitcode: {LIMIT:?}\nsibling exitcode: Some(0)\n"),
+            "{backend:?}"
+        );
+        let flood = out.run.process("Process-1").expect("flood").stdout();
+        // Whole 100-byte lines, up to the limit.
+        assert_eq!(flood.len(), 65500, "{backend:?}");
+        assert_eq!(
+            out.stderr_of("Process-1"),
+            "Process Process-1: limit output = 65536 bytes exceeded\n"
+        );
+        assert_eq!(out.stdout_of("Process-2"), "sibling done\n");
+    }
+}
