@@ -108,12 +108,22 @@ impl Outcome {
 /// Runs `path`'s main process with `args` under `backend` and returns what happened.
 pub fn run(backend: BackendKind, path: &str, args: &[&str]) -> Outcome {
     let program = program(backend, path);
+    run_within_limit(path, args, move |args| {
+        host(backend).run_main(&program, args)
+    })
+}
+
+/// Runs `run_main` on a thread of its own; fails the test if it has not ended within
+/// [`RUN_LIMIT`] instead of hanging.
+fn run_within_limit(
+    path: &str,
+    args: &[&str],
+    run_main: impl FnOnce(&[String]) -> Result<MainRun, wasmproc::Error> + Send + 'static,
+) -> Outcome {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let run = host(backend)
-            .run_main(&program, &args)
-            .expect("the run could not start");
+        let run = run_main(&args).expect("the run could not start");
         let _ = tx.send(run);
     });
     let run = rx
@@ -169,21 +179,7 @@ fn run_with(
     configure(&mut config);
     let host = Host::new(config).expect("host");
     let program = host.load(path).expect("program");
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let run = host
-            .run_main(&program, &args)
-            .expect("the run could not start");
-        let _ = tx.send(run);
-    });
-    let run = rx
-        .recv_timeout(RUN_LIMIT)
-        .unwrap_or_else(|_| panic!("{path} did not end within {RUN_LIMIT:?}"));
-    Outcome {
-        status: run.status,
-        run,
-    }
+    run_within_limit(path, args, move |args| host.run_main(&program, args))
 }
 
 /// Joins lines with newlines, each line ended by one.
