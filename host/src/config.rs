@@ -427,12 +427,16 @@ impl Settings {
         for (key, value) in table.get_ref() {
             let line = line_of(key.span().start);
             let name = key.get_ref().as_ref();
-            if name == "grants" {
-                let toml::de::DeValue::Table(grants) = value.get_ref() else {
+            let sub_table = match (name, value.get_ref()) {
+                ("grants" | "limits", toml::de::DeValue::Table(t)) => Some(t),
+                ("grants" | "limits", _) => {
                     return Err(ConfigError(format!(
-                        "{origin}:{line}: 'grants' must be a table ([grants])"
+                        "{origin}:{line}: '{name}' must be a table ([{name}])"
                     )));
-                };
+                }
+                _ => None,
+            };
+            if let (Some(grants), "grants") = (sub_table, name) {
                 for (key, value) in grants {
                     let line = line_of(key.span().start);
                     let name = key.get_ref().as_ref();
@@ -484,12 +488,7 @@ impl Settings {
                 }
                 continue;
             }
-            if name == "limits" {
-                let toml::de::DeValue::Table(limits) = value.get_ref() else {
-                    return Err(ConfigError(format!(
-                        "{origin}:{line}: 'limits' must be a table ([limits])"
-                    )));
-                };
+            if let (Some(limits), "limits") = (sub_table, name) {
                 for (key, value) in limits {
                     let line = line_of(key.span().start);
                     let name = key.get_ref().as_ref();
