@@ -12,7 +12,8 @@ fn child(args: (u32, String)) {
         args.0,
         args.1
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Long enough that main sees it alive after start, even on a loaded machine.
+    std::thread::sleep(Duration::from_millis(1000));
 }
 
 targets![child];
