@@ -1,36 +1,52 @@
 //! The spawn benchmark: how fast wasmproc starts and joins a process, compared with CPython's
 //! `multiprocessing` on the same machine in the same run, and how many sleeping processes
-//! one host holds at what memory cost. Run it with `scripts/bench.sh` (or
+//! one host holds at what memory cost. Run it with `scripts/bench.sh` (which first builds
+//! `target/release/wasmproc`, the executable of the native design, then runs
 //! `cargo bench -p wasmproc-tests --bench process`).
 //!
-//! It measures, for the default design (a tokio task/fiber per process) and for
-//! `Config { thread_per_process: true, .. }` (an OS thread per process):
+//! It measures four designs (see [`DESIGNS`]): the `wasm` backend with a tokio task/fiber
+//! per process (the default, `task`), with an OS thread per process (`thread`,
+//! `Config { thread_per_process: true, .. }`), with the pooling allocator (`pooled`,
+//! `Config { pooling: Some(slots), .. }`), and the `native` backend (`native`, every child
+//! a real OS process: `target/release/wasmproc` re-executed, found next to this bench's
+//! directory; skipped, saying why, when it is missing):
 //! 1. start+join of a no-op child timed inside a guest (`tests/programs/src/bin/bench_spawn.rs`),
 //! 2. the same from Rust through the library (`host.process(..).start()` + `join(None)`);
 //!    (1) and (2) run in rounds that alternate between the designs, and print the pooled
-//!    median, p10 and p90 and each round's median (the figures are noisy on a small VM),
+//!    median, p10 and p90 and each round's median (the figures are noisy on a small VM);
+//!    the native design runs fewer iterations (a start+join costs milliseconds),
 //! 3. `scripts/bench_cpython.py`: the same with CPython's fork, spawn and forkserver,
-//! 4. 10,000 sleeping children started from Rust: RSS, peak RSS, threads, memory mappings,
-//!    start time; each design in a fresh copy of this binary, so that the figures of one do
-//!    not leak into the other. It stops short of `vm.max_map_count` (at the limit the host
-//!    may abort: Rust's thread start panics when it cannot map a guard page) and on the
-//!    first failure, and reports how many it held.
+//! 4. 10,000 sleeping children started from Rust (300 for the native design, each an OS
+//!    process; its memory figures are the host's only): RSS, peak RSS, threads, memory
+//!    mappings, start time; each design in a fresh copy of this binary, so that the figures
+//!    of one do not leak into another. It stops short of `vm.max_map_count` (at the limit
+//!    the host may abort: Rust's thread start panics when it cannot map a guard page) and
+//!    on the first failure, and reports how many it held.
+//!
+//! The pooled design reserves its slots when its host is made (about 2 kernel mappings per
+//! slot), so at most one pooled host exists per OS process at a time: in this process only
+//! during its own turns of (1)-(2) (alive, it would also slow down every fork of this
+//! process, and so the native design's starts), and one in its hold child for (4).
 //!
 //! It prints figures only; nothing here fails on speed.
 //!
 //! Environment overrides (for quick runs): `WASMPROC_BENCH_N` (timed iterations, default
-//! 2000), `WASMPROC_BENCH_WARMUP` (default 200), `WASMPROC_BENCH_ROUNDS` (the latency
-//! measurements alternate between the designs in this many rounds, default 4),
-//! `WASMPROC_BENCH_HOLD` (sleepers, default 10000), `WASMPROC_BENCH_HOLD_TO_LIMIT` (set:
-//! go on to the real failure at `vm.max_map_count`, which may abort the hold child),
-//! `WASMPROC_BENCH_PY` (CPython iterations `fork,spawn,forkserver`, default `200,50,200`).
+//! 2000), `WASMPROC_BENCH_WARMUP` (default 200), `WASMPROC_BENCH_NATIVE_N` and
+//! `WASMPROC_BENCH_NATIVE_WARMUP` (the same for the native design, default 300 and 30),
+//! `WASMPROC_BENCH_ROUNDS` (the latency measurements alternate between the designs in this
+//! many rounds, default 4), `WASMPROC_BENCH_HOLD` (sleepers, default 10000; the pooled
+//! design gets 100 slots more), `WASMPROC_BENCH_HOLD_NATIVE` (native sleepers, default 300),
+//! `WASMPROC_BENCH_HOLD_TO_LIMIT` (set: go on to the real failure at `vm.max_map_count`,
+//! which may abort the hold child), `WASMPROC_BENCH_PY` (CPython iterations
+//! `fork,spawn,forkserver`, default `200,50,200`), `WASMPROC_BENCH_DESIGNS` (the designs to
+//! measure, comma-separated, default `task,thread,pooled,native`).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wasmproc::{Config, Host, Limits, OutputMode, Program};
+use wasmproc::{BackendKind, Config, Host, Limits, OutputMode, Program};
 use wasmproc_tests::BENCH_SPAWN;
 
 /// The most time the hold test spends starting sleepers before it stops and reports.
@@ -43,15 +59,76 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The two designs of the wasm backend: label and `thread_per_process`.
-const DESIGNS: [(&str, bool); 2] = [("task", false), ("thread", true)];
+/// The designs measured: label, and what it is.
+const DESIGNS: [(&str, &str); 4] = [
+    (
+        "task",
+        "wasm backend, a tokio task/fiber per process (the default)",
+    ),
+    ("thread", "wasm backend, thread_per_process: true"),
+    ("pooled", "wasm backend, pooling allocator"),
+    ("native", "native backend, every child an OS process"),
+];
 
-fn config(thread_per_process: bool, output: OutputMode) -> Config {
-    Config {
-        output,
-        thread_per_process,
-        ..Config::default()
+/// The pooled design's slots: enough for the hold test's sleepers, its warm-up and the
+/// main process of a latency run.
+fn pool_slots(hold: usize) -> u32 {
+    u32::try_from(hold.max(10_000) + 100).unwrap_or(u32::MAX)
+}
+
+/// The `wasmproc` executable the native design runs: `target/release/wasmproc`, as this
+/// bench is `target/release/deps/process-<hash>`. Why not, when it is missing.
+fn native_exe() -> Result<PathBuf, String> {
+    let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let exe = me
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("wasmproc"))
+        .ok_or_else(|| format!("{} has no grandparent directory", me.display()))?;
+    if exe.is_file() {
+        Ok(exe)
+    } else {
+        Err(format!(
+            "{} does not exist (build it with `cargo build --release -p wasmproc`, as \
+             scripts/bench.sh does)",
+            exe.display()
+        ))
     }
+}
+
+/// The configuration of design `label`; `hold` sizes the pooled design's slots.
+fn config(label: &str, output: OutputMode, hold: usize) -> Result<Config, String> {
+    let base = Config {
+        output,
+        ..Config::default()
+    };
+    Ok(match label {
+        "task" => base,
+        "thread" => Config {
+            thread_per_process: true,
+            ..base
+        },
+        "pooled" => Config {
+            pooling: Some(pool_slots(hold)),
+            ..base
+        },
+        "native" => Config {
+            backend: BackendKind::Native,
+            native_exe: Some(native_exe()?),
+            ..base
+        },
+        other => return Err(format!("unknown design '{other}'")),
+    })
+}
+
+/// One design of a run: how many iterations and sleepers it gets, or why it is skipped.
+struct Design {
+    label: &'static str,
+    what: String,
+    n: usize,
+    warmup: usize,
+    hold: usize,
+    skip: Option<String>,
 }
 
 /// Median, p10 and p90 of some samples, in microseconds.
@@ -202,29 +279,45 @@ struct Latency {
     host_best: Option<f64>,
 }
 
-/// (1)-(3) for both designs, in `rounds` rounds that alternate between the designs, so
-/// that a passing load on the machine does not favour one of them.
-fn latency(n: usize, warmup: usize, rounds: usize) -> Vec<(&'static str, Latency)> {
+/// (1)-(2) for every design, in `rounds` rounds that alternate between the designs, so
+/// that a passing load on the machine does not favour one of them. Each design has one
+/// host for all its rounds, except the pooled design: its host is made for its turn in
+/// each round and dropped after it, so that it never lives while another design is
+/// measured (its reserved slots, tens of thousands of mappings, make every fork of this
+/// process, and so every native start, several times slower) nor beside another pooled
+/// host.
+fn latency(designs: &[Design], rounds: usize) -> Vec<Latency> {
     type Setup = Result<(Host, Program), String>;
-    let setups: Vec<(&str, Setup)> = DESIGNS
+    let make = |d: &Design| -> Setup {
+        if let Some(why) = &d.skip {
+            return Err(format!("skipped: {why}"));
+        }
+        let config = config(d.label, OutputMode::Capture, d.hold)?;
+        let host = Host::new(config).map_err(|e| format!("cannot create a host: {e}"))?;
+        let program = host
+            .load(BENCH_SPAWN)
+            .map_err(|e| format!("cannot load {BENCH_SPAWN}: {e}"))?;
+        Ok((host, program))
+    };
+    let per_turn = |d: &Design| d.label == "pooled" && d.skip.is_none();
+    let setups: Vec<Option<Setup>> = designs
         .iter()
-        .map(|&(label, tpp)| {
-            let setup = Host::new(config(tpp, OutputMode::Capture))
-                .map_err(|e| format!("cannot create a host: {e}"))
-                .and_then(|host| {
-                    let program = host
-                        .load(BENCH_SPAWN)
-                        .map_err(|e| format!("cannot load {BENCH_SPAWN}: {e}"))?;
-                    Ok((host, program))
-                });
-            (label, setup)
-        })
+        .map(|d| (!per_turn(d)).then(|| make(d)))
         .collect();
-    let mut pools: Vec<(Pool, Pool)> = DESIGNS.iter().map(|_| Default::default()).collect();
-    let per_round = n.div_ceil(rounds);
-    let warm = warmup.div_ceil(rounds);
+    let mut pools: Vec<(Pool, Pool)> = designs.iter().map(|_| Default::default()).collect();
     for _ in 0..rounds {
-        for ((_, setup), (guest, host_pool)) in setups.iter().zip(&mut pools) {
+        for ((d, setup), (guest, host_pool)) in designs.iter().zip(&setups).zip(&mut pools) {
+            let per_round = d.n.div_ceil(rounds);
+            let warm = d.warmup.div_ceil(rounds);
+            // A host made for this turn only is dropped at the end of it.
+            let fresh;
+            let setup = match setup {
+                Some(s) => s,
+                None => {
+                    fresh = make(d);
+                    &fresh
+                }
+            };
             match setup {
                 Ok((host, program)) => {
                     guest.add(guest_side(host, program, per_round, warm));
@@ -237,26 +330,20 @@ fn latency(n: usize, warmup: usize, rounds: usize) -> Vec<(&'static str, Latency
             }
         }
     }
-    setups
-        .iter()
-        .zip(pools)
-        .map(|((label, _), (guest, host))| {
-            (
-                *label,
-                Latency {
-                    guest: guest.stats(),
-                    host: host.stats(),
-                    guest_rounds: guest.rounds(),
-                    host_rounds: host.rounds(),
-                    guest_best: guest.best(),
-                    host_best: host.best(),
-                },
-            )
+    pools
+        .into_iter()
+        .map(|(guest, host)| Latency {
+            guest: guest.stats(),
+            host: host.stats(),
+            guest_rounds: guest.rounds(),
+            host_rounds: host.rounds(),
+            guest_best: guest.best(),
+            host_best: host.best(),
         })
         .collect()
 }
 
-/// (4): CPython's medians per start method, or why there are none.
+/// (3): CPython's medians per start method, or why there are none.
 struct CPython {
     version: String,
     methods: Vec<(&'static str, Result<Stats, String>)>,
@@ -320,12 +407,12 @@ fn map_count() -> Option<usize> {
         .map(|m| m.lines().count())
 }
 
-/// (5), in a child copy of this binary: start up to `target` sleepers, measure, kill and
+/// (4), in a child copy of this binary: start up to `target` sleepers, measure, kill and
 /// join them all; print `key value` lines.
-fn hold_child(thread_per_process: bool, target: usize) {
+fn hold_child(label: &str, target: usize) {
     // The default limits on live processes and children are below the count tried: raise
     // them, this measures what the machine allows.
-    let mut config = config(thread_per_process, OutputMode::Inherit);
+    let mut config = config(label, OutputMode::Inherit, target).expect("configuration");
     let room = target as u64 + 64;
     config.limits = Limits {
         processes: config.limits.processes.max(room),
@@ -336,7 +423,10 @@ fn hold_child(thread_per_process: bool, target: usize) {
         "limits processes={} children={}",
         config.limits.processes, config.limits.children
     );
+    // What the host costs before any process (the pooled design reserves its slots here).
+    let no_host_maps = map_count();
     let host = Host::new(config).expect("host");
+    let host_maps = map_count();
     let program = host.load(BENCH_SPAWN).expect("load bench_spawn");
     // Warm up so that one-time costs (runtime threads, first instantiation) are not counted
     // per process.
@@ -474,10 +564,10 @@ fn hold_child(thread_per_process: bool, target: usize) {
     println!("threads_end {}", get(&end, "Threads"));
     println!("rss_settled_kib {}", get(&settled, "VmRSS"));
     println!("threads_settled {}", get(&settled, "Threads"));
-    println!(
-        "maps_before {}",
-        before_maps.map_or("?".into(), |n| n.to_string())
-    );
+    let maps = |m: Option<usize>| m.map_or("?".into(), |n| n.to_string());
+    println!("maps_no_host {}", maps(no_host_maps));
+    println!("maps_host {}", maps(host_maps));
+    println!("maps_before {}", maps(before_maps));
     println!(
         "maps_after {}",
         after_maps.map_or("? (/proc/self/maps unreadable)".into(), |n| n.to_string())
@@ -502,6 +592,10 @@ impl Hold {
             .unwrap_or(f64::NAN)
     }
 
+    fn host_maps(&self) -> f64 {
+        self.num("maps_host") - self.num("maps_no_host")
+    }
+
     fn maps_per_process(&self) -> f64 {
         (self.num("maps_after") - self.num("maps_before")) / self.num("held")
     }
@@ -511,7 +605,7 @@ impl Hold {
     }
 }
 
-fn hold(label: &str, thread_per_process: bool, target: usize) -> Result<Hold, String> {
+fn hold(label: &str, target: usize) -> Result<Hold, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let out = Command::new(exe)
         .args(["--hold-child", label, &target.to_string()])
@@ -545,7 +639,7 @@ fn hold(label: &str, thread_per_process: bool, target: usize) -> Result<Hold, St
             .map(|(n, l)| format!("{n}x {l:?}"))
             .collect();
         return Err(format!(
-            "the hold child ({label}, thread_per_process={thread_per_process}) failed ({}); \
+            "the hold child (design {label}) failed ({}); \
              last progress: {progress}; its stderr: {}",
             out.status,
             reasons.join(", ")
@@ -557,6 +651,7 @@ fn hold(label: &str, thread_per_process: bool, target: usize) -> Result<Hold, St
 fn show(r: &Result<Stats, String>) -> String {
     match r {
         Ok(s) => s.line(),
+        Err(e) if e.starts_with("skipped: ") => format!("SKIPPED{}", &e[7..]),
         Err(e) => format!("FAILED: {e}"),
     }
 }
@@ -569,6 +664,79 @@ fn cell(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{v:.1}"))
 }
 
+/// A ratio, with decimals when it is small.
+fn times(r: f64) -> String {
+    if r >= 10.0 {
+        format!("{r:.0}x")
+    } else {
+        format!("{r:.2}x")
+    }
+}
+
+/// One target line: the guest-side median of `l` against `max_us`, and CPython fork's
+/// median over it against `min_ratio` (1: merely faster).
+fn target_line(title: &str, l: &Latency, max_us: f64, fork: Option<f64>, min_ratio: f64) {
+    let limit = if max_us >= 1000.0 {
+        format!("{:.1} ms", max_us / 1000.0)
+    } else {
+        format!("{max_us:.0} µs")
+    };
+    let faster = if min_ratio > 1.0 {
+        format!(">= {min_ratio:.0}x faster than CPython fork")
+    } else {
+        "faster than CPython fork".to_string()
+    };
+    let w = match &l.guest {
+        Ok(s) => s.median,
+        Err(e) if e.starts_with("skipped: ") => {
+            println!("  {title}: not measured (the design was skipped, see above)");
+            return;
+        }
+        Err(e) => {
+            println!("  {title}: unknown (FAILED: {e})");
+            return;
+        }
+    };
+    let ratio_met = |r: f64| {
+        if min_ratio > 1.0 {
+            r >= min_ratio
+        } else {
+            r > 1.0
+        }
+    };
+    println!(
+        "  {title}: <= {limit}: {} ({w:.1} µs); {faster}: {}",
+        if w <= max_us { "met" } else { "NOT met" },
+        match fork {
+            Some(f) if ratio_met(f / w) => format!("met ({})", times(f / w)),
+            Some(f) => format!("NOT met ({})", times(f / w)),
+            None => "unknown (no CPython fork figure)".into(),
+        }
+    );
+    let mut notes = Vec::new();
+    if let Some(b) = l.guest_best {
+        notes.push(format!(
+            "best round {b:.1} µs{}",
+            fork.map_or(String::new(), |f| format!(
+                ", {} CPython fork",
+                times(f / b)
+            ))
+        ));
+    }
+    if let Some(h) = median(&l.host) {
+        notes.push(format!(
+            "host-side median {h:.1} µs{}",
+            fork.map_or(String::new(), |f| format!(
+                ", {} CPython fork",
+                times(f / h)
+            ))
+        ));
+    }
+    if !notes.is_empty() {
+        println!("    ({})", notes.join("; "));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--hold-child") {
@@ -577,7 +745,7 @@ fn main() {
             .get(i + 2)
             .and_then(|n| n.parse().ok())
             .unwrap_or(10_000);
-        hold_child(label == "thread", n);
+        hold_child(label, n);
         return;
     }
 
@@ -587,15 +755,51 @@ fn main() {
         .to_path_buf();
     let n = env_usize("WASMPROC_BENCH_N", 2000).max(1);
     let warmup = env_usize("WASMPROC_BENCH_WARMUP", 200);
-    let rounds = env_usize("WASMPROC_BENCH_ROUNDS", 4).clamp(1, n);
+    let native_n = env_usize("WASMPROC_BENCH_NATIVE_N", 300).max(1);
+    let native_warmup = env_usize("WASMPROC_BENCH_NATIVE_WARMUP", 30);
+    let rounds = env_usize("WASMPROC_BENCH_ROUNDS", 4).clamp(1, n.min(native_n));
     let hold_n = env_usize("WASMPROC_BENCH_HOLD", 10_000).max(1);
+    let native_hold = env_usize("WASMPROC_BENCH_HOLD_NATIVE", 300).clamp(1, hold_n);
+    let native = native_exe();
+    let only = std::env::var("WASMPROC_BENCH_DESIGNS").ok();
+    let designs: Vec<Design> = DESIGNS
+        .iter()
+        .filter(|(label, _)| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|l| l.trim() == *label))
+        })
+        .map(|&(label, what)| {
+            let is_native = label == "native";
+            let what = match (label, &native) {
+                ("pooled", _) => format!("{what}, pooling: Some({})", pool_slots(hold_n)),
+                ("native", Ok(exe)) => format!("{what}: {}", exe.display()),
+                _ => what.to_string(),
+            };
+            Design {
+                label,
+                what,
+                n: if is_native { native_n } else { n },
+                warmup: if is_native { native_warmup } else { warmup },
+                hold: if is_native { native_hold } else { hold_n },
+                skip: if is_native {
+                    native.as_ref().err().cloned()
+                } else {
+                    None
+                },
+            }
+        })
+        .collect();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let total = Instant::now();
     println!(
         "wasmproc spawn benchmark ({cpus} CPUs available; {n} timed iterations after {warmup} \
-         warm-up, in {rounds} rounds alternating the designs)"
+         warm-up ({native_n} after {native_warmup} for the native design), in {rounds} rounds \
+         alternating the designs)"
     );
     println!("program: {BENCH_SPAWN}");
+    if let Err(why) = &native {
+        println!("the native design is SKIPPED: {why}");
+    }
     // Other work on the machine skews every figure below: say how busy it was.
     let load = || {
         std::fs::read_to_string("/proc/loadavg")
@@ -618,12 +822,17 @@ fn main() {
         );
     }
 
-    // (1)-(3): start+join of a no-op child, both designs, guest side and host side.
-    let lat = latency(n, warmup, rounds);
-    for ((label, tpp), (_, l)) in DESIGNS.iter().zip(&lat) {
+    // (1)-(2): start+join of a no-op child, every design, guest side and host side.
+    let lat = latency(&designs, rounds);
+    for (d, l) in designs.iter().zip(&lat) {
         println!(
-            "\n== start+join of a no-op child, design '{label}' (thread_per_process: {tpp}) =="
+            "\n== start+join of a no-op child, design '{}' ({}) ==",
+            d.label, d.what
         );
+        if let Some(why) = &d.skip {
+            println!("  SKIPPED: {why}");
+            continue;
+        }
         println!("  guest-side (Instant in the guest)   {}", show(&l.guest));
         println!("  host-side  (Rust library)           {}", show(&l.host));
         println!(
@@ -632,7 +841,7 @@ fn main() {
         );
     }
 
-    // (4): CPython.
+    // (3): CPython.
     println!("\n== CPython multiprocessing: start+join of a no-op Process ==");
     let py = cpython(&root);
     match &py {
@@ -645,13 +854,26 @@ fn main() {
         Err(e) => println!("  CPython baseline SKIPPED: {e}"),
     }
 
-    // (5): sleeping processes held by one host.
+    // (4): sleeping processes held by one host, each design in a child of its own.
     let mut holds = Vec::new();
-    for (label, tpp) in DESIGNS {
+    for d in &designs {
         println!(
-            "\n== {hold_n} sleeping children started from Rust, design '{label}' (thread_per_process: {tpp}) =="
+            "\n== {} sleeping children started from Rust, design '{}' ({}) ==",
+            d.hold, d.label, d.what
         );
-        let h = hold(label, tpp, hold_n);
+        if let Some(why) = &d.skip {
+            println!("  SKIPPED: {why}");
+            holds.push(Err(format!("skipped: {why}")));
+            continue;
+        }
+        if d.label == "native" {
+            println!(
+                "  (capped at {} sleepers: each is an OS process of its own; the RSS, threads \
+                 and mappings below are the host's only, not its children's)",
+                d.hold
+            );
+        }
+        let h = hold(d.label, d.hold);
         match &h {
             Ok(h) => {
                 let kv = |k: &str| h.kv.get(k).map_or("?", String::as_str);
@@ -671,6 +893,13 @@ fn main() {
                     kv("rss_after_kib"),
                     kv("hwm_after_kib"),
                     h.per_process_kib()
+                );
+                println!(
+                    "  memory mappings: {} before the host was made, {} once it was ({:+} for \
+                     the host itself)",
+                    kv("maps_no_host"),
+                    kv("maps_host"),
+                    h.host_maps()
                 );
                 println!(
                     "  threads before {}, after {}; memory mappings before {}, after {} \
@@ -700,26 +929,29 @@ fn main() {
             }
             Err(e) => println!("  FAILED: {e}"),
         }
-        holds.push((label, h));
+        holds.push(h);
     }
 
     // Summary.
     println!("\n== summary ==");
     println!(
-        "{:<34} {:>12} {:>12} {:>12} {:>14}",
+        "{:<34} {:>12} {:>12} {:>12} {:>16}",
         "start+join no-op (median µs)", "guest-side", "host-side", "p90 guest", "best round g/h"
     );
-    for (label, l) in &lat {
+    for (d, l) in designs.iter().zip(&lat) {
+        if d.skip.is_some() {
+            println!("{:<34} {:>12}", format!("wasmproc {}", d.label), "skipped");
+            continue;
+        }
         println!(
-            "{:<34} {:>12} {:>12} {:>12} {:>14}",
-            format!("wasmproc {label}"),
+            "{:<34} {:>12} {:>12} {:>12} {:>16}",
+            format!("wasmproc {}", d.label),
             cell(median(&l.guest)),
             cell(median(&l.host)),
             cell(l.guest.as_ref().ok().map(|s| s.p90)),
             format!("{}/{}", cell(l.guest_best), cell(l.host_best)),
         );
     }
-    let reference = median(&lat[0].1.guest);
     match &py {
         Ok(py) => {
             for (m, r) in &py.methods {
@@ -731,13 +963,15 @@ fn main() {
                     cell(r.as_ref().ok().map(|s| s.p90)),
                 );
             }
-            println!("\nratios CPython / wasmproc (median start+join):");
+            println!(
+                "\nratios CPython / wasmproc (median start+join; above 1x: wasmproc is faster):"
+            );
             for (m, r) in &py.methods {
                 let mut parts = Vec::new();
-                for (label, l) in &lat {
+                for (d, l) in designs.iter().zip(&lat) {
                     for (side, s) in [("guest", &l.guest), ("host", &l.host)] {
                         if let (Some(c), Some(w)) = (median(r), median(s)) {
-                            parts.push(format!("{label}/{side} {:.0}x", c / w));
+                            parts.push(format!("{}/{side} {}", d.label, times(c / w)));
                         }
                     }
                 }
@@ -746,35 +980,23 @@ fn main() {
         }
         Err(e) => println!("CPython baseline skipped: {e}"),
     }
-    if let Some(w) = reference {
-        let fork = py.as_ref().ok().and_then(|py| {
-            py.methods
-                .iter()
-                .find(|(m, _)| *m == "fork")
-                .and_then(|(_, r)| median(r))
-        });
-        println!(
-            "\ntarget (default design, guest-side median): <= 50 µs: {} ({w:.1} µs); \
-             >= 40x faster than CPython fork: {}",
-            if w <= 50.0 { "met" } else { "NOT met" },
-            match fork {
-                Some(f) if f / w >= 40.0 => format!("met ({:.0}x)", f / w),
-                Some(f) => format!("NOT met ({:.0}x)", f / w),
-                None => "unknown (no CPython fork figure)".into(),
-            }
-        );
-        if let Some(b) = lat[0].1.guest_best {
-            println!(
-                "  (best round of the default design, guest-side: {b:.1} µs{})",
-                fork.map_or(String::new(), |f| format!(
-                    ", {:.0}x faster than CPython fork",
-                    f / b
-                ))
-            );
+    let fork = py.as_ref().ok().and_then(|py| {
+        py.methods
+            .iter()
+            .find(|(m, _)| *m == "fork")
+            .and_then(|(_, r)| median(r))
+    });
+    println!("\ntargets (guest-side median):");
+    for (d, l) in designs.iter().zip(&lat) {
+        match d.label {
+            "task" => target_line("issue 2, wasm default design 'task'", l, 50.0, fork, 40.0),
+            "pooled" => target_line("issue 2's targets, design 'pooled'", l, 50.0, fork, 40.0),
+            "native" => target_line("issue 3, design 'native'", l, 1500.0, fork, 1.0),
+            _ => {}
         }
     }
     println!(
-        "\n{:<26} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}",
+        "\n{:<28} {:>6} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "sleeping processes held",
         "held",
         "µs/start",
@@ -782,31 +1004,45 @@ fn main() {
         "KiB/proc",
         "HWM MiB",
         "threads",
+        "host maps",
         "maps",
         "maps/proc"
     );
-    for (label, h) in &holds {
+    for (d, h) in designs.iter().zip(&holds) {
+        let label = if d.label == "native" {
+            "wasmproc native (host only)".to_string()
+        } else {
+            format!("wasmproc {}", d.label)
+        };
         match h {
             Ok(h) => {
                 println!(
-                    "{:<26} {:>6} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>8} {:>9.1}",
-                    format!("wasmproc {label}"),
+                    "{:<28} {:>6} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>9} {:>9} {:>8} {:>9.1}",
+                    label,
                     h.num("held"),
                     h.num("in_start_ms") * 1e3 / h.num("started"),
                     h.num("rss_after_kib") / 1024.0,
                     h.per_process_kib(),
                     h.num("hwm_after_kib") / 1024.0,
                     h.num("threads_after"),
+                    h.host_maps(),
                     h.num("maps_after"),
                     h.maps_per_process(),
                 );
                 if let Some(e) = h.kv.get("error") {
-                    println!("{:<26} stopped early: {e}", "");
+                    println!("{:<28} stopped early: {e}", "");
                 }
             }
-            Err(_) => println!("{:<26} failed (see above)", format!("wasmproc {label}")),
+            Err(e) if e.starts_with("skipped: ") => println!("{label:<28} skipped"),
+            Err(_) => println!("{label:<28} failed (see above)"),
         }
     }
+    println!(
+        "(host maps: the mappings the host took when it was made, before any process; \
+         maps/proc: per sleeper after that. native: the host's RSS, threads and mappings \
+         only, {} sleepers at most)",
+        native_hold
+    );
     println!(
         "\nbenchmark took {:.1} s; load average at the end: {}",
         total.elapsed().as_secs_f64(),
