@@ -934,6 +934,12 @@ fn check_name(name: &str) -> Result<()> {
             "a process name may not contain a NUL character",
         ));
     }
+    // A newline or escape in a name could forge another process's lines in prefixed output.
+    if name.chars().any(char::is_control) {
+        return Err(ProcessError::invalid_argument(
+            "a process name may not contain control characters",
+        ));
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! `wasmproc` binary for it); the `wasmproc-tests` crate builds the guest programs.
 
 mod cli;
+mod fuzz;
 mod harness;
 mod hostile;
 mod library;
