@@ -86,6 +86,15 @@ pub struct Limits {
     /// Bytes of captured output per stream of one process (`output`); writing beyond it
     /// ends the process.
     pub output: u64,
+    /// Bytes of one item put on a queue or sent on a connection (`message`); a larger one
+    /// is refused.
+    pub message: u64,
+    /// Bytes waiting in all queues and connections of one run together (`queued`); a put
+    /// or send beyond it is refused.
+    pub queued: u64,
+    /// Queues, connections, events and locks alive in one run (`objects`); creating one
+    /// beyond it is refused.
+    pub objects: u64,
 }
 
 impl Default for Limits {
@@ -99,6 +108,9 @@ impl Default for Limits {
             wall_ms: None,
             args: 64 << 20,
             output: 16 << 20,
+            message: 64 << 20,
+            queued: 1 << 30,
+            objects: 1_000_000,
         }
     }
 }
@@ -114,6 +126,9 @@ impl Limits {
         "wall_ms",
         "args",
         "output",
+        "message",
+        "queued",
+        "objects",
     ];
 
     /// Sets limit `key` from `value` (a whole number; sizes may end in KiB, MiB or GiB;
@@ -126,7 +141,7 @@ impl Limits {
             Some(parse_amount(value).ok_or_else(|| {
                 format!(
                     "invalid value '{value}' for limit '{key}' (valid: a whole number{}{})",
-                    if matches!(key, "memory" | "args" | "output") {
+                    if matches!(key, "memory" | "args" | "output" | "message" | "queued") {
                         " of bytes, optionally ending in KiB, MiB or GiB"
                     } else {
                         ""
@@ -145,6 +160,9 @@ impl Limits {
             "wall_ms" => self.wall_ms = parsed,
             "args" => self.args = required()?,
             "output" => self.output = required()?,
+            "message" => self.message = required()?,
+            "queued" => self.queued = required()?,
+            "objects" => self.objects = required()?,
             other => {
                 return Err(format!(
                     "unknown limit '{other}' (valid: {})",
@@ -620,7 +638,7 @@ mod tests {
                 .unwrap_err()
                 .0,
             "w.toml:2: unknown limit 'memroy' (valid: processes, children, depth, memory, \
-             cpu_ms, wall_ms, args, output)"
+             cpu_ms, wall_ms, args, output, message, queued, objects)"
         );
         assert_eq!(
             Settings::from_toml("[limits]\nmemory = \"lots\"\n", "w.toml")

@@ -19,6 +19,34 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The host could not carry out the call.
     HostFailure,
+    /// A queue was empty (Python: `queue.Empty`).
+    Empty,
+    /// A bounded queue was full (Python: `queue.Full`).
+    Full,
+    /// The other end of a connection is closed and every message was received.
+    Eof,
+    /// The other end of a connection is closed.
+    BrokenPipe,
+    /// A lock was acquired from an owner that ended while holding it.
+    OwnerDied,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order (a kind's index is its number on the wire).
+    pub(crate) const ALL: &[ErrorKind] = &[
+        ErrorKind::InvalidState,
+        ErrorKind::NotAChild,
+        ErrorKind::Closed,
+        ErrorKind::UnknownTarget,
+        ErrorKind::InvalidArgument,
+        ErrorKind::LimitExceeded,
+        ErrorKind::HostFailure,
+        ErrorKind::Empty,
+        ErrorKind::Full,
+        ErrorKind::Eof,
+        ErrorKind::BrokenPipe,
+        ErrorKind::OwnerDied,
+    ];
 }
 
 /// An error of the process model, the same whether the caller is a guest or a Rust program

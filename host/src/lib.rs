@@ -44,6 +44,7 @@ mod exit;
 mod model;
 mod output;
 mod program;
+mod sync;
 
 pub use config::{
     BackendKind, Config, ConfigError, DirGrant, Grants, LIMIT_EXIT_CODE, Limits, OutputMode,
@@ -89,7 +90,7 @@ impl Host {
         };
         let first_handle = u64::from(std::process::id()) << 24;
         let shared = Arc::new(RunShared::new(backend, config, None, first_handle));
-        let tree = shared.backend.new_tree(shared.config.output)?;
+        let tree = shared.backend.new_tree(&shared.config)?;
         let root = ProcessCtx::new(NewCtx {
             shared: shared.clone(),
             tree: Arc::new(tree),
@@ -99,6 +100,7 @@ impl Host {
             daemon: false,
             parent: None,
             output: output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0, None),
+            shares: model::Shares::None,
         });
         Ok(Host {
             runtime,
@@ -141,7 +143,7 @@ impl Host {
     ///
     /// Several runs may go on at once, from different threads.
     pub fn run_main(&self, program: &Program, args: &[String]) -> Result<MainRun, Error> {
-        let tree = Arc::new(self.shared.backend.new_tree(self.shared.config.output)?);
+        let tree = Arc::new(self.shared.backend.new_tree(&self.shared.config)?);
         let output = self.shared.output_for(&tree, "MainProcess");
         let ctx = ProcessCtx::new(NewCtx {
             shared: self.shared.clone(),
@@ -152,6 +154,7 @@ impl Host {
             daemon: false,
             parent: None,
             output,
+            shares: model::Shares::None,
         });
         let engine = self.engine.clone();
         let run_tree = tree.clone();
@@ -249,6 +252,7 @@ impl ProcessBuilder<'_> {
             self.program,
             &self.target,
             self.args,
+            model::Shares::None,
             self.name,
             self.daemon,
         )?;

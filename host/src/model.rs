@@ -13,6 +13,8 @@ use crate::error::{ErrorKind, ProcessError};
 use crate::exit::{ExitStatus, Signal};
 use crate::output::{Captured, ProcessOutput};
 use crate::program::Program;
+use crate::sync::remote::Client;
+use crate::sync::{Object as SyncObject, Registry, Request, Response, SyncTable, is_sync_handle};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -92,16 +94,124 @@ pub(crate) struct Tree {
     native: Option<NativeRun>,
     /// How many processes started in this tree are running.
     live: Arc<AtomicU64>,
+    /// Where the run's queues, pipes, events and locks live.
+    sync: SyncHome,
+}
+
+/// Where the sync objects of a run live, seen from one OS process.
+#[derive(Clone)]
+pub(crate) enum SyncHome {
+    /// In this host process (the run's root).
+    Here(Arc<Registry>),
+    /// In the run's root host, reached over its socket (a native child process).
+    Server(Arc<RemoteSync>),
+}
+
+/// A native child process's way to the run's objects: connected on first use, or at
+/// start when its parent shared objects with it.
+pub(crate) struct RemoteSync {
+    socket: std::path::PathBuf,
+    name: String,
+    token: u64,
+    client: tokio::sync::OnceCell<Client>,
+    /// A second connection for the bookkeeping of this process's own children, so that it
+    /// never waits behind a blocking call of the guest.
+    control: tokio::sync::OnceCell<Client>,
+}
+
+impl RemoteSync {
+    pub fn new(socket: std::path::PathBuf, name: String, token: u64) -> Arc<Self> {
+        Arc::new(RemoteSync {
+            socket,
+            name,
+            token,
+            client: tokio::sync::OnceCell::new(),
+            control: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Whether the parent shared objects that must be claimed at once.
+    pub fn has_shares(&self) -> bool {
+        self.token != 0
+    }
+
+    pub async fn client(&self) -> Result<&Client> {
+        self.client
+            .get_or_try_init(|| Client::connect(&self.socket, &self.name, self.token))
+            .await
+    }
+
+    async fn control(&self) -> Result<&Client> {
+        self.control
+            .get_or_try_init(|| Client::connect(&self.socket, "", 0))
+            .await
+    }
+}
+
+impl SyncHome {
+    /// Waits until the server has dropped every connection of OS process `pid` (so a lock
+    /// it held is released before anyone learns that it ended), then drops the share
+    /// `token` if the process never claimed it.
+    pub async fn process_gone(&self, pid: u32, token: u64) {
+        match self {
+            SyncHome::Here(registry) => {
+                registry.gone(pid).await;
+                registry.claim(token);
+            }
+            SyncHome::Server(remote) => {
+                if let Ok(control) = remote.control().await {
+                    let _ = control.call(Request::Gone { pid }).await;
+                    if token != 0 {
+                        let _ = control.call(Request::Revoke { token }).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The share `shares` as a token a native child claims.
+    pub fn token(&self, shares: Shares) -> u64 {
+        match (shares, self) {
+            (Shares::None, _) => 0,
+            (Shares::Token(t), _) => t,
+            (Shares::Objects(objects), SyncHome::Here(registry)) => registry.share(objects),
+            // A process reached over the socket only ever holds tokens.
+            (Shares::Objects(_), SyncHome::Server(_)) => 0,
+        }
+    }
+}
+
+/// The sync objects a parent shares with a child it creates.
+#[derive(Clone, Default)]
+pub(crate) enum Shares {
+    #[default]
+    None,
+    /// The objects themselves (the parent's table is in this host process).
+    Objects(Vec<(u64, Arc<SyncObject>)>),
+    /// A token the run's server keeps them under (the parent is a native child process).
+    Token(u64),
+}
+
+/// A process's own sync objects.
+enum SyncPort {
+    /// Its table, in this host process; taken away when the process ends.
+    Local(Mutex<Option<Arc<SyncTable>>>),
+    Remote(Arc<RemoteSync>),
 }
 
 impl Tree {
-    pub fn new(native: Option<NativeRun>) -> Self {
+    pub fn new(native: Option<NativeRun>, sync: SyncHome) -> Self {
         Tree {
             captured: Mutex::new(Vec::new()),
             started: Mutex::new(Vec::new()),
             native,
             live: Arc::new(AtomicU64::new(0)),
+            sync,
         }
+    }
+
+    pub fn sync(&self) -> &SyncHome {
+        &self.sync
     }
 
     pub fn native(&self) -> Option<&NativeRun> {
@@ -175,6 +285,8 @@ pub(crate) struct NewCtx {
     pub daemon: bool,
     pub parent: Option<ParentLink>,
     pub output: ProcessOutput,
+    /// The sync objects its parent shared with it.
+    pub shares: Shares,
 }
 
 enum RunState {
@@ -307,6 +419,8 @@ struct ChildEntry {
     refs: u32,
     /// The captured output, once started in capture mode.
     captured: Option<Captured>,
+    /// The sync objects the child will hold, until it starts.
+    shares: Shares,
 }
 
 enum Object {
@@ -340,6 +454,7 @@ pub(crate) struct ProcessCtx {
     self_handle: u64,
     parent_handle: Option<u64>,
     output: ProcessOutput,
+    sync: SyncPort,
 }
 
 impl ProcessCtx {
@@ -355,7 +470,23 @@ impl ProcessCtx {
             daemon,
             parent,
             output,
+            shares,
         } = init;
+        let sync = match tree.sync() {
+            SyncHome::Here(registry) => {
+                let objects = match shares {
+                    Shares::None => Vec::new(),
+                    Shares::Objects(objects) => objects,
+                    Shares::Token(token) => registry.claim(token),
+                };
+                SyncPort::Local(Mutex::new(Some(Arc::new(SyncTable::new(
+                    registry.clone(),
+                    &name,
+                    objects,
+                )))))
+            }
+            SyncHome::Server(remote) => SyncPort::Remote(remote.clone()),
+        };
         let mut objects = Objects::default();
         let self_handle = shared.handle();
         objects.map.insert(self_handle, Object::Myself);
@@ -378,6 +509,7 @@ impl ProcessCtx {
             self_handle,
             parent_handle,
             output,
+            sync,
         })
     }
 
@@ -423,10 +555,11 @@ impl ProcessCtx {
 
     /// `create`: a new unstarted child object named `Process-<identity>`, running a target
     /// of this process's own program.
-    pub fn create(
+    pub async fn create(
         &self,
         target: &str,
         args: Vec<u8>,
+        shares: &[u64],
         name: Option<String>,
         daemon: Option<bool>,
     ) -> Result<u64> {
@@ -434,18 +567,62 @@ impl ProcessCtx {
             .program
             .clone()
             .ok_or_else(|| ProcessError::host_failure("this process has no program"))?;
-        self.create_in(program, target, args, name, daemon)
+        self.check_create(&program, target, &args, name.as_deref())?;
+        let shares = self.share(shares).await?;
+        self.create_in(program, target, args, shares, name, daemon)
     }
 
-    /// `create` for a target of `program`.
-    pub fn create_in(
+    /// The sync objects `handles` name, set aside for a child.
+    async fn share(&self, handles: &[u64]) -> Result<Shares> {
+        if handles.is_empty() {
+            return Ok(Shares::None);
+        }
+        match &self.sync {
+            SyncPort::Local(table) => Ok(Shares::Objects(self.table(table)?.shares(handles)?)),
+            SyncPort::Remote(remote) => {
+                let token = remote
+                    .client()
+                    .await?
+                    .call(Request::Share {
+                        handles: handles.to_vec(),
+                    })
+                    .await?
+                    .handle()?;
+                Ok(Shares::Token(token))
+            }
+        }
+    }
+
+    fn table(&self, table: &Mutex<Option<Arc<SyncTable>>>) -> Result<Arc<SyncTable>> {
+        lock(table)
+            .clone()
+            .ok_or_else(|| ProcessError::invalid_state("the process has ended"))
+    }
+
+    /// Carries out an operation on this process's sync objects.
+    pub async fn sync_call(&self, request: Request) -> Result<Response> {
+        match &self.sync {
+            SyncPort::Local(table) => Ok(self.table(table)?.serve(request).await),
+            SyncPort::Remote(remote) => remote.client().await?.call(request).await,
+        }
+    }
+
+    /// The process has ended: it holds no sync objects any more (a lock it held is
+    /// released, for the next owner to learn of).
+    pub fn end_sync(&self) {
+        if let SyncPort::Local(table) = &self.sync {
+            lock(table).take();
+        }
+    }
+
+    /// The checks of `create` that need no lookup.
+    fn check_create(
         &self,
-        program: Program,
+        program: &Program,
         target: &str,
-        args: Vec<u8>,
-        name: Option<String>,
-        daemon: Option<bool>,
-    ) -> Result<u64> {
+        args: &[u8],
+        name: Option<&str>,
+    ) -> Result<()> {
         if !program.has_target(target) {
             return Err(ProcessError::new(
                 ErrorKind::UnknownTarget,
@@ -455,7 +632,7 @@ impl ProcessCtx {
                 ),
             ));
         }
-        if let Some(n) = &name {
+        if let Some(n) = name {
             check_name(n)?;
         }
         let limit = self.shared.config.limits.args;
@@ -468,6 +645,20 @@ impl ProcessCtx {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `create` for a target of `program`.
+    pub fn create_in(
+        &self,
+        program: Program,
+        target: &str,
+        args: Vec<u8>,
+        shares: Shares,
+        name: Option<String>,
+        daemon: Option<bool>,
+    ) -> Result<u64> {
+        self.check_create(&program, target, &args, name.as_deref())?;
         let count = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut identity = self.me.identity().to_vec();
         identity.push(count);
@@ -487,6 +678,7 @@ impl ProcessCtx {
                 closed: false,
                 refs: 1,
                 captured: None,
+                shares,
             }),
         );
         Ok(handle)
@@ -574,6 +766,7 @@ impl ProcessCtx {
                 program: child.program.clone(),
                 tree: self.tree.clone(),
                 output,
+                shares: child.shares.clone(),
             }
         };
         let core = request.core.clone();
@@ -586,7 +779,11 @@ impl ProcessCtx {
                     *state = RunState::Running(spawned.control);
                 }
                 drop(state);
-                self.objects().started.push(h);
+                let mut objects = self.objects();
+                objects.started.push(h);
+                if let Some(Object::Child(child)) = objects.map.get_mut(&h) {
+                    child.shares = Shares::None;
+                }
                 Ok(())
             }
             Err(e) => {
@@ -772,6 +969,7 @@ impl ProcessCtx {
                 }
                 c.closed = true;
                 c.args = None;
+                c.shares = Shares::None;
                 Ok(())
             }
             _ => Err(ProcessError::not_a_child("can only close a child process")),
@@ -808,8 +1006,94 @@ impl ProcessCtx {
         }
     }
 
-    /// `wait(sentinels, timeout)`: the sentinels that are ready, in the order given.
-    pub async fn wait(&self, sentinels: &[u64], timeout: Option<Duration>) -> Result<Vec<u64>> {
+    /// `wait(objects, timeout)`: the objects that are ready, in the order given: process
+    /// sentinels and the handles of connections and queues together.
+    pub async fn wait(&self, objects: &[u64], timeout: Option<Duration>) -> Result<Vec<u64>> {
+        let (syncs, sentinels): (Vec<u64>, Vec<u64>) =
+            objects.iter().partition(|&&h| is_sync_handle(h));
+        if syncs.is_empty() {
+            return self.wait_processes(&sentinels, timeout).await;
+        }
+        let cores = self.sentinel_cores(&sentinels)?;
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let poll = Request::Ready {
+            handles: syncs.clone(),
+            timeout: Some(0),
+        };
+        let mut ready_syncs = self.sync_call(poll).await?.handles()?;
+        let ended = |cores: &[Arc<ProcessCore>]| cores.iter().any(|c| c.status().is_some());
+        if ready_syncs.is_empty() && !ended(&cores) && timeout != Some(Duration::ZERO) {
+            let any_ended = async {
+                if cores.is_empty() {
+                    std::future::pending::<()>().await;
+                }
+                futures::future::select_all(cores.iter().map(|c| Box::pin(c.wait(None)))).await;
+            };
+            let blocking = Request::Ready {
+                handles: syncs.clone(),
+                timeout: timeout.map(nanos),
+            };
+            let answer = match &self.sync {
+                SyncPort::Local(table) => {
+                    let table = self.table(table)?;
+                    tokio::select! {
+                        r = table.serve(blocking) => Some(r),
+                        () = any_ended => None,
+                    }
+                }
+                SyncPort::Remote(remote) => Some(
+                    remote
+                        .client()
+                        .await?
+                        .call_cancellable(blocking, any_ended)
+                        .await?,
+                ),
+            };
+            ready_syncs = match answer {
+                Some(Response::Cancelled) | None => {
+                    let poll = Request::Ready {
+                        handles: syncs.clone(),
+                        timeout: Some(0),
+                    };
+                    self.sync_call(poll).await?.handles()?
+                }
+                Some(r) => r.handles()?,
+            };
+        }
+        let ready_sentinels: Vec<u64> = sentinels
+            .iter()
+            .zip(&cores)
+            .filter(|(_, c)| c.status().is_some())
+            .map(|(s, _)| *s)
+            .collect();
+        Ok(objects
+            .iter()
+            .filter(|h| ready_syncs.contains(h) || ready_sentinels.contains(h))
+            .copied()
+            .collect())
+    }
+
+    /// The processes `sentinels` name.
+    fn sentinel_cores(&self, sentinels: &[u64]) -> Result<Vec<Arc<ProcessCore>>> {
+        let objects = self.objects();
+        sentinels
+            .iter()
+            .map(|s| match objects.map.get(s) {
+                Some(Object::Parent) => Ok(self.parent_core()),
+                Some(Object::Child(c)) if !c.closed && c.core.started() => Ok(c.core.clone()),
+                _ => Err(ProcessError::invalid_argument(format!(
+                    "{s} is not a sentinel of this process"
+                ))),
+            })
+            .collect()
+    }
+
+    /// `wait` over process sentinels only.
+    async fn wait_processes(
+        &self,
+        sentinels: &[u64],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u64>> {
         let cores = {
             let objects = self.objects();
             sentinels
@@ -970,6 +1254,8 @@ pub(crate) async fn supervise(
         sig = signalled => ExitStatus::Signaled(sig),
         status = run => status,
     };
+    // Before anyone can learn that the process ended, it lets go of its objects.
+    ctx.end_sync();
     ctx.core().exited(status);
     status
 }

@@ -7,7 +7,6 @@
 pub(crate) mod native;
 pub(crate) mod wasm;
 
-use crate::config::OutputMode;
 use crate::error::{Error, ProcessError};
 use crate::exit::Signal;
 use crate::model::{ParentLink, ProcessCore, RunShared, Tree};
@@ -27,6 +26,8 @@ pub(crate) struct SpawnRequest {
     pub program: Program,
     pub tree: Arc<Tree>,
     pub output: ProcessOutput,
+    /// The sync objects the parent shares with the child.
+    pub shares: crate::model::Shares,
 }
 
 /// A started process as its backend returns it.
@@ -44,7 +45,7 @@ pub(crate) trait Control: Send + Sync {
 /// A way of running processes.
 pub(crate) trait Backend: Send + Sync {
     /// The shared state of a new run (a main process and its descendants).
-    fn new_tree(&self, output: OutputMode) -> Result<Tree, Error>;
+    fn new_tree(&self, config: &crate::Config) -> Result<Tree, Error>;
 
     /// The pid of a main process run in this host process.
     fn main_pid(&self) -> u64;

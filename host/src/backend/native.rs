@@ -19,8 +19,11 @@ use crate::backend::{Backend, Control, SpawnRequest, Spawned};
 use crate::config::OutputMode;
 use crate::error::{Error, ProcessError};
 use crate::exit::{ExitStatus, Signal};
-use crate::model::{NewCtx, ParentLink, ProcessCore, ProcessCtx, RunShared, Tree, lock};
+use crate::model::{
+    NewCtx, ParentLink, ProcessCore, ProcessCtx, RemoteSync, RunShared, SyncHome, Tree, lock,
+};
 use crate::output::ProcessOutput;
+use crate::sync::Registry;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -61,6 +64,8 @@ struct ChildSpec {
     parent_fd: RawFd,
     slot_fd: RawFd,
     exe: PathBuf,
+    /// The token of the sync objects the parent shared (0: none).
+    sync_token: u64,
 }
 
 /// What the processes of one run share across OS processes.
@@ -73,6 +78,8 @@ pub(crate) struct NativeRun {
     lifeline_write: Mutex<Option<OwnedFd>>,
     /// Whether this OS process made the run (and so removes its capture directory).
     owner: bool,
+    /// The run's object server (in the run's root host only).
+    server: Option<tokio::task::AbortHandle>,
 }
 
 impl NativeRun {
@@ -89,7 +96,13 @@ impl NativeRun {
             lifeline_read: read,
             lifeline_write: Mutex::new(Some(write)),
             owner: true,
+            server: None,
         })
+    }
+
+    /// Where the run's object server listens.
+    fn sync_socket(&self) -> PathBuf {
+        self.run_dir.join("sync.sock")
     }
 
     pub fn capture_dir(&self) -> Option<&Path> {
@@ -139,6 +152,9 @@ impl NativeRun {
 
 impl Drop for NativeRun {
     fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
         if self.owner {
             let _ = std::fs::remove_dir_all(&self.run_dir);
         }
@@ -300,8 +316,23 @@ fn failure(what: &str, e: impl std::fmt::Display) -> ProcessError {
 }
 
 impl Backend for NativeBackend {
-    fn new_tree(&self, output: OutputMode) -> Result<Tree, Error> {
-        Ok(Tree::new(Some(self.new_run(output)?)))
+    fn new_tree(&self, config: &crate::Config) -> Result<Tree, Error> {
+        let mut run = self.new_run(config.output)?;
+        let registry = Registry::new(config.limits.clone());
+        let socket = run.sync_socket();
+        let listener = {
+            let _context = self.engine.runtime().enter();
+            tokio::net::UnixListener::bind(&socket).map_err(|io| Error::WriteFile {
+                path: socket.clone(),
+                io,
+            })?
+        };
+        let server = self
+            .engine
+            .runtime()
+            .spawn(crate::sync::remote::serve(listener, registry.clone()));
+        run.server = Some(server.abort_handle());
+        Ok(Tree::new(Some(run), SyncHome::Here(registry)))
     }
 
     fn main_pid(&self) -> u64 {
@@ -325,6 +356,8 @@ impl Backend for NativeBackend {
         let lifeline_fd = run.lifeline_read.as_raw_fd();
         let parent_fd = parent_read.as_raw_fd();
         let slot_fd = slot.as_raw_fd();
+        let sync = request.tree.sync().clone();
+        let sync_token = sync.token(request.shares);
         let spec = ChildSpec {
             artifact,
             display_name: request.program.display_name().to_string(),
@@ -348,6 +381,7 @@ impl Backend for NativeBackend {
             parent_fd,
             slot_fd,
             exe: self.exe.clone(),
+            sync_token,
         };
         let encoded = postcard::to_allocvec(&spec).map_err(|e| failure("encoding", e))?;
         let len = u32::try_from(encoded.len()).map_err(|e| failure("description size", e))?;
@@ -406,6 +440,8 @@ impl Backend for NativeBackend {
                 Ok(status) => exit_status(status),
                 Err(_) => ExitStatus::FAILURE,
             };
+            // Its objects go first (a lock it held is released), then its end is told.
+            sync.process_gone(pid, sync_token).await;
             core.exited(status);
         });
         Ok(Spawned {
@@ -545,12 +581,21 @@ fn run_child() -> anyhow::Result<ExitStatus> {
     // only children that are handed it get it).
     rustix::io::fcntl_setfd(&lifeline, rustix::io::FdFlags::CLOEXEC)?;
     let run = NativeRun {
-        run_dir: spec.run_dir,
         capture_dir: spec.capture_dir,
         lifeline_read: lifeline,
         lifeline_write: Mutex::new(None),
         owner: false,
+        server: None,
+        run_dir: spec.run_dir,
     };
+    let remote = RemoteSync::new(run.sync_socket(), spec.name.clone(), spec.sync_token);
+    if remote.has_shares() {
+        // Claim the shared objects at once: until then the run's server keeps them for
+        // this process.
+        runtime
+            .block_on(remote.client())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
     let parent_identity = spec.identity[..spec.identity.len().saturating_sub(1)].to_vec();
     let parent = ProcessCore::running(parent_identity, spec.parent_pid);
     let parent_core = parent.clone();
@@ -559,7 +604,7 @@ fn run_child() -> anyhow::Result<ExitStatus> {
     });
     let ctx = ProcessCtx::new(NewCtx {
         shared,
-        tree: Arc::new(Tree::new(Some(run))),
+        tree: Arc::new(Tree::new(Some(run), SyncHome::Server(remote))),
         program: Some(program),
         me: ProcessCore::running(spec.identity, me),
         name: spec.name.clone(),
@@ -574,6 +619,7 @@ fn run_child() -> anyhow::Result<ExitStatus> {
             OutputMode::Capture => ProcessOutput::inherit_bounded(config.limits.output),
             mode => ProcessOutput::new(mode, &spec.name, config.limits.output, None),
         },
+        shares: crate::model::Shares::None,
     });
     let status = runtime.block_on(engine.run_target(ctx, spec.target, spec.args));
     use std::io::Write;

@@ -6,7 +6,6 @@
 //! (join, wait, or WASI's own sleep and poll, which are async here).
 
 use crate::backend::{Backend, Control, SpawnRequest, Spawned};
-use crate::config::OutputMode;
 use crate::error::{Error, ProcessError, chain};
 use crate::exit::{ExitStatus, GuestExit, LimitHit, Signal};
 use crate::model::{NewCtx, ProcessCtx, RunShared, Tree, supervise};
@@ -26,7 +25,9 @@ mod bindings {
         path: "../wit",
         world: "program",
         imports: {
+            "wasmproc:process/process.create": async | trappable,
             "wasmproc:process/process.join": async | trappable,
+            "wasmproc:process/sync": async | trappable,
             "wasmproc:process/process.wait": async | trappable,
             default: trappable,
         },
@@ -34,7 +35,10 @@ mod bindings {
     });
 }
 
+use crate::model::SyncHome;
+use crate::sync::{LockKind, Registry, Request, Response};
 use bindings::wasmproc::process::process as wit;
+use bindings::wasmproc::process::sync as sync_wit;
 
 /// A program's `wasmproc:process/guest` export, ready to instantiate.
 pub(crate) type GuestPre = bindings::ProgramPre<ProcState>;
@@ -533,8 +537,11 @@ impl Control for WasmControl {
 }
 
 impl Backend for WasmBackend {
-    fn new_tree(&self, _output: OutputMode) -> Result<Tree, Error> {
-        Ok(Tree::new(None))
+    fn new_tree(&self, config: &crate::Config) -> Result<Tree, Error> {
+        Ok(Tree::new(
+            None,
+            SyncHome::Here(Registry::new(config.limits.clone())),
+        ))
     }
 
     fn main_pid(&self) -> u64 {
@@ -558,6 +565,7 @@ impl Backend for WasmBackend {
             daemon: request.daemon,
             parent: Some(request.parent),
             output: request.output,
+            shares: request.shares,
         });
         let engine = self.engine.clone();
         let entry = Entry::Target {
@@ -603,6 +611,11 @@ fn to_wit(e: ProcessError) -> WitError {
         K::InvalidArgument => WitErrorKind::InvalidArgument,
         K::LimitExceeded => WitErrorKind::LimitExceeded,
         K::HostFailure => WitErrorKind::HostFailure,
+        K::Empty => WitErrorKind::Empty,
+        K::Full => WitErrorKind::Full,
+        K::Eof => WitErrorKind::Eof,
+        K::BrokenPipe => WitErrorKind::BrokenPipe,
+        K::OwnerDied => WitErrorKind::OwnerDied,
     };
     WitError {
         kind,
@@ -633,14 +646,19 @@ impl bindings::wasmproc::process::types::Host for ProcState {}
 
 // The glue: each import translates its arguments and delegates to the model.
 impl wit::Host for ProcState {
-    fn create(
+    async fn create(
         &mut self,
         target: String,
         args: Vec<u8>,
+        shares: Vec<u64>,
         name: Option<String>,
         daemon: Option<bool>,
     ) -> HostResult<u64> {
-        self.call(|m| m.create(&target, args, name, daemon))
+        let model = self.model()?.clone();
+        Ok(model
+            .create(&target, args, &shares, name, daemon)
+            .await
+            .map_err(to_wit))
     }
 
     fn start(&mut self, h: u64) -> HostResult<()> {
@@ -733,5 +751,190 @@ impl wit::Host for ProcState {
 
     fn cpu_count(&mut self) -> wasmtime::Result<u32> {
         Ok(self.model()?.cpu_count())
+    }
+}
+
+/// Carries out `request` on the caller's sync objects; `take` reads the answer.
+async fn sync_on<T>(
+    model: Arc<ProcessCtx>,
+    request: Request,
+    take: impl FnOnce(Response) -> Result<T, ProcessError>,
+) -> HostResult<T> {
+    Ok(model
+        .sync_call(request)
+        .await
+        .and_then(take)
+        .map_err(to_wit))
+}
+
+// The glue of the sync interface: each import is one request to the model.
+impl sync_wit::Host for ProcState {
+    async fn queue_new(&mut self, maxsize: u32) -> HostResult<u64> {
+        sync_on(
+            self.model()?.clone(),
+            Request::QueueNew { maxsize },
+            Response::handle,
+        )
+        .await
+    }
+
+    async fn queue_put(
+        &mut self,
+        h: u64,
+        item: Vec<u8>,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<()> {
+        let request = Request::QueuePut {
+            h,
+            item,
+            block,
+            timeout,
+        };
+        sync_on(self.model()?.clone(), request, Response::unit).await
+    }
+
+    async fn queue_get(
+        &mut self,
+        h: u64,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<Vec<u8>> {
+        let request = Request::QueueGet { h, block, timeout };
+        sync_on(self.model()?.clone(), request, Response::bytes).await
+    }
+
+    async fn queue_qsize(&mut self, h: u64) -> HostResult<u32> {
+        sync_on(
+            self.model()?.clone(),
+            Request::QueueSize { h },
+            Response::count,
+        )
+        .await
+    }
+
+    async fn pipe_new(&mut self, duplex: bool) -> HostResult<(u64, u64)> {
+        sync_on(
+            self.model()?.clone(),
+            Request::PipeNew { duplex },
+            Response::pair,
+        )
+        .await
+    }
+
+    async fn conn_send(&mut self, h: u64, message: Vec<u8>) -> HostResult<()> {
+        sync_on(
+            self.model()?.clone(),
+            Request::ConnSend { h, message },
+            Response::unit,
+        )
+        .await
+    }
+
+    async fn conn_recv(&mut self, h: u64) -> HostResult<Vec<u8>> {
+        sync_on(
+            self.model()?.clone(),
+            Request::ConnRecv { h },
+            Response::bytes,
+        )
+        .await
+    }
+
+    async fn conn_poll(&mut self, h: u64, timeout: Option<u64>) -> HostResult<bool> {
+        sync_on(
+            self.model()?.clone(),
+            Request::ConnPoll { h, timeout },
+            Response::bool,
+        )
+        .await
+    }
+
+    async fn event_new(&mut self) -> HostResult<u64> {
+        sync_on(self.model()?.clone(), Request::EventNew, Response::handle).await
+    }
+
+    async fn event_set(&mut self, h: u64) -> HostResult<()> {
+        sync_on(
+            self.model()?.clone(),
+            Request::EventSet { h },
+            Response::unit,
+        )
+        .await
+    }
+
+    async fn event_clear(&mut self, h: u64) -> HostResult<()> {
+        sync_on(
+            self.model()?.clone(),
+            Request::EventClear { h },
+            Response::unit,
+        )
+        .await
+    }
+
+    async fn event_is_set(&mut self, h: u64) -> HostResult<bool> {
+        sync_on(
+            self.model()?.clone(),
+            Request::EventIsSet { h },
+            Response::bool,
+        )
+        .await
+    }
+
+    async fn event_wait(&mut self, h: u64, timeout: Option<u64>) -> HostResult<bool> {
+        sync_on(
+            self.model()?.clone(),
+            Request::EventWait { h, timeout },
+            Response::bool,
+        )
+        .await
+    }
+
+    async fn lock_new(&mut self, kind: sync_wit::LockKind, value: u32) -> HostResult<u64> {
+        let kind = match kind {
+            sync_wit::LockKind::Lock => LockKind::Lock,
+            sync_wit::LockKind::Rlock => LockKind::RLock,
+            sync_wit::LockKind::Semaphore => LockKind::Semaphore,
+            sync_wit::LockKind::BoundedSemaphore => LockKind::BoundedSemaphore,
+        };
+        sync_on(
+            self.model()?.clone(),
+            Request::LockNew { kind, value },
+            Response::handle,
+        )
+        .await
+    }
+
+    async fn lock_acquire(
+        &mut self,
+        h: u64,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<bool> {
+        let request = Request::LockAcquire { h, block, timeout };
+        sync_on(self.model()?.clone(), request, Response::bool).await
+    }
+
+    async fn lock_release(&mut self, h: u64) -> HostResult<()> {
+        sync_on(
+            self.model()?.clone(),
+            Request::LockRelease { h },
+            Response::unit,
+        )
+        .await
+    }
+
+    async fn lock_value(&mut self, h: u64) -> HostResult<u32> {
+        sync_on(
+            self.model()?.clone(),
+            Request::LockValue { h },
+            Response::count,
+        )
+        .await
+    }
+
+    async fn close(&mut self, h: u64) -> wasmtime::Result<()> {
+        let model = self.model()?.clone();
+        let _ = model.sync_call(Request::Close { h }).await;
+        Ok(())
     }
 }

@@ -1,0 +1,1202 @@
+//! Queues, pipes, events, locks and semaphores shared between the processes of one run
+//! (the WIT interface `sync`).
+//!
+//! Every object lives in the run's root host, in a [`Registry`]. A process holds objects
+//! in its [`SyncTable`]: the ones it created and the ones its parent shared with it when
+//! creating it. Every operation is a [`Request`] served by [`SyncTable::serve`], directly
+//! for processes in the root host (the `wasm` backend, and the main process of a `native`
+//! run) and over a Unix socket for native child processes ([`remote`]), so the rules are
+//! written once.
+//!
+//! An object lives while any table (or a pending share) holds it. When a table goes away
+//! (its process ended, however it ended), every lock its process owned is released and
+//! marked so that the next owner learns of it (`owner-died`); a connection no table holds
+//! any more gives its peer end-of-file.
+
+pub(crate) mod remote;
+
+use crate::config::Limits;
+use crate::error::{ErrorKind, ProcessError};
+use crate::model::lock;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+type Result<T, E = ProcessError> = std::result::Result<T, E>;
+
+/// Handles of sync objects have this bit set; process handles never do.
+pub(crate) const HANDLE_BIT: u64 = 1 << 63;
+
+/// Whether `h` names a sync object (rather than a process).
+pub(crate) fn is_sync_handle(h: u64) -> bool {
+    h & HANDLE_BIT != 0
+}
+
+/// What `lock-new` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum LockKind {
+    Lock,
+    RLock,
+    Semaphore,
+    BoundedSemaphore,
+}
+
+/// One operation of a process on its sync objects. Timeouts are in nanoseconds.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    QueueNew {
+        maxsize: u32,
+    },
+    QueuePut {
+        h: u64,
+        item: Vec<u8>,
+        block: bool,
+        timeout: Option<u64>,
+    },
+    QueueGet {
+        h: u64,
+        block: bool,
+        timeout: Option<u64>,
+    },
+    QueueSize {
+        h: u64,
+    },
+    PipeNew {
+        duplex: bool,
+    },
+    ConnSend {
+        h: u64,
+        message: Vec<u8>,
+    },
+    ConnRecv {
+        h: u64,
+    },
+    ConnPoll {
+        h: u64,
+        timeout: Option<u64>,
+    },
+    EventNew,
+    EventSet {
+        h: u64,
+    },
+    EventClear {
+        h: u64,
+    },
+    EventIsSet {
+        h: u64,
+    },
+    EventWait {
+        h: u64,
+        timeout: Option<u64>,
+    },
+    LockNew {
+        kind: LockKind,
+        value: u32,
+    },
+    LockAcquire {
+        h: u64,
+        block: bool,
+        timeout: Option<u64>,
+    },
+    LockRelease {
+        h: u64,
+    },
+    LockValue {
+        h: u64,
+    },
+    Close {
+        h: u64,
+    },
+    /// Which of `handles` (connections and queues) would not block on receive; waits up
+    /// to `timeout` for one to be.
+    Ready {
+        handles: Vec<u64>,
+        timeout: Option<u64>,
+    },
+    /// Sets aside `handles` for a child about to be created; answers with a token the
+    /// child claims its objects with.
+    Share {
+        handles: Vec<u64>,
+    },
+    /// Drops a share that no child claimed (the child never started, or ended first).
+    Revoke {
+        token: u64,
+    },
+    /// Waits until the server has dropped every connection of OS process `pid`.
+    Gone {
+        pid: u32,
+    },
+}
+
+/// The answer to a [`Request`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Response {
+    Unit,
+    Handle(u64),
+    Pair(u64, u64),
+    Bytes(Vec<u8>),
+    Bool(bool),
+    Count(u32),
+    Handles(Vec<u64>),
+    Error(WireError),
+    /// The request was cancelled before it completed (remote waits only).
+    Cancelled,
+}
+
+/// A [`ProcessError`] on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireError {
+    kind: u8,
+    message: String,
+}
+
+impl From<ProcessError> for WireError {
+    fn from(e: ProcessError) -> Self {
+        WireError {
+            kind: e.kind as u8,
+            message: e.message,
+        }
+    }
+}
+
+impl From<WireError> for ProcessError {
+    fn from(e: WireError) -> Self {
+        let kind = ErrorKind::ALL
+            .get(usize::from(e.kind))
+            .copied()
+            .unwrap_or(ErrorKind::HostFailure);
+        ProcessError::new(kind, e.message)
+    }
+}
+
+impl Response {
+    fn from_result<T>(r: Result<T>, ok: impl FnOnce(T) -> Response) -> Response {
+        match r {
+            Ok(v) => ok(v),
+            Err(e) => Response::Error(e.into()),
+        }
+    }
+
+    fn unexpected(self) -> ProcessError {
+        match self {
+            Response::Error(e) => e.into(),
+            Response::Cancelled => ProcessError::host_failure("the call was cancelled"),
+            other => ProcessError::host_failure(format!(
+                "internal error: unexpected answer {other:?} from the run's object server"
+            )),
+        }
+    }
+
+    pub fn unit(self) -> Result<()> {
+        match self {
+            Response::Unit => Ok(()),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn handle(self) -> Result<u64> {
+        match self {
+            Response::Handle(h) => Ok(h),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn pair(self) -> Result<(u64, u64)> {
+        match self {
+            Response::Pair(a, b) => Ok((a, b)),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn bytes(self) -> Result<Vec<u8>> {
+        match self {
+            Response::Bytes(b) => Ok(b),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn bool(self) -> Result<bool> {
+        match self {
+            Response::Bool(b) => Ok(b),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn count(self) -> Result<u32> {
+        match self {
+            Response::Count(n) => Ok(n),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn handles(self) -> Result<Vec<u64>> {
+        match self {
+            Response::Handles(h) => Ok(h),
+            other => Err(other.unexpected()),
+        }
+    }
+}
+
+/// What one run's objects are counted against.
+struct Accounts {
+    limits: Limits,
+    /// Bytes waiting in all channels.
+    queued: AtomicU64,
+    /// Objects alive.
+    objects: AtomicU64,
+}
+
+/// Every sync object of one run, and the shares waiting for their child.
+pub(crate) struct Registry {
+    accounts: Arc<Accounts>,
+    next_id: AtomicU64,
+    next_owner: AtomicU64,
+    shares: Mutex<HashMap<u64, Vec<(u64, Arc<Object>)>>>,
+    /// Open connections of native processes, by OS pid.
+    connections: Mutex<HashMap<u32, usize>>,
+    disconnected: Notify,
+}
+
+impl Registry {
+    pub fn new(limits: Limits) -> Arc<Self> {
+        Arc::new(Registry {
+            accounts: Arc::new(Accounts {
+                limits,
+                queued: AtomicU64::new(0),
+                objects: AtomicU64::new(0),
+            }),
+            next_id: AtomicU64::new(1),
+            next_owner: AtomicU64::new(1),
+            shares: Mutex::new(HashMap::new()),
+            connections: Mutex::new(HashMap::new()),
+            disconnected: Notify::new(),
+        })
+    }
+
+    /// A native process `pid` connected.
+    pub fn connected(&self, pid: u32) {
+        *lock(&self.connections).entry(pid).or_default() += 1;
+    }
+
+    /// A connection of native process `pid` is gone, with its table.
+    pub fn disconnected(&self, pid: u32) {
+        let mut connections = lock(&self.connections);
+        if let Some(n) = connections.get_mut(&pid) {
+            *n -= 1;
+            if *n == 0 {
+                connections.remove(&pid);
+            }
+        }
+        drop(connections);
+        self.disconnected.notify_waiters();
+    }
+
+    /// Waits until native process `pid` has no connection left.
+    pub async fn gone(&self, pid: u32) {
+        loop {
+            let notified = self.disconnected.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !lock(&self.connections).contains_key(&pid) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Keeps `objects` for a child until it claims them with the returned token.
+    pub fn share(&self, objects: Vec<(u64, Arc<Object>)>) -> u64 {
+        let token = self.next_owner.fetch_add(1, Ordering::Relaxed);
+        lock(&self.shares).insert(token, objects);
+        token
+    }
+
+    /// Takes the objects shared under `token` (none for 0 or an unknown token).
+    pub fn claim(&self, token: u64) -> Vec<(u64, Arc<Object>)> {
+        lock(&self.shares).remove(&token).unwrap_or_default()
+    }
+
+    fn new_object(&self, kind: Kind) -> Result<(u64, Arc<Object>)> {
+        let limit = self.accounts.limits.objects;
+        let live = self.accounts.objects.fetch_add(1, Ordering::Relaxed);
+        if live >= limit {
+            self.accounts.objects.fetch_sub(1, Ordering::Relaxed);
+            return Err(ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!("limit objects = {limit} reached: the run has {limit} live objects"),
+            ));
+        }
+        let id = HANDLE_BIT | self.next_id.fetch_add(1, Ordering::Relaxed);
+        Ok((
+            id,
+            Arc::new(Object {
+                kind,
+                accounts: self.accounts.clone(),
+            }),
+        ))
+    }
+
+    fn channel(&self, maxsize: u32) -> Arc<Channel> {
+        Arc::new(Channel {
+            maxsize: maxsize as usize,
+            state: Mutex::new(ChannelState::default()),
+            changed: Notify::new(),
+            accounts: self.accounts.clone(),
+        })
+    }
+}
+
+/// A sync object.
+pub(crate) struct Object {
+    kind: Kind,
+    accounts: Arc<Accounts>,
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        self.accounts.objects.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+enum Kind {
+    Queue(Arc<Channel>),
+    Conn(ConnEnd),
+    Event(EventObj),
+    Lock(LockObj),
+}
+
+/// A FIFO of messages: a queue, or one direction of a pipe.
+struct Channel {
+    /// At most this many items (0: unbounded).
+    maxsize: usize,
+    state: Mutex<ChannelState>,
+    /// Notified on every change a waiter may care about.
+    changed: Notify,
+    accounts: Arc<Accounts>,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    items: VecDeque<Vec<u8>>,
+    bytes: u64,
+    /// No connection end can receive from this channel any more.
+    no_receiver: bool,
+    /// No connection end can send to this channel any more.
+    no_sender: bool,
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        let bytes = self.state.get_mut().map(|s| s.bytes).unwrap_or(0);
+        self.accounts.queued.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Waits for `notified` until `deadline`; false when the deadline passed first.
+async fn until(
+    notified: Pin<&mut tokio::sync::futures::Notified<'_>>,
+    deadline: Option<Instant>,
+) -> bool {
+    match deadline {
+        None => {
+            notified.await;
+            true
+        }
+        Some(d) => tokio::time::timeout_at(d, notified).await.is_ok(),
+    }
+}
+
+fn deadline(timeout: Option<u64>) -> Option<Instant> {
+    timeout.map(|ns| {
+        let now = Instant::now();
+        now.checked_add(Duration::from_nanos(ns))
+            .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
+    })
+}
+
+impl Channel {
+    fn check_size(&self, len: usize) -> Result<()> {
+        let limit = self.accounts.limits.message;
+        if len as u64 > limit {
+            return Err(ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!("an item of {len} bytes exceeds limit message = {limit} bytes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Appends `item` if there is room; gives it back when the channel is full.
+    fn try_put(&self, item: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        let mut state = lock(&self.state);
+        if state.no_receiver {
+            return Err(ProcessError::new(
+                ErrorKind::BrokenPipe,
+                "the other end of the connection is closed",
+            ));
+        }
+        if self.maxsize != 0 && state.items.len() >= self.maxsize {
+            return Ok(Some(item));
+        }
+        let len = item.len() as u64;
+        let limit = self.accounts.limits.queued;
+        let before = self.accounts.queued.fetch_add(len, Ordering::Relaxed);
+        if before.saturating_add(len) > limit {
+            self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "an item of {len} bytes would exceed limit queued = {limit} bytes \
+                     waiting in the run's queues and pipes"
+                ),
+            ));
+        }
+        state.bytes += len;
+        state.items.push_back(item);
+        drop(state);
+        self.changed.notify_waiters();
+        Ok(None)
+    }
+
+    async fn put(&self, item: Vec<u8>, block: bool, timeout: Option<u64>) -> Result<()> {
+        self.check_size(item.len())?;
+        let deadline = deadline(timeout);
+        let mut item = item;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_put(item)? {
+                None => return Ok(()),
+                Some(back) => item = back,
+            }
+            if !block || !until(notified, deadline).await {
+                return Err(ProcessError::new(ErrorKind::Full, "the queue is full"));
+            }
+        }
+    }
+
+    /// The oldest item, if any; `Err` at end-of-file.
+    fn try_get(&self, eof: bool) -> Result<Option<Vec<u8>>> {
+        let mut state = lock(&self.state);
+        match state.items.pop_front() {
+            Some(item) => {
+                let len = item.len() as u64;
+                state.bytes -= len;
+                drop(state);
+                self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
+                if self.maxsize != 0 {
+                    self.changed.notify_waiters();
+                }
+                Ok(Some(item))
+            }
+            None if eof && state.no_sender => Err(ProcessError::new(
+                ErrorKind::Eof,
+                "the other end of the connection is closed and every message has been received",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    async fn get(&self, block: bool, timeout: Option<u64>, eof: bool) -> Result<Vec<u8>> {
+        let deadline = deadline(timeout);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(item) = self.try_get(eof)? {
+                return Ok(item);
+            }
+            if !block || !until(notified, deadline).await {
+                return Err(ProcessError::new(ErrorKind::Empty, "the queue is empty"));
+            }
+        }
+    }
+
+    /// Whether a receive would not block: an item is waiting, or end-of-file.
+    fn ready(&self) -> bool {
+        let state = lock(&self.state);
+        !state.items.is_empty() || state.no_sender
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.state).items.len()
+    }
+
+    fn mark(&self, f: impl FnOnce(&mut ChannelState)) {
+        f(&mut lock(&self.state));
+        self.changed.notify_waiters();
+    }
+}
+
+/// One end of a pipe.
+struct ConnEnd {
+    /// Where this end receives from (none: the sending end of a one-way pipe).
+    recv: Option<Arc<Channel>>,
+    /// Where this end sends to (none: the receiving end of a one-way pipe).
+    send: Option<Arc<Channel>>,
+}
+
+impl Drop for ConnEnd {
+    fn drop(&mut self) {
+        if let Some(c) = &self.recv {
+            c.mark(|s| s.no_receiver = true);
+        }
+        if let Some(c) = &self.send {
+            c.mark(|s| s.no_sender = true);
+        }
+    }
+}
+
+impl ConnEnd {
+    fn recv_channel(&self) -> Result<&Arc<Channel>> {
+        self.recv
+            .as_ref()
+            .ok_or_else(|| ProcessError::invalid_state("connection is write-only"))
+    }
+
+    fn send_channel(&self) -> Result<&Arc<Channel>> {
+        self.send
+            .as_ref()
+            .ok_or_else(|| ProcessError::invalid_state("connection is read-only"))
+    }
+}
+
+struct EventObj {
+    set: Mutex<bool>,
+    changed: Notify,
+}
+
+/// Who holds a lock: a process, by its table's token and its name.
+#[derive(Clone)]
+struct Owner {
+    token: u64,
+    name: String,
+}
+
+struct LockObj {
+    kind: LockKind,
+    /// A semaphore's initial value (a bounded semaphore's maximum).
+    initial: u32,
+    state: Mutex<LockState>,
+    changed: Notify,
+}
+
+struct LockState {
+    /// Units available: a semaphore's count; 1 for a free lock, 0 for a held one.
+    value: u32,
+    owner: Option<Owner>,
+    /// How many times the owner of an rlock acquired it.
+    depth: u32,
+    /// The name of an owner that ended while holding the lock, until the next acquire.
+    died: Option<String>,
+}
+
+impl LockObj {
+    fn new(kind: LockKind, value: u32) -> Self {
+        let value = match kind {
+            LockKind::Lock | LockKind::RLock => 1,
+            LockKind::Semaphore | LockKind::BoundedSemaphore => value,
+        };
+        LockObj {
+            kind,
+            initial: value,
+            state: Mutex::new(LockState {
+                value,
+                owner: None,
+                depth: 0,
+                died: None,
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn owned(&self) -> bool {
+        matches!(self.kind, LockKind::Lock | LockKind::RLock)
+    }
+
+    /// One attempt: `Some` with the outcome once decided, `None` to wait.
+    fn try_acquire(&self, me: &Owner) -> Option<Result<bool>> {
+        let mut state = lock(&self.state);
+        if self.kind == LockKind::RLock && state.owner.as_ref().is_some_and(|o| o.token == me.token)
+        {
+            state.depth += 1;
+            return Some(Ok(true));
+        }
+        if state.value == 0 {
+            return None;
+        }
+        state.value -= 1;
+        if self.owned() {
+            state.owner = Some(me.clone());
+            state.depth = 1;
+            if let Some(dead) = state.died.take() {
+                return Some(Err(ProcessError::new(
+                    ErrorKind::OwnerDied,
+                    format!(
+                        "the lock was acquired, but its previous owner {dead} ended while \
+                         holding it"
+                    ),
+                )));
+            }
+        }
+        Some(Ok(true))
+    }
+
+    async fn acquire(&self, me: &Owner, block: bool, timeout: Option<u64>) -> Result<bool> {
+        let deadline = deadline(timeout);
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(outcome) = self.try_acquire(me) {
+                return outcome;
+            }
+            if !block || !until(notified, deadline).await {
+                return Ok(false);
+            }
+        }
+    }
+
+    fn release(&self, me: &Owner) -> Result<()> {
+        let too_many = || ProcessError::invalid_state("semaphore or lock released too many times");
+        let mut state = lock(&self.state);
+        match self.kind {
+            LockKind::RLock => {
+                if state.owner.as_ref().is_none_or(|o| o.token != me.token) {
+                    return Err(ProcessError::invalid_state(
+                        "cannot release un-acquired lock",
+                    ));
+                }
+                state.depth -= 1;
+                if state.depth > 0 {
+                    return Ok(());
+                }
+                state.owner = None;
+                state.value = 1;
+            }
+            LockKind::Lock => {
+                if state.value >= 1 {
+                    return Err(too_many());
+                }
+                state.owner = None;
+                state.depth = 0;
+                state.value = 1;
+            }
+            LockKind::BoundedSemaphore => {
+                if state.value >= self.initial {
+                    return Err(too_many());
+                }
+                state.value += 1;
+            }
+            LockKind::Semaphore => {
+                state.value = state.value.checked_add(1).ok_or_else(too_many)?;
+            }
+        }
+        drop(state);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+
+    /// Releases the lock if `owner` holds it, for the next owner to learn of.
+    fn abandon(&self, owner: &Owner) {
+        let mut state = lock(&self.state);
+        if state.owner.as_ref().is_some_and(|o| o.token == owner.token) {
+            state.owner = None;
+            state.depth = 0;
+            state.value = 1;
+            state.died = Some(owner.name.clone());
+            drop(state);
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn value(&self) -> u32 {
+        lock(&self.state).value
+    }
+}
+
+/// The objects one process holds.
+pub(crate) struct SyncTable {
+    registry: Arc<Registry>,
+    owner: Owner,
+    objects: Mutex<HashMap<u64, Arc<Object>>>,
+}
+
+impl Drop for SyncTable {
+    fn drop(&mut self) {
+        let objects = std::mem::take(self.objects.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for object in objects.values() {
+            if let Kind::Lock(l) = &object.kind {
+                l.abandon(&self.owner);
+            }
+        }
+    }
+}
+
+impl SyncTable {
+    /// The table of process `name`, holding `objects` (shared by its parent).
+    pub fn new(registry: Arc<Registry>, name: &str, objects: Vec<(u64, Arc<Object>)>) -> Self {
+        let token = registry.next_owner.fetch_add(1, Ordering::Relaxed);
+        SyncTable {
+            registry,
+            owner: Owner {
+                token,
+                name: name.to_string(),
+            },
+            objects: Mutex::new(objects.into_iter().collect()),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn insert(&self, (id, object): (u64, Arc<Object>)) -> u64 {
+        lock(&self.objects).insert(id, object);
+        id
+    }
+
+    fn object(&self, h: u64, what: &str) -> Result<Arc<Object>> {
+        lock(&self.objects).get(&h).cloned().ok_or_else(|| {
+            ProcessError::invalid_argument(format!("{h} is not a {what} of this process"))
+        })
+    }
+
+    fn queue(&self, h: u64) -> Result<Arc<Channel>> {
+        match &self.object(h, "queue")?.kind {
+            Kind::Queue(q) => Ok(q.clone()),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a queue of this process"
+            ))),
+        }
+    }
+
+    fn with_conn<T>(&self, h: u64, f: impl FnOnce(&ConnEnd) -> Result<T>) -> Result<T> {
+        let object = self.object(h, "connection")?;
+        match &object.kind {
+            Kind::Conn(c) => f(c),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a connection of this process"
+            ))),
+        }
+    }
+
+    fn with_event<T>(&self, h: u64, f: impl FnOnce(&EventObj) -> T) -> Result<T> {
+        let object = self.object(h, "event")?;
+        match &object.kind {
+            Kind::Event(e) => Ok(f(e)),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not an event of this process"
+            ))),
+        }
+    }
+
+    fn lock_obj(&self, h: u64) -> Result<Arc<Object>> {
+        let object = self.object(h, "lock")?;
+        match &object.kind {
+            Kind::Lock(_) => Ok(object),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a lock of this process"
+            ))),
+        }
+    }
+
+    /// The channel a receive on `h` (a queue or a readable connection) reads.
+    fn receivable(&self, h: u64) -> Result<Arc<Channel>> {
+        let object = self.object(h, "connection or queue")?;
+        match &object.kind {
+            Kind::Queue(q) => Ok(q.clone()),
+            Kind::Conn(c) => c.recv_channel().cloned(),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a connection or queue of this process"
+            ))),
+        }
+    }
+
+    /// The objects `handles` name, for a child about to be created.
+    pub fn shares(&self, handles: &[u64]) -> Result<Vec<(u64, Arc<Object>)>> {
+        let objects = lock(&self.objects);
+        handles
+            .iter()
+            .map(|&h| {
+                objects.get(&h).map(|o| (h, o.clone())).ok_or_else(|| {
+                    ProcessError::invalid_argument(format!(
+                        "{h} is not a queue, connection, event or lock of this process"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Which of `handles` would not block on receive, in the order given; waits up to
+    /// `timeout` (none: forever) for one to be.
+    async fn ready(&self, handles: &[u64], timeout: Option<u64>) -> Result<Vec<u64>> {
+        let channels = handles
+            .iter()
+            .map(|&h| self.receivable(h))
+            .collect::<Result<Vec<_>>>()?;
+        let deadline = deadline(timeout);
+        loop {
+            let mut waits: Vec<_> = channels
+                .iter()
+                .map(|c| Box::pin(c.changed.notified()))
+                .collect();
+            for w in &mut waits {
+                w.as_mut().enable();
+            }
+            let ready: Vec<u64> = handles
+                .iter()
+                .zip(&channels)
+                .filter(|(_, c)| c.ready())
+                .map(|(h, _)| *h)
+                .collect();
+            if !ready.is_empty() || channels.is_empty() || timeout == Some(0) {
+                return Ok(ready);
+            }
+            let any = futures::future::select_all(waits);
+            let woke = match deadline {
+                None => {
+                    any.await;
+                    true
+                }
+                Some(d) => tokio::time::timeout_at(d, any).await.is_ok(),
+            };
+            if !woke {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Carries out one request of this table's process.
+    pub async fn serve(&self, request: Request) -> Response {
+        use Request as R;
+        let reg = &self.registry;
+        match request {
+            R::QueueNew { maxsize } => {
+                Response::from_result(reg.new_object(Kind::Queue(reg.channel(maxsize))), |o| {
+                    Response::Handle(self.insert(o))
+                })
+            }
+            R::QueuePut {
+                h,
+                item,
+                block,
+                timeout,
+            } => {
+                let r = match self.queue(h) {
+                    Ok(q) => q.put(item, block, timeout).await,
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, |()| Response::Unit)
+            }
+            R::QueueGet { h, block, timeout } => {
+                let r = match self.queue(h) {
+                    Ok(q) => q.get(block, timeout, false).await,
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bytes)
+            }
+            R::QueueSize { h } => Response::from_result(self.queue(h), |q| {
+                Response::Count(u32::try_from(q.len()).unwrap_or(u32::MAX))
+            }),
+            R::PipeNew { duplex } => {
+                Response::from_result(self.pipe(duplex), |(a, b)| Response::Pair(a, b))
+            }
+            R::ConnSend { h, message } => {
+                let r = self
+                    .with_conn(h, |c| c.send_channel().cloned())
+                    .and_then(|c| {
+                        c.check_size(message.len())?;
+                        c.try_put(message).map(|_| ())
+                    });
+                Response::from_result(r, |()| Response::Unit)
+            }
+            R::ConnRecv { h } => {
+                let r = match self.with_conn(h, |c| c.recv_channel().cloned()) {
+                    Ok(c) => c.get(true, None, true).await,
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bytes)
+            }
+            R::ConnPoll { h, timeout } => {
+                let r = match self.with_conn(h, |c| c.recv_channel().map(|_| ())) {
+                    Ok(()) => self.ready(&[h], timeout).await.map(|r| !r.is_empty()),
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bool)
+            }
+            R::EventNew => Response::from_result(
+                reg.new_object(Kind::Event(EventObj {
+                    set: Mutex::new(false),
+                    changed: Notify::new(),
+                })),
+                |o| Response::Handle(self.insert(o)),
+            ),
+            R::EventSet { h } => Response::from_result(
+                self.with_event(h, |e| {
+                    *lock(&e.set) = true;
+                    e.changed.notify_waiters();
+                }),
+                |()| Response::Unit,
+            ),
+            R::EventClear { h } => {
+                Response::from_result(self.with_event(h, |e| *lock(&e.set) = false), |()| {
+                    Response::Unit
+                })
+            }
+            R::EventIsSet { h } => {
+                Response::from_result(self.with_event(h, |e| *lock(&e.set)), Response::Bool)
+            }
+            R::EventWait { h, timeout } => {
+                let r = match self.object(h, "event") {
+                    Ok(o) => match &o.kind {
+                        Kind::Event(e) => Ok(event_wait(e, timeout).await),
+                        _ => Err(ProcessError::invalid_argument(format!(
+                            "{h} is not an event of this process"
+                        ))),
+                    },
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bool)
+            }
+            R::LockNew { kind, value } => {
+                Response::from_result(reg.new_object(Kind::Lock(LockObj::new(kind, value))), |o| {
+                    Response::Handle(self.insert(o))
+                })
+            }
+            R::LockAcquire { h, block, timeout } => {
+                let r = match self.lock_obj(h) {
+                    Ok(o) => match &o.kind {
+                        Kind::Lock(l) => l.acquire(&self.owner, block, timeout).await,
+                        _ => unreachable!("lock_obj returns locks"),
+                    },
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bool)
+            }
+            R::LockRelease { h } => Response::from_result(
+                self.lock_obj(h).and_then(|o| match &o.kind {
+                    Kind::Lock(l) => l.release(&self.owner),
+                    _ => unreachable!("lock_obj returns locks"),
+                }),
+                |()| Response::Unit,
+            ),
+            R::LockValue { h } => Response::from_result(
+                self.lock_obj(h).map(|o| match &o.kind {
+                    Kind::Lock(l) => l.value(),
+                    _ => unreachable!("lock_obj returns locks"),
+                }),
+                Response::Count,
+            ),
+            R::Close { h } => {
+                self.close(h);
+                Response::Unit
+            }
+            R::Ready { handles, timeout } => {
+                Response::from_result(self.ready(&handles, timeout).await, Response::Handles)
+            }
+            R::Share { handles } => Response::from_result(self.shares(&handles), |objects| {
+                Response::Handle(reg.share(objects))
+            }),
+            R::Revoke { token } => {
+                reg.claim(token);
+                Response::Unit
+            }
+            R::Gone { pid } => {
+                reg.gone(pid).await;
+                Response::Unit
+            }
+        }
+    }
+
+    fn pipe(&self, duplex: bool) -> Result<(u64, u64)> {
+        let reg = &self.registry;
+        let (a, b) = if duplex {
+            let ab = reg.channel(0);
+            let ba = reg.channel(0);
+            (
+                ConnEnd {
+                    recv: Some(ba.clone()),
+                    send: Some(ab.clone()),
+                },
+                ConnEnd {
+                    recv: Some(ab),
+                    send: Some(ba),
+                },
+            )
+        } else {
+            let c = reg.channel(0);
+            (
+                ConnEnd {
+                    recv: Some(c.clone()),
+                    send: None,
+                },
+                ConnEnd {
+                    recv: None,
+                    send: Some(c),
+                },
+            )
+        };
+        let a = reg.new_object(Kind::Conn(a))?;
+        let b = reg.new_object(Kind::Conn(b))?;
+        Ok((self.insert(a), self.insert(b)))
+    }
+
+    /// The process stops holding `h`; a lock it owns is released as if it had died.
+    pub fn close(&self, h: u64) {
+        let object = lock(&self.objects).remove(&h);
+        if let Some(object) = object
+            && let Kind::Lock(l) = &object.kind
+        {
+            l.abandon(&self.owner);
+        }
+    }
+}
+
+async fn event_wait(e: &EventObj, timeout: Option<u64>) -> bool {
+    let deadline = deadline(timeout);
+    loop {
+        let notified = e.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if *lock(&e.set) {
+            return true;
+        }
+        if !until(notified, deadline).await {
+            return *lock(&e.set);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> SyncTable {
+        SyncTable::new(Registry::new(Limits::default()), "MainProcess", Vec::new())
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn queue_is_fifo_and_bounded() {
+        block_on(async {
+            let t = table();
+            let q = t
+                .serve(Request::QueueNew { maxsize: 1 })
+                .await
+                .handle()
+                .unwrap();
+            let put = |item: u8| Request::QueuePut {
+                h: q,
+                item: vec![item],
+                block: false,
+                timeout: None,
+            };
+            t.serve(put(1)).await.unit().unwrap();
+            let full = t.serve(put(2)).await.unit().unwrap_err();
+            assert_eq!(
+                (full.kind, full.message.as_str()),
+                (ErrorKind::Full, "the queue is full")
+            );
+            let get = Request::QueueGet {
+                h: q,
+                block: false,
+                timeout: None,
+            };
+            assert_eq!(t.serve(get).await.bytes().unwrap(), vec![1]);
+        });
+    }
+
+    #[test]
+    fn dropped_end_gives_eof_after_drain() {
+        block_on(async {
+            let a = table();
+            let b = SyncTable::new(a.registry().clone(), "Process-1", Vec::new());
+            let (x, y) = a
+                .serve(Request::PipeNew { duplex: true })
+                .await
+                .pair()
+                .unwrap();
+            let shared = a.shares(&[y]).unwrap();
+            a.close(y);
+            let b = SyncTable {
+                objects: Mutex::new(shared.into_iter().collect()),
+                ..b
+            };
+            b.serve(Request::ConnSend {
+                h: y,
+                message: b"hi".to_vec(),
+            })
+            .await
+            .unit()
+            .unwrap();
+            drop(b);
+            assert_eq!(
+                a.serve(Request::ConnRecv { h: x }).await.bytes().unwrap(),
+                b"hi"
+            );
+            let eof = a
+                .serve(Request::ConnRecv { h: x })
+                .await
+                .bytes()
+                .unwrap_err();
+            assert_eq!(eof.kind, ErrorKind::Eof);
+            let broken = a
+                .serve(Request::ConnSend {
+                    h: x,
+                    message: vec![],
+                })
+                .await
+                .unit()
+                .unwrap_err();
+            assert_eq!(broken.kind, ErrorKind::BrokenPipe);
+        });
+    }
+
+    #[test]
+    fn dead_owner_releases_lock_and_is_reported_once() {
+        block_on(async {
+            let a = table();
+            let l = a
+                .serve(Request::LockNew {
+                    kind: LockKind::Lock,
+                    value: 0,
+                })
+                .await
+                .handle()
+                .unwrap();
+            let shared = a.shares(&[l]).unwrap();
+            let b = SyncTable::new(a.registry().clone(), "Process-1", shared);
+            let acquire = || Request::LockAcquire {
+                h: l,
+                block: false,
+                timeout: None,
+            };
+            assert!(b.serve(acquire()).await.bool().unwrap());
+            assert!(!a.serve(acquire()).await.bool().unwrap());
+            drop(b);
+            let died = a.serve(acquire()).await.bool().unwrap_err();
+            assert_eq!(died.kind, ErrorKind::OwnerDied);
+            assert_eq!(
+                died.message,
+                "the lock was acquired, but its previous owner Process-1 ended while holding it"
+            );
+            a.serve(Request::LockRelease { h: l }).await.unit().unwrap();
+            assert!(a.serve(acquire()).await.bool().unwrap());
+        });
+    }
+}

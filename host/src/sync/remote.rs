@@ -1,0 +1,212 @@
+//! Sync objects for native child processes: the run's root host serves every native
+//! process's [`SyncTable`] over a Unix socket in the run's directory.
+//!
+//! A connection starts with [`Hello`] (the process's name and the token of the objects its
+//! parent shared); then each [`ClientMsg::Call`] gets exactly one [`Response`]. While a
+//! call blocks, the client may send [`ClientMsg::Cancel`] (the call is answered at once,
+//! with `Cancelled` unless it completed first) and [`ClientMsg::Revoke`] (never answered).
+//! When the connection closes (the process ended, however it ended), its table goes, with
+//! everything that implies (locks released, connections' peers at end-of-file).
+//!
+//! Frames are a 4-byte little-endian length and a postcard encoding.
+
+use super::{Registry, Request, Response, SyncTable};
+use crate::error::ProcessError;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::Mutex as AsyncMutex;
+
+/// The first message on a connection.
+#[derive(Serialize, Deserialize)]
+struct Hello {
+    name: String,
+    token: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+enum ClientMsg {
+    Call(Request),
+    Cancel,
+    Revoke(u64),
+}
+
+/// Reads whole frames; cancel-safe (a partly read frame stays in the buffer).
+struct FrameReader {
+    read: OwnedReadHalf,
+    buf: Vec<u8>,
+}
+
+impl FrameReader {
+    async fn next<T: DeserializeOwned>(&mut self) -> std::io::Result<T> {
+        loop {
+            if self.buf.len() >= 4 {
+                let len = u32::from_le_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]])
+                    as usize;
+                if self.buf.len() >= 4 + len {
+                    let value = postcard::from_bytes(&self.buf[4..4 + len])
+                        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+                    self.buf.drain(..4 + len);
+                    return value;
+                }
+                self.buf.reserve(4 + len - self.buf.len());
+            }
+            if self.read.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+}
+
+async fn write_frame<T: Serialize>(write: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut frame = postcard::to_extend(value, vec![0u8; 4]).map_err(|e| invalid(e.to_string()))?;
+    let len = u32::try_from(frame.len() - 4)
+        .map_err(|_| invalid(format!("a message of {} bytes is too large", frame.len())))?;
+    frame[..4].copy_from_slice(&len.to_le_bytes());
+    write.write_all(&frame).await
+}
+
+/// Serves the native processes of one run; runs until the listener is dropped.
+pub(crate) async fn serve(listener: tokio::net::UnixListener, registry: Arc<Registry>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let registry = registry.clone();
+        let pid = stream
+            .peer_cred()
+            .ok()
+            .and_then(|c| c.pid())
+            .and_then(|p| u32::try_from(p).ok());
+        if let Some(pid) = pid {
+            registry.connected(pid);
+        }
+        tokio::spawn(async move {
+            let _ = serve_connection(stream, registry.clone()).await;
+            // The connection's table is gone now.
+            if let Some(pid) = pid {
+                registry.disconnected(pid);
+            }
+        });
+    }
+}
+
+async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = FrameReader {
+        read,
+        buf: Vec::new(),
+    };
+    let hello: Hello = reader.next().await?;
+    let objects = registry.claim(hello.token);
+    let table = SyncTable::new(registry.clone(), &hello.name, objects);
+    write_frame(&mut write, &Response::Unit).await?;
+    loop {
+        let request = match reader.next::<ClientMsg>().await? {
+            ClientMsg::Call(request) => request,
+            // A cancel that crossed the answer: the call is already answered.
+            ClientMsg::Cancel => continue,
+            ClientMsg::Revoke(token) => {
+                registry.claim(token);
+                continue;
+            }
+        };
+        let call = table.serve(request);
+        tokio::pin!(call);
+        let response = loop {
+            tokio::select! {
+                response = &mut call => break response,
+                msg = reader.next::<ClientMsg>() => match msg? {
+                    ClientMsg::Cancel => break Response::Cancelled,
+                    ClientMsg::Revoke(token) => { registry.claim(token); }
+                    ClientMsg::Call(_) => {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "a call while another is in progress",
+                        ));
+                    }
+                },
+            }
+        };
+        write_frame(&mut write, &response).await?;
+    }
+}
+
+/// A native process's connection to its run's object server.
+pub(crate) struct Client {
+    reader: AsyncMutex<FrameReader>,
+    writer: AsyncMutex<OwnedWriteHalf>,
+}
+
+fn lost(e: std::io::Error) -> ProcessError {
+    ProcessError::host_failure(format!(
+        "lost the connection to the run's object server: {e}"
+    ))
+}
+
+impl Client {
+    /// Connects to the server at `socket` as process `name`, claiming the objects shared
+    /// under `token`.
+    pub async fn connect(socket: &Path, name: &str, token: u64) -> Result<Client, ProcessError> {
+        let stream = UnixStream::connect(socket).await.map_err(|e| {
+            ProcessError::host_failure(format!(
+                "cannot reach the run's object server at {}: {e}",
+                socket.display()
+            ))
+        })?;
+        let (read, mut write) = stream.into_split();
+        let mut reader = FrameReader {
+            read,
+            buf: Vec::new(),
+        };
+        write_frame(
+            &mut write,
+            &Hello {
+                name: name.to_string(),
+                token,
+            },
+        )
+        .await
+        .map_err(lost)?;
+        reader.next::<Response>().await.map_err(lost)?.unit()?;
+        Ok(Client {
+            reader: AsyncMutex::new(reader),
+            writer: AsyncMutex::new(write),
+        })
+    }
+
+    /// Sends `request` and waits for its answer.
+    pub async fn call(&self, request: Request) -> Result<Response, ProcessError> {
+        let mut reader = self.reader.lock().await;
+        write_frame(&mut *self.writer.lock().await, &ClientMsg::Call(request))
+            .await
+            .map_err(lost)?;
+        reader.next().await.map_err(lost)
+    }
+
+    /// As [`call`](Self::call); when `cancel` completes first, the call is cancelled and
+    /// its answer (`Cancelled`, or the real one if it crossed) returned.
+    pub async fn call_cancellable(
+        &self,
+        request: Request,
+        cancel: impl std::future::Future<Output = ()>,
+    ) -> Result<Response, ProcessError> {
+        let mut reader = self.reader.lock().await;
+        write_frame(&mut *self.writer.lock().await, &ClientMsg::Call(request))
+            .await
+            .map_err(lost)?;
+        tokio::select! {
+            response = reader.next() => return response.map_err(lost),
+            () = cancel => {}
+        }
+        write_frame(&mut *self.writer.lock().await, &ClientMsg::Cancel)
+            .await
+            .map_err(lost)?;
+        reader.next().await.map_err(lost)
+    }
+}
