@@ -72,6 +72,16 @@ pub struct Host {
     root: Arc<ProcessCtx>,
 }
 
+impl Drop for Host {
+    /// Ends every process the host started (as the end of a run does); a [`Process`]
+    /// still held afterwards reports how it ended, and cannot be started.
+    fn drop(&mut self) {
+        self.shared.set_host_gone();
+        let tree = self.root.tree().clone();
+        self.runtime.block_on(async move { tree.kill_all().await });
+    }
+}
+
 impl Host {
     /// A host with `config`.
     pub fn new(config: Config) -> Result<Host, Error> {
@@ -286,7 +296,13 @@ impl Process {
 
     /// Blocks until it ends or `timeout` passes.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), ProcessError> {
-        self.runtime.block_on(self.root.join(self.handle, timeout))
+        let join = self.root.join(self.handle, timeout);
+        if self.root.shared().host_gone() {
+            // The host killed its processes when it was dropped, and its scheduler is
+            // gone: the answer needs no waiting.
+            return futures::executor::block_on(join);
+        }
+        self.runtime.block_on(join)
     }
 
     /// Whether it is running.

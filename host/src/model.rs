@@ -37,6 +37,8 @@ pub(crate) struct RunShared {
     next_handle: AtomicU64,
     authkey: [u8; 32],
     cpu_count: u32,
+    /// The library's `Host` was dropped: its processes were killed and none may start.
+    host_gone: std::sync::atomic::AtomicBool,
 }
 
 impl RunShared {
@@ -58,11 +60,21 @@ impl RunShared {
             next_handle: AtomicU64::new(first_handle),
             authkey: authkey.unwrap_or_else(rand::random),
             cpu_count,
+            host_gone: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn handle(&self) -> u64 {
         self.next_handle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Marks the host as dropped.
+    pub fn set_host_gone(&self) {
+        self.host_gone.store(true, Ordering::SeqCst);
+    }
+
+    pub fn host_gone(&self) -> bool {
+        self.host_gone.load(Ordering::SeqCst)
     }
 
     pub fn authkey(&self) -> &[u8; 32] {
@@ -386,6 +398,10 @@ impl ProcessCore {
 
     /// Waits until the process has ended or `timeout` passed; returns its status if ended.
     pub async fn wait(&self, timeout: Option<Duration>) -> Option<ExitStatus> {
+        // Decided without a timer, so that it also works outside the scheduler.
+        if let Some(status) = self.status() {
+            return Some(status);
+        }
         let mut rx = self.exit.subscribe();
         let ended = async move {
             // The sender lives as long as `self`, so `wait_for` cannot fail here.
@@ -511,6 +527,10 @@ impl ProcessCtx {
             output,
             sync,
         })
+    }
+
+    pub fn tree(&self) -> &Arc<Tree> {
+        &self.tree
     }
 
     pub fn shared(&self) -> &Arc<RunShared> {
@@ -704,6 +724,11 @@ impl ProcessCtx {
             )?;
             if child.core.started() {
                 return Err(ProcessError::invalid_state("cannot start a process twice"));
+            }
+            if self.shared.host_gone() {
+                return Err(ProcessError::invalid_state(
+                    "the host of this process has been dropped",
+                ));
             }
             if self.daemon {
                 return Err(ProcessError::invalid_state(

@@ -30,7 +30,7 @@
 //! every `fuzz_ops` case printed. Failing cases are shrunk and their seeds appended to
 //! `tests/all/fuzz.proptest-regressions`, which is committed: every later run replays them
 //! first. The seed corpus — fixed sequences worth keeping — are the `seed_*` tests at the
-//! end of this file; `host_dropped_first` (ignored) reproduces a host bug.
+//! end of this file; `host_dropped_first` keeps a fixed host bug fixed.
 
 use crate::harness::{BACKENDS, Outcome, host, program, run};
 use proptest::prelude::*;
@@ -1589,14 +1589,10 @@ fn seed_child_and_parent() {
 }
 
 /// Found by this fuzzer's author while probing the library API: a `Process` outlives its
-/// `Host` (it borrows nothing), and after `drop(host)` its methods misbehave on both
-/// backends — `join(Some(t))` panics inside tokio ("A Tokio 1.x context was found, but it is
-/// being shutdown"), `join(None)` never returns (also after a successful `kill()`),
-/// `is_alive()` stays true; under `native` the child OS process keeps running while a
-/// `Process` value exists and is left a zombie after. Ignored until the host is fixed:
-/// `cargo test --release -p wasmproc --test all fuzz::host_dropped_first -- --ignored`.
+/// `Host` (it borrows nothing). Dropping the host ends its processes (as the end of a run
+/// does); afterwards the `Process` reports how its process ended without waiting, and
+/// under `native` no child OS process is left (running or zombie).
 #[test]
-#[ignore = "host bug: a Process used after its Host was dropped panics or hangs"]
 fn host_dropped_first() {
     for &backend in BACKENDS {
         let host = wasmproc::Host::new(wasmproc::Config {
