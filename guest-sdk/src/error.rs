@@ -10,7 +10,10 @@ pub enum ErrorKind {
     InvalidState,
     /// The handle is not a child of the calling process.
     NotAChild,
-    /// The process object has been closed.
+    /// The object has been closed: a process object after `close` ("process object is
+    /// closed"), a [`Queue`](crate::Queue) after [`Queue::close`](crate::Queue::close)
+    /// ("Queue is closed"), a [`Connection`](crate::Connection) after
+    /// [`Connection::close`](crate::Connection::close) ("handle is closed").
     Closed,
     /// The program has no target of that name.
     UnknownTarget,
@@ -20,9 +23,32 @@ pub enum ErrorKind {
     LimitExceeded,
     /// The host could not carry out the call.
     HostFailure,
+    /// A non-blocking or timed `get` found the queue empty. (Python: `queue.Empty`.)
+    Empty,
+    /// A non-blocking or timed `put` found the bounded queue full. (Python: `queue.Full`.)
+    Full,
+    /// `recv` on a connection whose other end is closed and whose data is all read.
+    /// (Python: `EOFError`.)
+    Eof,
+    /// `send` on a connection whose other end is closed. (Python: `BrokenPipeError`.)
+    BrokenPipe,
+    /// The lock *was acquired*, but its previous owner ended while holding it, so what it
+    /// protects may be inconsistent. The caller holds the lock and must release it.
+    OwnerDied,
+    /// Raised by the SDK, not the host: [`AsyncResult::get`](crate::AsyncResult::get) or
+    /// [`AsyncResult::wait`](crate::AsyncResult::wait) ran out of time before the result
+    /// was ready. (Python: `multiprocessing.TimeoutError`.)
+    Timeout,
+    /// Raised by the SDK, not the host: a [`Pool`](crate::Pool) task did not produce a
+    /// result. The message says why: the task panicked ("task failed in worker
+    /// Process-3: panicked at ..."), its worker ended while running it ("worker
+    /// Process-2 ended with exitcode -9 while running the task"), the pool was terminated
+    /// ("pool terminated"), or its arguments did not decode in the worker.
+    TaskFailed,
 }
 
-/// An error returned by the host: a kind and the exact message.
+/// An error returned by the host (or, for the SDK-only kinds, by the SDK): a kind and the
+/// exact message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
@@ -59,6 +85,11 @@ impl From<wit::Error> for Error {
             wit::ErrorKind::InvalidArgument => ErrorKind::InvalidArgument,
             wit::ErrorKind::LimitExceeded => ErrorKind::LimitExceeded,
             wit::ErrorKind::HostFailure => ErrorKind::HostFailure,
+            wit::ErrorKind::Empty => ErrorKind::Empty,
+            wit::ErrorKind::Full => ErrorKind::Full,
+            wit::ErrorKind::Eof => ErrorKind::Eof,
+            wit::ErrorKind::BrokenPipe => ErrorKind::BrokenPipe,
+            wit::ErrorKind::OwnerDied => ErrorKind::OwnerDied,
         };
         Error {
             kind,
@@ -68,10 +99,17 @@ impl From<wit::Error> for Error {
 }
 
 impl Error {
-    pub(crate) fn invalid_argument(message: String) -> Self {
+    /// An error of `kind` with `message`, for code that reports its own failures in the
+    /// SDK's terms (the SDK uses it for [`ErrorKind::Timeout`] and
+    /// [`ErrorKind::TaskFailed`]).
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind: ErrorKind::InvalidArgument,
-            message,
+            kind,
+            message: message.into(),
         }
+    }
+
+    pub(crate) fn invalid_argument(message: String) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
     }
 }

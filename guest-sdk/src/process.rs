@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::io::Write;
+use std::rc::Rc;
 use std::time::Duration;
 
 fn nanos(timeout: Option<Duration>) -> Option<u64> {
@@ -137,6 +138,8 @@ impl fmt::Debug for Process {
 pub struct Builder {
     target: String,
     args: Vec<u8>,
+    /// The sync objects serialised into `args`, kept alive until the process is created.
+    shares: Vec<Rc<crate::sync::Inner>>,
     name: Option<String>,
     daemon: Option<bool>,
 }
@@ -147,26 +150,31 @@ impl Builder {
         Builder {
             target: target.to_string(),
             args: Vec::new(),
+            shares: Vec::new(),
             name: None,
             daemon: None,
         }
     }
 
     /// Serialises `args` as the target's argument.
+    ///
+    /// Sync objects ([`Queue`](crate::Queue), [`Connection`](crate::Connection),
+    /// [`Event`](crate::Event), the locks and semaphores) anywhere inside `args` are passed
+    /// to the child: it holds each of them, under the same handle, from its start.
     pub fn args<A: Serialize + ?Sized>(mut self, args: &A) -> Result<Builder, Error> {
-        self.args = postcard::to_allocvec(args).map_err(|e| {
-            Error::invalid_argument(format!(
-                "cannot serialise the arguments of target '{}': {e}",
-                self.target
-            ))
+        let (bytes, shares) = crate::sync::serialize_args(args);
+        self.args = bytes.map_err(|e| {
+            crate::sync::serialize_error(e, || format!("the arguments of target '{}'", self.target))
         })?;
+        self.shares = shares;
         Ok(self)
     }
 
     /// Passes `bytes` to the target unchanged (a target taking `Vec<u8>` does not see
-    /// these; they are the serialised form).
+    /// these; they are the serialised form). No sync object is passed.
     pub fn raw_args(mut self, bytes: Vec<u8>) -> Builder {
         self.args = bytes;
+        self.shares.clear();
         self
     }
 
@@ -184,12 +192,20 @@ impl Builder {
 
     /// Creates the unstarted process object.
     pub fn build(self) -> Result<Process, Error> {
-        let handle = host::create(&self.target, &self.args, self.name.as_deref(), self.daemon)?;
+        let shares: Vec<u64> = self.shares.iter().map(|s| s.handle()).collect();
+        let handle = host::create(
+            &self.target,
+            &self.args,
+            &shares,
+            self.name.as_deref(),
+            self.daemon,
+        )?;
         Ok(Process { handle })
     }
 }
 
-/// Something [`wait`] can wait on: a process's sentinel.
+/// Something [`wait`] can wait on: a process's sentinel, or a [`Queue`](crate::Queue)'s or
+/// [`Connection`](crate::Connection)'s (ready when `get`/`recv` would not block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Sentinel(u64);
 
@@ -344,12 +360,16 @@ pub fn enter_main() {
 /// stderr and ends the process with exit code 1, as an uncaught exception does in Python.
 #[doc(hidden)]
 pub fn enter_child() {
-    std::panic::set_hook(Box::new(|info| {
-        let name = host::name(host::current_process()).unwrap_or_default();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "Process {name}:");
-        let _ = writeln!(err, "{info}");
-        drop(err);
-        exit(1);
-    }));
+    std::panic::set_hook(Box::new(|info| child_panic(info)));
+}
+
+/// What a child does on a panic: prints `Process <name>:` and the panic message on stderr
+/// and ends the process with exit code 1.
+pub(crate) fn child_panic(info: &std::panic::PanicHookInfo<'_>) -> ! {
+    let name = host::name(host::current_process()).unwrap_or_default();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "Process {name}:");
+    let _ = writeln!(err, "{info}");
+    drop(err);
+    exit(1);
 }

@@ -7,4 +7,6 @@ mod fuzz;
 mod harness;
 mod hostile;
 mod library;
+mod pool;
 mod process;
+mod sync;

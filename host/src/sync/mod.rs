@@ -20,6 +20,7 @@ use crate::error::{ErrorKind, ProcessError};
 use crate::model::lock;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -345,7 +346,7 @@ impl Registry {
         Arc::new(Channel {
             maxsize: maxsize as usize,
             state: Mutex::new(ChannelState::default()),
-            changed: Notify::new(),
+            changed: Changed::default(),
             accounts: self.accounts.clone(),
         })
     }
@@ -376,7 +377,7 @@ struct Channel {
     maxsize: usize,
     state: Mutex<ChannelState>,
     /// Notified on every change a waiter may care about.
-    changed: Notify,
+    changed: Changed,
     accounts: Arc<Accounts>,
 }
 
@@ -394,6 +395,65 @@ impl Drop for Channel {
     fn drop(&mut self) {
         let bytes = self.state.get_mut().map(|s| s.bytes).unwrap_or(0);
         self.accounts.queued.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Wakes the processes waiting for a change of one object. Counting the waiters keeps a
+/// put or get with nobody waiting free of the notifier's lock.
+#[derive(Default)]
+struct Changed {
+    notify: Notify,
+    waiters: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one waiter while it lives.
+struct Waiting<'a>(&'a Changed);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Changed {
+    /// Wakes every waiter (after the change was made, under the object's lock or not).
+    fn notify(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    fn waiting(&self) -> Waiting<'_> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        Waiting(self)
+    }
+
+    /// Calls `check` until it decides, waiting for a change between calls (unless
+    /// `block` is false) until `deadline`; none when it did not decide in time.
+    async fn wait_for<R>(
+        &self,
+        mut check: impl FnMut() -> Option<R>,
+        block: bool,
+        deadline: Option<Instant>,
+    ) -> Option<R> {
+        if let Some(r) = check() {
+            return Some(r);
+        }
+        if !block {
+            return None;
+        }
+        let _waiting = self.waiting();
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(r) = check() {
+                return Some(r);
+            }
+            if !until(notified, deadline).await {
+                return None;
+            }
+        }
     }
 }
 
@@ -459,26 +519,25 @@ impl Channel {
         state.bytes += len;
         state.items.push_back(item);
         drop(state);
-        self.changed.notify_waiters();
+        self.changed.notify();
         Ok(None)
     }
 
     async fn put(&self, item: Vec<u8>, block: bool, timeout: Option<u64>) -> Result<()> {
         self.check_size(item.len())?;
-        let deadline = deadline(timeout);
-        let mut item = item;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.try_put(item)? {
-                None => return Ok(()),
-                Some(back) => item = back,
+        let mut item = Some(item);
+        let put = || match self.try_put(item.take()?) {
+            Ok(Some(back)) => {
+                item = Some(back);
+                None
             }
-            if !block || !until(notified, deadline).await {
-                return Err(ProcessError::new(ErrorKind::Full, "the queue is full"));
-            }
-        }
+            Ok(None) => Some(Ok(())),
+            Err(e) => Some(Err(e)),
+        };
+        self.changed
+            .wait_for(put, block, deadline(timeout))
+            .await
+            .unwrap_or_else(|| Err(ProcessError::new(ErrorKind::Full, "the queue is full")))
     }
 
     /// The oldest item, if any; `Err` at end-of-file.
@@ -491,7 +550,7 @@ impl Channel {
                 drop(state);
                 self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
                 if self.maxsize != 0 {
-                    self.changed.notify_waiters();
+                    self.changed.notify();
                 }
                 Ok(Some(item))
             }
@@ -504,18 +563,10 @@ impl Channel {
     }
 
     async fn get(&self, block: bool, timeout: Option<u64>, eof: bool) -> Result<Vec<u8>> {
-        let deadline = deadline(timeout);
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(item) = self.try_get(eof)? {
-                return Ok(item);
-            }
-            if !block || !until(notified, deadline).await {
-                return Err(ProcessError::new(ErrorKind::Empty, "the queue is empty"));
-            }
-        }
+        self.changed
+            .wait_for(|| self.try_get(eof).transpose(), block, deadline(timeout))
+            .await
+            .unwrap_or_else(|| Err(ProcessError::new(ErrorKind::Empty, "the queue is empty")))
     }
 
     /// Whether a receive would not block: an item is waiting, or end-of-file.
@@ -530,7 +581,7 @@ impl Channel {
 
     fn mark(&self, f: impl FnOnce(&mut ChannelState)) {
         f(&mut lock(&self.state));
-        self.changed.notify_waiters();
+        self.changed.notify();
     }
 }
 
@@ -569,7 +620,7 @@ impl ConnEnd {
 
 struct EventObj {
     set: Mutex<bool>,
-    changed: Notify,
+    changed: Changed,
 }
 
 /// Who holds a lock: a process, by its table's token and its name.
@@ -584,7 +635,7 @@ struct LockObj {
     /// A semaphore's initial value (a bounded semaphore's maximum).
     initial: u32,
     state: Mutex<LockState>,
-    changed: Notify,
+    changed: Changed,
 }
 
 struct LockState {
@@ -612,7 +663,7 @@ impl LockObj {
                 depth: 0,
                 died: None,
             }),
-            changed: Notify::new(),
+            changed: Changed::default(),
         }
     }
 
@@ -649,18 +700,10 @@ impl LockObj {
     }
 
     async fn acquire(&self, me: &Owner, block: bool, timeout: Option<u64>) -> Result<bool> {
-        let deadline = deadline(timeout);
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(outcome) = self.try_acquire(me) {
-                return outcome;
-            }
-            if !block || !until(notified, deadline).await {
-                return Ok(false);
-            }
-        }
+        self.changed
+            .wait_for(|| self.try_acquire(me), block, deadline(timeout))
+            .await
+            .unwrap_or(Ok(false))
     }
 
     fn release(&self, me: &Owner) -> Result<()> {
@@ -699,7 +742,7 @@ impl LockObj {
             }
         }
         drop(state);
-        self.changed.notify_waiters();
+        self.changed.notify();
         Ok(())
     }
 
@@ -712,7 +755,7 @@ impl LockObj {
             state.value = 1;
             state.died = Some(owner.name.clone());
             drop(state);
-            self.changed.notify_waiters();
+            self.changed.notify();
         }
     }
 
@@ -763,14 +806,15 @@ impl SyncTable {
         id
     }
 
+    /// The object `h` names; `what` is the noun phrase of the error ("a queue").
     fn object(&self, h: u64, what: &str) -> Result<Arc<Object>> {
         lock(&self.objects).get(&h).cloned().ok_or_else(|| {
-            ProcessError::invalid_argument(format!("{h} is not a {what} of this process"))
+            ProcessError::invalid_argument(format!("{h} is not {what} of this process"))
         })
     }
 
     fn queue(&self, h: u64) -> Result<Arc<Channel>> {
-        match &self.object(h, "queue")?.kind {
+        match &self.object(h, "a queue")?.kind {
             Kind::Queue(q) => Ok(q.clone()),
             _ => Err(ProcessError::invalid_argument(format!(
                 "{h} is not a queue of this process"
@@ -779,7 +823,7 @@ impl SyncTable {
     }
 
     fn with_conn<T>(&self, h: u64, f: impl FnOnce(&ConnEnd) -> Result<T>) -> Result<T> {
-        let object = self.object(h, "connection")?;
+        let object = self.object(h, "a connection")?;
         match &object.kind {
             Kind::Conn(c) => f(c),
             _ => Err(ProcessError::invalid_argument(format!(
@@ -789,7 +833,7 @@ impl SyncTable {
     }
 
     fn with_event<T>(&self, h: u64, f: impl FnOnce(&EventObj) -> T) -> Result<T> {
-        let object = self.object(h, "event")?;
+        let object = self.object(h, "an event")?;
         match &object.kind {
             Kind::Event(e) => Ok(f(e)),
             _ => Err(ProcessError::invalid_argument(format!(
@@ -799,7 +843,7 @@ impl SyncTable {
     }
 
     fn lock_obj(&self, h: u64) -> Result<Arc<Object>> {
-        let object = self.object(h, "lock")?;
+        let object = self.object(h, "a lock")?;
         match &object.kind {
             Kind::Lock(_) => Ok(object),
             _ => Err(ProcessError::invalid_argument(format!(
@@ -810,7 +854,7 @@ impl SyncTable {
 
     /// The channel a receive on `h` (a queue or a readable connection) reads.
     fn receivable(&self, h: u64) -> Result<Arc<Channel>> {
-        let object = self.object(h, "connection or queue")?;
+        let object = self.object(h, "a connection or queue")?;
         match &object.kind {
             Kind::Queue(q) => Ok(q.clone()),
             Kind::Conn(c) => c.recv_channel().cloned(),
@@ -843,10 +887,11 @@ impl SyncTable {
             .map(|&h| self.receivable(h))
             .collect::<Result<Vec<_>>>()?;
         let deadline = deadline(timeout);
+        let _waiting: Vec<Waiting<'_>> = channels.iter().map(|c| c.changed.waiting()).collect();
         loop {
             let mut waits: Vec<_> = channels
                 .iter()
-                .map(|c| Box::pin(c.changed.notified()))
+                .map(|c| Box::pin(c.changed.notify.notified()))
                 .collect();
             for w in &mut waits {
                 w.as_mut().enable();
@@ -871,6 +916,93 @@ impl SyncTable {
             if !woke {
                 return Ok(Vec::new());
             }
+        }
+    }
+
+    /// Carries out `request` at once if it needs no waiting (the common case of a put, a
+    /// get, an acquire); gives it back otherwise, for [`serve`](Self::serve).
+    pub fn serve_now(&self, request: Request) -> Result<Response, Request> {
+        use Request as R;
+        let full = || ProcessError::new(ErrorKind::Full, "the queue is full");
+        let empty = || ProcessError::new(ErrorKind::Empty, "the queue is empty");
+        match request {
+            R::QueuePut {
+                h,
+                item,
+                block,
+                timeout,
+            } => {
+                let q = match self.queue(h) {
+                    Ok(q) => q,
+                    Err(e) => return Ok(Response::Error(e.into())),
+                };
+                if let Err(e) = q.check_size(item.len()) {
+                    return Ok(Response::Error(e.into()));
+                }
+                match q.try_put(item) {
+                    Ok(None) => Ok(Response::Unit),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(Some(_)) if !block => Ok(Response::Error(full().into())),
+                    Ok(Some(item)) => Err(R::QueuePut {
+                        h,
+                        item,
+                        block,
+                        timeout,
+                    }),
+                }
+            }
+            R::QueueGet { h, block, timeout } => match self.queue(h).and_then(|q| q.try_get(false)) {
+                Ok(Some(item)) => Ok(Response::Bytes(item)),
+                Err(e) => Ok(Response::Error(e.into())),
+                Ok(None) if !block => Ok(Response::Error(empty().into())),
+                Ok(None) => Err(R::QueueGet { h, block, timeout }),
+            },
+            R::ConnRecv { h } => {
+                match self
+                    .with_conn(h, |c| c.recv_channel().cloned())
+                    .and_then(|c| c.try_get(true))
+                {
+                    Ok(Some(item)) => Ok(Response::Bytes(item)),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(None) => Err(R::ConnRecv { h }),
+                }
+            }
+            R::LockAcquire { h, block, timeout } => {
+                let object = match self.lock_obj(h) {
+                    Ok(o) => o,
+                    Err(e) => return Ok(Response::Error(e.into())),
+                };
+                let Kind::Lock(l) = &object.kind else {
+                    unreachable!("lock_obj returns locks")
+                };
+                match l.try_acquire(&self.owner) {
+                    Some(r) => Ok(Response::from_result(r, Response::Bool)),
+                    None if !block => Ok(Response::Bool(false)),
+                    None => Err(R::LockAcquire { h, block, timeout }),
+                }
+            }
+            request @ (R::ConnSend { .. }
+            | R::QueueSize { .. }
+            | R::EventSet { .. }
+            | R::EventClear { .. }
+            | R::EventIsSet { .. }
+            | R::LockRelease { .. }
+            | R::LockValue { .. }
+            | R::Close { .. }) => {
+                // None of these ever waits.
+                let mut served = std::pin::pin!(self.serve(request));
+                let waker = std::task::Waker::noop();
+                match served
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(waker))
+                {
+                    std::task::Poll::Ready(r) => Ok(r),
+                    std::task::Poll::Pending => {
+                        unreachable!("requests that never wait complete at once")
+                    }
+                }
+            }
+            request => Err(request),
         }
     }
 
@@ -935,14 +1067,14 @@ impl SyncTable {
             R::EventNew => Response::from_result(
                 reg.new_object(Kind::Event(EventObj {
                     set: Mutex::new(false),
-                    changed: Notify::new(),
+                    changed: Changed::default(),
                 })),
                 |o| Response::Handle(self.insert(o)),
             ),
             R::EventSet { h } => Response::from_result(
                 self.with_event(h, |e| {
                     *lock(&e.set) = true;
-                    e.changed.notify_waiters();
+                    e.changed.notify();
                 }),
                 |()| Response::Unit,
             ),
@@ -955,7 +1087,7 @@ impl SyncTable {
                 Response::from_result(self.with_event(h, |e| *lock(&e.set)), Response::Bool)
             }
             R::EventWait { h, timeout } => {
-                let r = match self.object(h, "event") {
+                let r = match self.object(h, "an event") {
                     Ok(o) => match &o.kind {
                         Kind::Event(e) => Ok(event_wait(e, timeout).await),
                         _ => Err(ProcessError::invalid_argument(format!(
@@ -1061,18 +1193,8 @@ impl SyncTable {
 }
 
 async fn event_wait(e: &EventObj, timeout: Option<u64>) -> bool {
-    let deadline = deadline(timeout);
-    loop {
-        let notified = e.changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if *lock(&e.set) {
-            return true;
-        }
-        if !until(notified, deadline).await {
-            return *lock(&e.set);
-        }
-    }
+    let set = || lock(&e.set).then_some(());
+    e.changed.wait_for(set, true, deadline(timeout)).await.is_some()
 }
 
 #[cfg(test)]

@@ -1,0 +1,1195 @@
+//! A pool of worker processes, as `multiprocessing.Pool`.
+//!
+//! Each worker is a child process running the hidden target `__wasmproc_pool_worker` with
+//! its own inbox queue of tasks and the pool's one results queue. The parent keeps every
+//! task until its result arrives, dispatches at most [`WINDOW`] tasks to a worker at a time
+//! (the rest wait in the parent), and drives the pool — dispatching, collecting results,
+//! replacing workers that ended — inside every [`Pool`], [`AsyncResult`] and iterator
+//! method. There is no background thread.
+//!
+//! A task is one chunk of calls of one function. Inbox messages are `[1] id func count
+//! args...` (postcard varints and strings, then each call's postcard-encoded arguments) or
+//! `[0]` (stop). Results are `[1] id results...` or `[0] id message`.
+
+use crate::__private::bindings::wasmproc::process::sync as sync_host;
+use crate::sync::serialize_error;
+use crate::{Error, ErrorKind, Process, Queue, Sentinel, active_children, cpu_count, wait};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// The name of the hidden target every pool worker runs.
+pub const WORKER_TARGET: &str = "__wasmproc_pool_worker";
+
+/// The most tasks (chunks) dispatched to one worker and not yet answered.
+const WINDOW: usize = 2;
+
+// ---------------------------------------------------------------------------------------
+// Typed pool functions
+// ---------------------------------------------------------------------------------------
+
+/// A function a [`Pool`] can run, by name, with its argument and result types; made by
+/// [`pool_fn!`](crate::pool_fn) from a function registered in
+/// [`targets!`](crate::targets) after `pool:`.
+///
+/// `Args` is the argument of a one-parameter function (`fn(A) -> R` gives
+/// `PoolFn<A, R>`), the tuple of the arguments otherwise (`fn(A, B) -> R` gives
+/// `PoolFn<(A, B), R>`, `fn() -> R` gives `PoolFn<(), R>`): what [`Pool::apply`] takes and
+/// what the items of [`Pool::map`] are.
+pub struct PoolFn<Args, R> {
+    name: &'static str,
+    _types: PhantomData<fn(Args) -> R>,
+}
+
+impl<Args, R> Clone for PoolFn<Args, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Args, R> Copy for PoolFn<Args, R> {}
+
+impl<Args, R> fmt::Debug for PoolFn<Args, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PoolFn({})", self.name)
+    }
+}
+
+impl<Args, R> PoolFn<Args, R> {
+    /// The function's registered name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Used by [`pool_fn!`](crate::pool_fn); `f` only fixes the types.
+    #[doc(hidden)]
+    pub fn __new<M, F>(name: &'static str, _f: F) -> PoolFn<Args, R>
+    where
+        F: PoolCallable<M, Args = Args, Output = R>,
+    {
+        PoolFn {
+            name,
+            _types: PhantomData,
+        }
+    }
+}
+
+/// A function the pool worker can call with postcard-encoded arguments: `fn() -> R` up to
+/// `fn(A, B, C, D) -> R`. `Marker` only tells the impls apart.
+#[doc(hidden)]
+pub trait PoolCallable<Marker> {
+    /// What one call takes: the argument, or the tuple of the arguments.
+    type Args;
+    /// What one call returns.
+    type Output;
+    /// Decodes one call's arguments from the front of `input` (advancing it), calls the
+    /// function and appends its encoded result to `out`.
+    fn call_erased(&self, name: &str, input: &mut &[u8], out: &mut Vec<u8>) -> Result<(), String>;
+}
+
+fn decode_args<T: DeserializeOwned>(name: &str, input: &mut &[u8]) -> Result<T, String> {
+    let (value, rest) = postcard::take_from_bytes::<T>(input).map_err(|e| {
+        format!(
+            "cannot decode the arguments of pool function '{name}' as {}: {e}",
+            std::any::type_name::<T>()
+        )
+    })?;
+    *input = rest;
+    Ok(value)
+}
+
+fn encode_output<R: Serialize>(name: &str, value: &R, out: &mut Vec<u8>) -> Result<(), String> {
+    let buf = std::mem::take(out);
+    *out = postcard::to_extend(value, buf)
+        .map_err(|e| format!("cannot serialise the result of pool function '{name}': {e}"))?;
+    Ok(())
+}
+
+macro_rules! pool_callable {
+    ($args:ty; $($a:ident),*) => {
+        impl<F, R, $($a),*> PoolCallable<fn($($a),*) -> R> for F
+        where
+            F: Fn($($a),*) -> R,
+            R: Serialize,
+            $($a: DeserializeOwned,)*
+        {
+            type Args = $args;
+            type Output = R;
+
+            #[allow(non_snake_case, reason = "the tuple's fields are named by their types")]
+            fn call_erased(
+                &self,
+                name: &str,
+                input: &mut &[u8],
+                out: &mut Vec<u8>,
+            ) -> Result<(), String> {
+                let ($($a,)*) = decode_args::<($($a,)*)>(name, input)?;
+                let result = self($($a),*);
+                encode_output(name, &result, out)
+            }
+        }
+    };
+}
+
+pool_callable!((); );
+pool_callable!(A; A);
+pool_callable!((A, B); A, B);
+pool_callable!((A, B, C); A, B, C);
+pool_callable!((A, B, C, D); A, B, C, D);
+
+/// The dispatcher [`targets!`](crate::targets) generates: calls the pool function `name`
+/// (see [`PoolCallable::call_erased`]); `None` when there is no such function.
+#[doc(hidden)]
+pub type Dispatch = fn(&str, &mut &[u8], &mut Vec<u8>) -> Option<Result<(), String>>;
+
+/// The target names [`targets!`](crate::targets) registers: `targets`, plus the pool
+/// worker's when there are pool functions.
+#[doc(hidden)]
+pub fn target_list(targets: &[&str], pool: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = targets
+        .iter()
+        .map(|t| crate::process::target_name(t).to_string())
+        .collect();
+    if !pool.is_empty() {
+        names.push(WORKER_TARGET.to_string());
+    }
+    names
+}
+
+// ---------------------------------------------------------------------------------------
+// Wire format
+// ---------------------------------------------------------------------------------------
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The start of a task message; the calls' encoded arguments follow.
+fn task_header(id: u64, func: &str, count: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(16 + func.len());
+    m.push(1);
+    push_varint(&mut m, id);
+    push_varint(&mut m, func.len() as u64);
+    m.extend_from_slice(func.as_bytes());
+    push_varint(&mut m, u64::from(count));
+    m
+}
+
+const STOP: &[u8] = &[0];
+
+/// The id of a task message, `None` for a stop message.
+fn task_id(msg: &[u8]) -> Option<u64> {
+    match msg.split_first() {
+        Some((1, rest)) => postcard::take_from_bytes::<u64>(rest)
+            .ok()
+            .map(|(id, _)| id),
+        _ => None,
+    }
+}
+
+fn failure_message(id: u64, message: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(12 + message.len());
+    m.push(0);
+    push_varint(&mut m, id);
+    m.extend_from_slice(message.as_bytes());
+    m
+}
+
+// ---------------------------------------------------------------------------------------
+// The worker
+// ---------------------------------------------------------------------------------------
+
+thread_local! {
+    /// In a worker: the results queue and the id of the task running now.
+    static RUNNING: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+fn current_name() -> String {
+    crate::current_process().name().unwrap_or_default()
+}
+
+/// The pool worker target: runs the tasks of its inbox until a stop message or its
+/// `maxtasksperchild`, putting each task's results on the results queue.
+#[doc(hidden)]
+pub fn run_worker(args: &[u8], dispatch: Dispatch) -> Result<(), String> {
+    let (inbox, results, maxtasks): (Queue<Vec<u8>>, Queue<Vec<u8>>, u64) =
+        postcard::from_bytes(args).map_err(|e| format!("bad pool worker arguments: {e}"))?;
+    std::panic::set_hook(Box::new(|info| {
+        if let Some((results, id)) = RUNNING.get() {
+            let message = format!("task failed in worker {}: {info}", current_name());
+            let _ = sync_host::queue_put(results, &failure_message(id, &message), true, None);
+        }
+        crate::process::child_panic(info)
+    }));
+    let mut out = Vec::new();
+    let mut done = 0u64;
+    while maxtasks == 0 || done < maxtasks {
+        let msg = inbox.get_bytes().map_err(|e| e.to_string())?;
+        let Some((1, rest)) = msg.split_first() else {
+            break;
+        };
+        let ((id, func, count), mut input) = postcard::take_from_bytes::<(u64, &str, u32)>(rest)
+            .map_err(|e| format!("bad pool task: {e}"))?;
+        RUNNING.set(Some((results.handle(), id)));
+        out.clear();
+        out.push(1);
+        push_varint(&mut out, id);
+        let mut failure = None;
+        for _ in 0..count {
+            match dispatch(func, &mut input, &mut out) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+                None => {
+                    failure = Some(format!(
+                        "the program has no pool function named '{func}' (register it with \
+                         targets![...; pool: {func}])"
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            out = failure_message(
+                id,
+                &format!("task failed in worker {}: {e}", current_name()),
+            );
+        }
+        results.put_bytes(&out).map_err(|e| e.to_string())?;
+        RUNNING.set(None);
+        done += 1;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The parent's state
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunState {
+    Running,
+    Closed,
+    Terminated,
+}
+
+struct Task {
+    job: u64,
+    chunk: usize,
+    /// The complete inbox message, kept to dispatch again if the worker ends first.
+    msg: Vec<u8>,
+    worker: Option<u64>,
+}
+
+enum Outcome {
+    /// The result message and where the encoded results start in it.
+    Done(Vec<u8>, usize),
+    Failed(Error),
+}
+
+struct Job {
+    /// Per chunk: how many calls it holds and, once known, its outcome.
+    chunks: Vec<(u32, Option<Outcome>)>,
+    remaining: usize,
+    /// Chunks in completion order (kept for `imap_unordered` only).
+    completed: Option<VecDeque<usize>>,
+    /// Nobody will read the outcomes: drop the job once its tasks are done.
+    abandoned: bool,
+}
+
+struct Worker {
+    id: u64,
+    name: String,
+    process: Process,
+    sentinel: Sentinel,
+    inbox: Queue<Vec<u8>>,
+    /// Tasks dispatched and not answered, in dispatch order.
+    outstanding: VecDeque<u64>,
+    dispatched: usize,
+    stop_sent: bool,
+}
+
+struct PoolState {
+    processes: usize,
+    maxtasks: Option<usize>,
+    results: Queue<Vec<u8>>,
+    workers: Vec<Worker>,
+    pending: VecDeque<u64>,
+    tasks: HashMap<u64, Task>,
+    jobs: HashMap<u64, Job>,
+    state: RunState,
+    next_task: u64,
+    next_job: u64,
+    next_worker: u64,
+}
+
+fn not_running() -> Error {
+    Error::new(ErrorKind::InvalidState, "Pool not running")
+}
+
+impl PoolState {
+    fn start_worker(&mut self) -> Result<(), Error> {
+        let inbox = Queue::<Vec<u8>>::new()?;
+        let maxtasks = self.maxtasks.map_or(0, |m| m as u64);
+        let process = Process::builder(WORKER_TARGET)
+            .args(&(&inbox, &self.results, maxtasks))?
+            .daemon(true)
+            .build()
+            .map_err(|e| {
+                if e.kind() == ErrorKind::UnknownTarget {
+                    Error::new(
+                        ErrorKind::UnknownTarget,
+                        "the program registers no pool functions: list them in its \
+                         targets![...; pool: f, g]",
+                    )
+                } else {
+                    e
+                }
+            })?;
+        process.start()?;
+        let sentinel = process.sentinel()?;
+        let name = process.name()?;
+        self.next_worker += 1;
+        self.workers.push(Worker {
+            id: self.next_worker,
+            name,
+            process,
+            sentinel,
+            inbox,
+            outstanding: VecDeque::new(),
+            dispatched: 0,
+            stop_sent: false,
+        });
+        Ok(())
+    }
+
+    /// Queues a job of task messages built by `build(first_task_id)`; dispatches what fits.
+    fn submit(&mut self, msgs: Vec<(u32, Vec<u8>)>, unordered: bool) -> Result<u64, Error> {
+        if self.state != RunState::Running {
+            return Err(not_running());
+        }
+        self.next_job += 1;
+        let job = self.next_job;
+        let mut chunks = Vec::with_capacity(msgs.len());
+        for (chunk, (count, msg)) in msgs.into_iter().enumerate() {
+            let id = task_id(&msg).expect("a task message");
+            debug_assert_eq!(id, self.next_task + 1);
+            self.next_task = id;
+            chunks.push((count, None));
+            self.tasks.insert(
+                id,
+                Task {
+                    job,
+                    chunk,
+                    msg,
+                    worker: None,
+                },
+            );
+            self.pending.push_back(id);
+        }
+        self.jobs.insert(
+            job,
+            Job {
+                remaining: chunks.len(),
+                chunks,
+                completed: unordered.then(VecDeque::new),
+                abandoned: false,
+            },
+        );
+        self.dispatch()?;
+        Ok(job)
+    }
+
+    /// Gives pending tasks to workers with room in their window, one each in turn; after
+    /// `close`, tells idle workers to stop once nothing is pending.
+    fn dispatch(&mut self) -> Result<(), Error> {
+        while !self.pending.is_empty() {
+            let mut progressed = false;
+            for w in &mut self.workers {
+                if w.stop_sent
+                    || w.outstanding.len() >= WINDOW
+                    || self.maxtasks.is_some_and(|m| w.dispatched >= m)
+                {
+                    continue;
+                }
+                let Some(id) = self.pending.pop_front() else {
+                    break;
+                };
+                let Some(task) = self.tasks.get_mut(&id) else {
+                    continue;
+                };
+                if let Err(e) = w.inbox.put_bytes(&task.msg) {
+                    self.pending.push_front(id);
+                    return Err(e);
+                }
+                task.worker = Some(w.id);
+                w.outstanding.push_back(id);
+                w.dispatched += 1;
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if self.state == RunState::Closed && self.pending.is_empty() {
+            for w in &mut self.workers {
+                if !w.stop_sent && w.outstanding.is_empty() {
+                    w.inbox.put_bytes(STOP)?;
+                    w.stop_sent = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes every result waiting on the results queue.
+    fn collect(&mut self) -> Result<(), Error> {
+        loop {
+            match self.results.get_bytes_nowait() {
+                Ok(msg) => self.on_result(msg),
+                Err(e) if e.kind() == ErrorKind::Empty => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn on_result(&mut self, msg: Vec<u8>) {
+        let Some((&flag, rest)) = msg.split_first() else {
+            return;
+        };
+        let Ok((id, body)) = postcard::take_from_bytes::<u64>(rest) else {
+            return;
+        };
+        let Some(task) = self.tasks.remove(&id) else {
+            return;
+        };
+        if let Some(wid) = task.worker
+            && let Some(w) = self.workers.iter_mut().find(|w| w.id == wid)
+            && let Some(pos) = w.outstanding.iter().position(|&t| t == id)
+        {
+            w.outstanding.remove(pos);
+        }
+        let outcome = if flag == 1 {
+            let start = msg.len() - body.len();
+            Outcome::Done(msg, start)
+        } else {
+            Outcome::Failed(Error::new(
+                ErrorKind::TaskFailed,
+                String::from_utf8_lossy(body).into_owned(),
+            ))
+        };
+        self.finish(&task, outcome);
+    }
+
+    fn finish(&mut self, task: &Task, outcome: Outcome) {
+        let Some(job) = self.jobs.get_mut(&task.job) else {
+            return;
+        };
+        job.remaining -= 1;
+        if job.abandoned {
+            if job.remaining == 0 {
+                self.jobs.remove(&task.job);
+            }
+            return;
+        }
+        job.chunks[task.chunk].1 = Some(outcome);
+        if let Some(completed) = &mut job.completed {
+            completed.push_back(task.chunk);
+        }
+    }
+
+    fn fail(&mut self, id: u64, message: &str) {
+        if let Some(task) = self.tasks.remove(&id) {
+            self.finish(
+                &task,
+                Outcome::Failed(Error::new(ErrorKind::TaskFailed, message)),
+            );
+        }
+    }
+
+    /// Forgets a worker that ended: tasks still in its inbox go back to pending, the one
+    /// it had started fails.
+    fn reap(&mut self, index: usize) -> Result<(), Error> {
+        let w = self.workers.remove(index);
+        let code = w.process.exitcode()?;
+        let mut back = HashSet::new();
+        loop {
+            match w.inbox.get_bytes_nowait() {
+                Ok(msg) => {
+                    if let Some(id) = task_id(&msg) {
+                        back.insert(id);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Empty => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let message = format!(
+            "worker {} ended with exitcode {} while running the task",
+            w.name,
+            code.map_or_else(|| "None".to_string(), |c| c.to_string())
+        );
+        let mut requeue = Vec::new();
+        for &id in &w.outstanding {
+            if back.contains(&id) {
+                requeue.push(id);
+            } else {
+                self.fail(id, &message);
+            }
+        }
+        for id in requeue.into_iter().rev() {
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.worker = None;
+                self.pending.push_front(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts workers up to the pool's size while it runs, or while work is left after
+    /// `close`.
+    fn replenish(&mut self) -> Result<(), Error> {
+        let wanted = match self.state {
+            RunState::Running => true,
+            RunState::Closed => !self.pending.is_empty(),
+            RunState::Terminated => false,
+        };
+        while wanted && self.workers.len() < self.processes {
+            self.start_worker()?;
+        }
+        Ok(())
+    }
+
+    /// One round: dispatch, wait up to `timeout` for a result or a worker's end, collect
+    /// results, reap ended workers, start replacements, dispatch again.
+    fn pump(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        self.dispatch()?;
+        let mut sentinels = Vec::with_capacity(self.workers.len() + 1);
+        sentinels.push(self.results.sentinel());
+        sentinels.extend(self.workers.iter().map(|w| w.sentinel));
+        let ready = wait(&sentinels, timeout)?;
+        if !ready.is_empty() {
+            // A worker's results are on the queue before it ends: collect them first.
+            self.collect()?;
+            for s in ready {
+                if let Some(i) = self.workers.iter().position(|w| w.sentinel == s) {
+                    self.reap(i)?;
+                }
+            }
+        }
+        self.replenish()?;
+        self.dispatch()
+    }
+
+    /// Drives the pool until `done` holds or `deadline` passes; returns whether it holds.
+    fn drive(
+        &mut self,
+        deadline: Option<Instant>,
+        done: &dyn Fn(&PoolState) -> bool,
+    ) -> Result<bool, Error> {
+        loop {
+            if done(self) {
+                return Ok(true);
+            }
+            if self.workers.is_empty() {
+                self.replenish()?;
+                if self.workers.is_empty() {
+                    // Nothing can change any more (terminated, or closed with nothing left).
+                    return Ok(done(self));
+                }
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            self.pump(timeout)?;
+            if timeout == Some(Duration::ZERO) {
+                return Ok(done(self));
+            }
+        }
+    }
+
+    fn job_done(&self, job: u64) -> bool {
+        self.jobs.get(&job).is_none_or(|j| j.remaining == 0)
+    }
+
+    fn terminate(&mut self) -> Result<(), Error> {
+        if self.state == RunState::Terminated {
+            return Ok(());
+        }
+        self.state = RunState::Terminated;
+        let collected = self.collect();
+        for w in &self.workers {
+            let _ = w.process.terminate();
+        }
+        for w in &self.workers {
+            let _ = w.process.join(None);
+        }
+        self.workers.clear();
+        self.pending.clear();
+        let ids: Vec<u64> = self.tasks.keys().copied().collect();
+        for id in ids {
+            self.fail(id, "pool terminated");
+        }
+        collected
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The public API
+// ---------------------------------------------------------------------------------------
+
+/// A pool of worker processes, as `multiprocessing.Pool`.
+///
+/// The functions it runs are registered in [`targets!`](crate::targets) after `pool:` and
+/// named with [`pool_fn!`](crate::pool_fn), which keeps their types:
+///
+/// ```no_run
+/// use wasmproc_guest::{Pool, pool_fn, targets};
+///
+/// fn square(x: i64) -> i64 { x * x }
+/// fn add(a: i64, b: i64) -> i64 { a + b }
+///
+/// targets![; pool: square, add];
+///
+/// fn main() -> Result<(), wasmproc_guest::Error> {
+///     let pool = Pool::new(4)?;
+///     assert_eq!(pool.map(pool_fn!(square), 0..5)?, [0, 1, 4, 9, 16]);
+///     assert_eq!(pool.apply(pool_fn!(add), (2, 3))?, 5);
+///     assert_eq!(pool.starmap(pool_fn!(add), [(1, 1), (2, 2)])?, [2, 4]);
+///     pool.close()?;
+///     pool.join()?;
+///     Ok(())
+/// }
+/// ```
+///
+/// A task that panics fails with [`ErrorKind::TaskFailed`] and the panic message ("task
+/// failed in worker Process-3: panicked at src/main.rs:10:5:\nboom"); its worker ends and
+/// is replaced. A worker that ends while running a task (killed, `exit(n)`) fails that task
+/// ("worker Process-2 ended with exitcode -9 while running the task"); the tasks it had not
+/// started run on other workers.
+///
+/// # Caveats
+/// - There is no background thread: the pool makes progress (dispatching tasks, collecting
+///   results, replacing workers) only inside calls of its own methods and those of its
+///   [`AsyncResult`]s and iterators.
+/// - Dropping the `Pool` terminates it, as leaving Python's `with Pool() as p:` does;
+///   results not yet received fail with "pool terminated".
+/// - Workers are daemonic (as in Python), so a task cannot start processes.
+/// - A failed chunk (see [`map_chunked`](Self::map_chunked)) fails as a whole.
+pub struct Pool {
+    shared: Rc<RefCell<PoolState>>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.shared.try_borrow() {
+            Ok(s) => f
+                .debug_struct("Pool")
+                .field("processes", &s.processes)
+                .field("state", &s.state)
+                .field("tasks", &s.tasks.len())
+                .finish(),
+            Err(_) => f.write_str("Pool { .. }"),
+        }
+    }
+}
+
+/// Options of a [`Pool`], as the arguments of Python's `Pool(...)`.
+#[derive(Debug, Clone, Default)]
+pub struct PoolBuilder {
+    processes: usize,
+    maxtasksperchild: Option<usize>,
+}
+
+impl PoolBuilder {
+    /// The number of workers; 0 (the default) means [`cpu_count`].
+    pub fn processes(mut self, n: usize) -> PoolBuilder {
+        self.processes = n;
+        self
+    }
+
+    /// A worker exits after this many tasks (chunks) and is replaced by a new process.
+    /// Python: `maxtasksperchild`. Default: workers live as long as the pool.
+    pub fn maxtasksperchild(mut self, n: usize) -> PoolBuilder {
+        self.maxtasksperchild = Some(n);
+        self
+    }
+
+    /// Starts the workers.
+    pub fn build(self) -> Result<Pool, Error> {
+        if self.maxtasksperchild == Some(0) {
+            return Err(Error::invalid_argument(
+                "maxtasksperchild must be a positive int or None".into(),
+            ));
+        }
+        let processes = if self.processes == 0 {
+            cpu_count().max(1)
+        } else {
+            self.processes
+        };
+        let pool = Pool {
+            shared: Rc::new(RefCell::new(PoolState {
+                processes,
+                maxtasks: self.maxtasksperchild,
+                results: Queue::new()?,
+                workers: Vec::with_capacity(processes),
+                pending: VecDeque::new(),
+                tasks: HashMap::new(),
+                jobs: HashMap::new(),
+                state: RunState::Running,
+                next_task: 0,
+                next_job: 0,
+                next_worker: 0,
+            })),
+        };
+        pool.shared.borrow_mut().replenish()?;
+        Ok(pool)
+    }
+}
+
+fn check_chunksize(chunksize: usize) -> Result<(), Error> {
+    if chunksize == 0 {
+        return Err(Error::invalid_argument(
+            "Chunksize must be 1+, not 0".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Pool {
+    /// A pool of `processes` workers (0: [`cpu_count`]). Python: `Pool(processes)`.
+    pub fn new(processes: usize) -> Result<Pool, Error> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A builder for a pool with options (`maxtasksperchild`).
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// Encodes `items` into tasks of `chunksize` calls of `name` and submits them.
+    fn submit<I: Serialize>(
+        &self,
+        name: &'static str,
+        items: &[I],
+        chunksize: usize,
+        unordered: bool,
+    ) -> Result<u64, Error> {
+        let mut st = self.shared.borrow_mut();
+        if st.state != RunState::Running {
+            return Err(not_running());
+        }
+        let mut msgs = Vec::with_capacity(items.len().div_ceil(chunksize));
+        for (i, chunk) in items.chunks(chunksize).enumerate() {
+            let id = st.next_task + 1 + i as u64;
+            let count = chunk.len() as u32;
+            let mut msg = task_header(id, name, count);
+            for item in chunk {
+                msg = postcard::to_extend(item, msg).map_err(|e| {
+                    serialize_error(e, || format!("an argument of pool function '{name}'"))
+                })?;
+            }
+            msgs.push((count, msg));
+        }
+        st.submit(msgs, unordered)
+    }
+
+    /// Python's default chunk size for `map`: the items spread over four chunks per worker.
+    fn default_chunksize(&self, n: usize) -> usize {
+        let per = self.shared.borrow().processes * 4;
+        n.div_ceil(per).max(1)
+    }
+
+    fn run_all<I: Serialize, R: DeserializeOwned>(
+        &self,
+        name: &'static str,
+        items: &[I],
+        chunksize: usize,
+    ) -> Result<Vec<R>, Error> {
+        let job = self.submit(name, items, chunksize, false)?;
+        let mut st = self.shared.borrow_mut();
+        let driven = st.drive(None, &|s| s.job_done(job));
+        let Some(job) = st.jobs.remove(&job) else {
+            return driven.map(|_| Vec::new());
+        };
+        drop(st);
+        driven?;
+        let mut out = Vec::with_capacity(items.len());
+        for (count, outcome) in job.chunks {
+            decode_outcome(outcome, count, name, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` on every item, in chunks of Python's default size; returns the results in
+    /// order, or the first failure. Python: `map(f, items)`.
+    pub fn map<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, Error> {
+        let items: Vec<A> = items.into_iter().collect();
+        self.run_all(f.name, &items, self.default_chunksize(items.len()))
+    }
+
+    /// As [`map`](Self::map), sending `chunksize` items to a worker at a time.
+    /// Python: `map(f, items, chunksize)`.
+    pub fn map_chunked<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>, Error> {
+        check_chunksize(chunksize)?;
+        let items: Vec<A> = items.into_iter().collect();
+        self.run_all(f.name, &items, chunksize)
+    }
+
+    /// Calls `f` with each tuple of arguments; returns the results in order.
+    /// Python: `starmap(f, items)`. (The same as [`map`](Self::map): a [`PoolFn`] of
+    /// several parameters already takes their tuple.)
+    pub fn starmap<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, Error> {
+        self.map(f, items)
+    }
+
+    /// Submits every item at once, in chunks of `chunksize`, and returns an iterator over
+    /// the results in order. A failed chunk yields one `Err` in its place.
+    /// Python: `imap(f, items, chunksize)`.
+    pub fn imap<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<IMapIter<R>, Error> {
+        self.imap_impl(f, items, chunksize, false)
+    }
+
+    /// As [`imap`](Self::imap), yielding each chunk's results as soon as it completes.
+    /// Python: `imap_unordered(f, items, chunksize)`.
+    pub fn imap_unordered<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<IMapIter<R>, Error> {
+        self.imap_impl(f, items, chunksize, true)
+    }
+
+    fn imap_impl<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+        unordered: bool,
+    ) -> Result<IMapIter<R>, Error> {
+        check_chunksize(chunksize)?;
+        let items: Vec<A> = items.into_iter().collect();
+        let job = self.submit(f.name, &items, chunksize, unordered)?;
+        Ok(IMapIter {
+            shared: self.shared.clone(),
+            job,
+            name: f.name,
+            chunks: items.len().div_ceil(chunksize),
+            taken: 0,
+            unordered,
+            buffer: VecDeque::new(),
+        })
+    }
+
+    /// Calls `f` with `args` in a worker and returns its result. `args` is the argument of
+    /// a one-parameter function, the tuple of the arguments otherwise.
+    /// Python: `apply(f, args)`.
+    pub fn apply<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        args: A,
+    ) -> Result<R, Error> {
+        self.apply_async(f, args)?.get(None)
+    }
+
+    /// Submits one call and returns at once (the task is dispatched now if a worker has
+    /// room). Python: `apply_async(f, args)`.
+    pub fn apply_async<A: Serialize, R: DeserializeOwned>(
+        &self,
+        f: PoolFn<A, R>,
+        args: A,
+    ) -> Result<AsyncResult<R>, Error> {
+        let job = self.submit(f.name, std::slice::from_ref(&args), 1, false)?;
+        Ok(AsyncResult {
+            shared: self.shared.clone(),
+            job,
+            name: f.name,
+            _result: PhantomData,
+        })
+    }
+
+    /// No more tasks may be submitted (later submissions fail with
+    /// [`ErrorKind::InvalidState`] "Pool not running"); the workers exit once the submitted
+    /// tasks are done. Python: `close()`.
+    pub fn close(&self) -> Result<(), Error> {
+        let mut st = self.shared.borrow_mut();
+        if st.state == RunState::Running {
+            st.state = RunState::Closed;
+            st.dispatch()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until every task has a result and every worker has exited. Only after
+    /// [`close`](Self::close) or [`terminate`](Self::terminate); before, it fails with
+    /// [`ErrorKind::InvalidState`] "Pool is still running". Python: `join()`.
+    pub fn join(&self) -> Result<(), Error> {
+        let mut st = self.shared.borrow_mut();
+        if st.state == RunState::Running {
+            return Err(Error::new(ErrorKind::InvalidState, "Pool is still running"));
+        }
+        st.drive(None, &|s| s.tasks.is_empty() && s.workers.is_empty())?;
+        Ok(())
+    }
+
+    /// Ends every worker at once; results not yet received fail with
+    /// [`ErrorKind::TaskFailed`] "pool terminated". Python: `terminate()`.
+    pub fn terminate(&self) -> Result<(), Error> {
+        self.shared.borrow_mut().terminate()
+    }
+
+    /// The workers running now, in start order (after the pool has caught up with workers
+    /// that ended). Each is a new reference to the worker's process object.
+    pub fn processes(&self) -> Vec<Process> {
+        let mut st = self.shared.borrow_mut();
+        let _ = st.drive(Some(Instant::now()), &|_| false);
+        let handles: HashSet<u64> = st.workers.iter().map(|w| w.process.handle()).collect();
+        drop(st);
+        active_children()
+            .into_iter()
+            .filter(|p| handles.contains(&p.handle()))
+            .collect()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.shared.try_borrow_mut() {
+            let _ = st.terminate();
+        }
+    }
+}
+
+fn decode_outcome<R: DeserializeOwned>(
+    outcome: Option<Outcome>,
+    count: u32,
+    name: &str,
+    out: &mut Vec<R>,
+) -> Result<(), Error> {
+    match outcome {
+        Some(Outcome::Done(msg, start)) => decode_results(&msg[start..], count, name, out),
+        Some(Outcome::Failed(e)) => Err(e),
+        None => Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
+    }
+}
+
+fn decode_results<R: DeserializeOwned>(
+    mut bytes: &[u8],
+    count: u32,
+    name: &str,
+    out: &mut Vec<R>,
+) -> Result<(), Error> {
+    for _ in 0..count {
+        let (value, rest) = postcard::take_from_bytes::<R>(bytes).map_err(|e| {
+            Error::invalid_argument(format!(
+                "cannot decode the result of pool function '{name}' as {}: {e}",
+                std::any::type_name::<R>()
+            ))
+        })?;
+        out.push(value);
+        bytes = rest;
+    }
+    Ok(())
+}
+
+/// The result of [`Pool::apply_async`], as Python's `AsyncResult`.
+///
+/// # Caveats
+/// Dropping it abandons the result (the task still runs). Waiting on it drives the pool.
+pub struct AsyncResult<R> {
+    shared: Rc<RefCell<PoolState>>,
+    job: u64,
+    name: &'static str,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsyncResult")
+            .field("function", &self.name)
+            .field("job", &self.job)
+            .finish()
+    }
+}
+
+impl<R: DeserializeOwned> AsyncResult<R> {
+    /// The result, waiting for it at most `timeout` (`None`: as long as it takes); after a
+    /// timeout, [`ErrorKind::Timeout`]. A failed task gives its error
+    /// ([`ErrorKind::TaskFailed`]). May be called again. Python: `get(timeout)`.
+    pub fn get(&self, timeout: impl Into<Option<Duration>>) -> Result<R, Error> {
+        if !self.wait_done(timeout.into())? {
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                "timed out waiting for the result",
+            ));
+        }
+        let st = self.shared.borrow();
+        let outcome = st.jobs.get(&self.job).and_then(|j| j.chunks[0].1.as_ref());
+        let mut out = Vec::with_capacity(1);
+        match outcome {
+            Some(Outcome::Done(msg, start)) => {
+                decode_results(&msg[*start..], 1, self.name, &mut out)?
+            }
+            Some(Outcome::Failed(e)) => return Err(e.clone()),
+            None => return Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
+        }
+        Ok(out.pop().expect("one decoded result"))
+    }
+
+    /// Waits until the result is ready or `timeout` passes (`None`: as long as it takes);
+    /// returns `Ok` either way, as Python's `wait(timeout)` returns `None`.
+    pub fn wait(&self, timeout: impl Into<Option<Duration>>) -> Result<(), Error> {
+        self.wait_done(timeout.into()).map(|_| ())
+    }
+
+    /// Whether the result is ready (collecting results that arrived). Python: `ready()`.
+    pub fn ready(&self) -> bool {
+        self.wait_done(Some(Duration::ZERO)).unwrap_or(false)
+    }
+
+    /// Whether the task succeeded; [`ErrorKind::InvalidState`] "AsyncResult not ready"
+    /// before it is ready. Python: `successful()`.
+    pub fn successful(&self) -> Result<bool, Error> {
+        if !self.ready() {
+            return Err(Error::new(ErrorKind::InvalidState, "AsyncResult not ready"));
+        }
+        let st = self.shared.borrow();
+        Ok(matches!(
+            st.jobs.get(&self.job).and_then(|j| j.chunks[0].1.as_ref()),
+            Some(Outcome::Done(..))
+        ))
+    }
+
+    fn wait_done(&self, timeout: Option<Duration>) -> Result<bool, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let job = self.job;
+        self.shared
+            .borrow_mut()
+            .drive(deadline, &|s| s.job_done(job))
+    }
+}
+
+impl<R> Drop for AsyncResult<R> {
+    fn drop(&mut self) {
+        abandon(&self.shared, self.job);
+    }
+}
+
+fn abandon(shared: &Rc<RefCell<PoolState>>, job: u64) {
+    if let Ok(mut st) = shared.try_borrow_mut() {
+        match st.jobs.get_mut(&job) {
+            Some(j) if j.remaining > 0 => j.abandoned = true,
+            Some(_) => {
+                st.jobs.remove(&job);
+            }
+            None => {}
+        }
+    }
+}
+
+/// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: each item is one call's
+/// result, or one `Err` for a chunk that failed. Advancing it drives the pool.
+///
+/// # Caveats
+/// Dropping it abandons the results not yet read (their tasks still run).
+pub struct IMapIter<R> {
+    shared: Rc<RefCell<PoolState>>,
+    job: u64,
+    name: &'static str,
+    chunks: usize,
+    taken: usize,
+    unordered: bool,
+    buffer: VecDeque<R>,
+}
+
+impl<R> fmt::Debug for IMapIter<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IMapIter")
+            .field("function", &self.name)
+            .field("chunks", &self.chunks)
+            .field("taken", &self.taken)
+            .field("unordered", &self.unordered)
+            .finish()
+    }
+}
+
+impl<R: DeserializeOwned> Iterator for IMapIter<R> {
+    type Item = Result<R, Error>;
+
+    fn next(&mut self) -> Option<Result<R, Error>> {
+        if let Some(r) = self.buffer.pop_front() {
+            return Some(Ok(r));
+        }
+        if self.taken == self.chunks {
+            return None;
+        }
+        let (job, next, unordered) = (self.job, self.taken, self.unordered);
+        let mut st = self.shared.borrow_mut();
+        let ready = move |s: &PoolState| match s.jobs.get(&job) {
+            None => true,
+            Some(j) if unordered => j.completed.as_ref().is_some_and(|c| !c.is_empty()),
+            Some(j) => j.chunks[next].1.is_some(),
+        };
+        if let Err(e) = st.drive(None, &ready) {
+            self.taken = self.chunks;
+            return Some(Err(e));
+        }
+        let (count, outcome) = match st.jobs.get_mut(&job) {
+            None => (0, None),
+            Some(j) => {
+                let chunk = if unordered {
+                    j.completed
+                        .as_mut()
+                        .and_then(VecDeque::pop_front)
+                        .unwrap_or(next)
+                } else {
+                    next
+                };
+                let (count, outcome) = &mut j.chunks[chunk];
+                (*count, outcome.take())
+            }
+        };
+        drop(st);
+        self.taken += 1;
+        let mut out = Vec::with_capacity(count as usize);
+        if let Err(e) = decode_outcome(outcome, count, self.name, &mut out) {
+            return Some(Err(e));
+        }
+        self.buffer.extend(out);
+        self.buffer.pop_front().map(Ok).or_else(|| self.next())
+    }
+}
+
+impl<R> Drop for IMapIter<R> {
+    fn drop(&mut self) {
+        abandon(&self.shared, self.job);
+    }
+}

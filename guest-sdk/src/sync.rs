@@ -1,0 +1,784 @@
+//! Queues, pipes, events, locks and semaphores shared between the processes of one run,
+//! over the host's `sync` interface.
+//!
+//! Every object lives in the host; a value here is a cheap handle to it. Clones share one
+//! object (an `Rc` inside); when the last value naming an object in this process is dropped
+//! (or the object is closed), the SDK tells the host this process no longer holds it.
+//!
+//! Objects reach a child only through its start arguments: their `Serialize` works only
+//! inside [`Builder::args`](crate::Builder::args) / [`Process::new`](crate::Process::new),
+//! which list them in the `shares` of the new process. Serialising one anywhere else (into
+//! a queue, a pipe, a file) is an error, because the handle would mean nothing to a process
+//! that does not hold the object.
+
+use crate::__private::bindings::wasmproc::process::sync as host;
+use crate::{Error, ErrorKind, Sentinel};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+fn nanos(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+// ---------------------------------------------------------------------------------------
+// The object core: one per (process, handle), shared by every clone and deserialised copy.
+// ---------------------------------------------------------------------------------------
+
+/// This process's hold on one host object. Dropping the last `Rc` closes it in the host.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    handle: u64,
+    closed: Cell<bool>,
+}
+
+thread_local! {
+    /// The objects of this process by handle, so that a handle deserialised twice (or
+    /// given twice in one argument list) is one object with one `sync.close`.
+    static REGISTRY: RefCell<HashMap<u64, Weak<Inner>>> = RefCell::new(HashMap::new());
+    /// The objects serialised by the `Builder::args` call in progress (None: no call).
+    static SHARES: RefCell<Option<Vec<Rc<Inner>>>> = const { RefCell::new(None) };
+    /// The message of the last custom serialisation error (postcard drops those messages).
+    static SER_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// A reusable buffer for serialising items, so that a `put`/`send` allocates nothing.
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+impl Inner {
+    /// The object for `handle` in this process: the existing one, or a new one.
+    fn get(handle: u64) -> Rc<Inner> {
+        REGISTRY.with(|r| {
+            let mut r = r.borrow_mut();
+            if let Some(existing) = r.get(&handle).and_then(Weak::upgrade) {
+                return existing;
+            }
+            let inner = Rc::new(Inner {
+                handle,
+                closed: Cell::new(false),
+            });
+            r.insert(handle, Rc::downgrade(&inner));
+            inner
+        })
+    }
+
+    pub(crate) fn handle(&self) -> u64 {
+        self.handle
+    }
+
+    fn close(&self) {
+        if !self.closed.replace(true) {
+            host::close(self.handle);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.closed.get() {
+            host::close(self.handle);
+        }
+        let _ = REGISTRY.try_with(|r| {
+            let mut r = r.borrow_mut();
+            if r.get(&self.handle).is_some_and(|w| w.strong_count() == 0) {
+                r.remove(&self.handle);
+            }
+        });
+    }
+}
+
+/// Serialises `value` as a child's start arguments: returns the bytes and the sync objects
+/// serialised into them (each once), which become the child's `shares`.
+pub(crate) fn serialize_args<A: Serialize + ?Sized>(
+    value: &A,
+) -> (Result<Vec<u8>, postcard::Error>, Vec<Rc<Inner>>) {
+    let outer = SHARES.with(|s| s.replace(Some(Vec::new())));
+    SER_ERROR.with(|e| e.borrow_mut().take());
+    let bytes = postcard::to_allocvec(value);
+    let shares = SHARES.with(|s| s.replace(outer)).unwrap_or_default();
+    (bytes, shares)
+}
+
+/// The message of a failed serialisation: the sync objects' own message when one of them
+/// refused, otherwise `what` and postcard's error.
+pub(crate) fn serialize_error(e: postcard::Error, what: impl FnOnce() -> String) -> Error {
+    match SER_ERROR.with(|m| m.borrow_mut().take()) {
+        Some(message) => Error::invalid_argument(message),
+        None => Error::invalid_argument(format!("cannot serialise {}: {e}", what())),
+    }
+}
+
+/// `Serialize` of every sync object: the handle (and `extra`, what a copy in another
+/// process needs to know), registered as a share of the `Builder::args` call in progress.
+fn serialize_shared<S: Serializer>(
+    inner: &Rc<Inner>,
+    extra: Option<u32>,
+    what: &str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let message = if inner.closed.get() {
+        Some(format!(
+            "a closed {what} cannot be passed to a child process"
+        ))
+    } else {
+        SHARES.with(|s| match s.borrow_mut().as_mut() {
+            Some(shares) => {
+                if !shares.iter().any(|o| o.handle == inner.handle) {
+                    shares.push(inner.clone());
+                }
+                None
+            }
+            None => Some(format!(
+                "{} {what} can only be passed to a child process in its start arguments",
+                if what.starts_with('E') { "an" } else { "a" }
+            )),
+        })
+    };
+    if let Some(message) = message {
+        SER_ERROR.with(|m| *m.borrow_mut() = Some(message.clone()));
+        return Err(serde::ser::Error::custom(message));
+    }
+    match extra {
+        Some(extra) => (inner.handle, extra).serialize(serializer),
+        None => serializer.serialize_u64(inner.handle),
+    }
+}
+
+/// Serialises `item` and hands the bytes to `f`: small items into a buffer on the stack,
+/// larger ones into a reusable buffer, so that a `put`/`send` allocates nothing.
+#[inline]
+fn with_serialized<T: Serialize + ?Sized, R>(
+    item: &T,
+    what: &'static str,
+    f: impl FnOnce(&[u8]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let mut small = [0u8; 64];
+    match postcard::to_slice(item, &mut small) {
+        Ok(bytes) => f(bytes),
+        Err(postcard::Error::SerializeBufferFull) => {
+            let mut buf = SCRATCH.take();
+            buf.clear();
+            let buf = postcard::to_extend(item, buf).map_err(|e| serialize_failed::<T>(e, what))?;
+            let result = f(&buf);
+            SCRATCH.set(buf);
+            result
+        }
+        Err(e) => Err(serialize_failed::<T>(e, what)),
+    }
+}
+
+#[cold]
+fn serialize_failed<T: ?Sized>(e: postcard::Error, what: &str) -> Error {
+    serialize_error(e, || format!("{what} as {}", std::any::type_name::<T>()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+    postcard::from_bytes(bytes).map_err(|e| {
+        Error::invalid_argument(format!(
+            "cannot decode {what} as {}: {e}",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Queue
+// ---------------------------------------------------------------------------------------
+
+/// A FIFO queue of `T` shared between processes, as `multiprocessing.Queue`.
+///
+/// Items are serialised with `postcard` on `put` and deserialised on `get`; an item is in
+/// the queue once `put` returns, whatever happens to the putting process next.
+///
+/// ```no_run
+/// use wasmproc_guest::{Process, Queue, targets};
+///
+/// fn producer(q: Queue<u64>) {
+///     for i in 0..3 {
+///         q.put(&i).unwrap();
+///     }
+/// }
+/// targets![producer];
+///
+/// fn main() -> Result<(), wasmproc_guest::Error> {
+///     let q = Queue::<u64>::new()?;
+///     let p = Process::new("producer", &q)?; // the child holds `q` from its start
+///     p.start()?;
+///     assert_eq!((q.get()?, q.get()?, q.get()?), (0, 1, 2));
+///     p.join(None)?;
+///     Ok(())
+/// }
+/// ```
+///
+/// # Caveats
+/// - Cloning shares the queue; dropping the last clone in a process (or calling
+///   [`close`](Self::close)) means this process no longer holds it. The queue itself lives
+///   while any process holds it.
+/// - The queue can be passed to a child only inside its start arguments (it is
+///   `Serialize` for that purpose only), not through another queue or pipe.
+pub struct Queue<T> {
+    inner: Rc<Inner>,
+    maxsize: u32,
+    _item: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            inner: self.inner.clone(),
+            maxsize: self.maxsize,
+            _item: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("handle", &self.inner.handle)
+            .field("maxsize", &self.maxsize)
+            .field("closed", &self.inner.closed.get())
+            .finish()
+    }
+}
+
+impl<T> Queue<T> {
+    /// A new unbounded queue. Python: `Queue()`.
+    pub fn new() -> Result<Queue<T>, Error> {
+        Self::with_maxsize(0)
+    }
+
+    /// A new queue holding at most `maxsize` items (0: unbounded). Python: `Queue(maxsize)`.
+    pub fn bounded(maxsize: usize) -> Result<Queue<T>, Error> {
+        let maxsize = u32::try_from(maxsize).map_err(|_| {
+            Error::invalid_argument(format!("maxsize {maxsize} is larger than {}", u32::MAX))
+        })?;
+        Self::with_maxsize(maxsize)
+    }
+
+    fn with_maxsize(maxsize: u32) -> Result<Queue<T>, Error> {
+        let handle = host::queue_new(maxsize)?;
+        Ok(Queue {
+            inner: Inner::get(handle),
+            maxsize,
+            _item: PhantomData,
+        })
+    }
+
+    #[inline]
+    fn live(&self) -> Result<u64, Error> {
+        if self.inner.closed.get() {
+            return Err(Error::new(ErrorKind::Closed, "Queue is closed"));
+        }
+        Ok(self.inner.handle)
+    }
+
+    /// Appends an item already serialised by the caller, waiting while a bounded queue is
+    /// full. [`get_bytes`](Self::get_bytes) returns it unchanged.
+    pub fn put_bytes(&self, item: &[u8]) -> Result<(), Error> {
+        Ok(host::queue_put(self.live()?, item, true, None)?)
+    }
+
+    /// Removes and returns the oldest item as the bytes that were put, waiting for one.
+    pub fn get_bytes(&self) -> Result<Vec<u8>, Error> {
+        Ok(host::queue_get(self.live()?, true, None)?)
+    }
+
+    /// As [`get_bytes`](Self::get_bytes), without waiting: [`ErrorKind::Empty`] when the
+    /// queue is empty.
+    pub fn get_bytes_nowait(&self) -> Result<Vec<u8>, Error> {
+        Ok(host::queue_get(self.live()?, false, None)?)
+    }
+
+    /// The number of items in the queue now. Python: `qsize()`.
+    pub fn qsize(&self) -> Result<usize, Error> {
+        Ok(host::queue_qsize(self.live()?)? as usize)
+    }
+
+    /// Whether the queue is empty now. Python: `empty()`.
+    pub fn empty(&self) -> Result<bool, Error> {
+        Ok(self.qsize()? == 0)
+    }
+
+    /// Whether a bounded queue is full now; always false for an unbounded one.
+    /// Python: `full()`.
+    pub fn full(&self) -> Result<bool, Error> {
+        let n = self.qsize()?;
+        Ok(self.maxsize != 0 && n >= self.maxsize as usize)
+    }
+
+    /// The most items the queue holds, 0 when unbounded.
+    pub fn maxsize(&self) -> usize {
+        self.maxsize as usize
+    }
+
+    /// This process stops using the queue: every later call on it (from any clone) fails
+    /// with [`ErrorKind::Closed`] "Queue is closed". Other processes are unaffected.
+    /// Closing twice is allowed. Python: `close()`.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// A sentinel that [`wait`](crate::wait) finds ready while the queue has an item.
+    pub fn sentinel(&self) -> Sentinel {
+        Sentinel::from_raw(self.inner.handle)
+    }
+
+    /// The raw handle of the queue (the same number in every process that holds it).
+    pub fn handle(&self) -> u64 {
+        self.inner.handle
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// Appends `item`, waiting while a bounded queue is full. Python: `put(item)`.
+    pub fn put(&self, item: &T) -> Result<(), Error> {
+        let h = self.live()?;
+        with_serialized(item, "a queue item", |b| {
+            Ok(host::queue_put(h, b, true, None)?)
+        })
+    }
+
+    /// Appends `item`, waiting at most `timeout` for room in a bounded queue, then
+    /// [`ErrorKind::Full`]. Python: `put(item, timeout=t)`.
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), Error> {
+        let h = self.live()?;
+        with_serialized(item, "a queue item", |b| {
+            Ok(host::queue_put(h, b, true, nanos(Some(timeout)))?)
+        })
+    }
+
+    /// Appends `item` without waiting: [`ErrorKind::Full`] on a full bounded queue.
+    /// Python: `put_nowait(item)`.
+    pub fn put_nowait(&self, item: &T) -> Result<(), Error> {
+        let h = self.live()?;
+        with_serialized(item, "a queue item", |b| {
+            Ok(host::queue_put(h, b, false, None)?)
+        })
+    }
+
+    /// Removes and returns the oldest item, waiting for one. Python: `get()`.
+    pub fn get(&self) -> Result<T, Error> {
+        let bytes = host::queue_get(self.live()?, true, None)?;
+        decode(&bytes, "a queue item")
+    }
+
+    /// Removes and returns the oldest item, waiting at most `timeout`, then
+    /// [`ErrorKind::Empty`]. Python: `get(timeout=t)`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
+        let bytes = host::queue_get(self.live()?, true, nanos(Some(timeout)))?;
+        decode(&bytes, "a queue item")
+    }
+
+    /// Removes and returns the oldest item without waiting: [`ErrorKind::Empty`] when there
+    /// is none. Python: `get_nowait()`.
+    pub fn get_nowait(&self) -> Result<T, Error> {
+        let bytes = host::queue_get(self.live()?, false, None)?;
+        decode(&bytes, "a queue item")
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_shared(&self.inner, Some(self.maxsize), "Queue", serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (handle, maxsize) = <(u64, u32)>::deserialize(deserializer)?;
+        Ok(Queue {
+            inner: Inner::get(handle),
+            maxsize,
+            _item: PhantomData,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pipe / Connection
+// ---------------------------------------------------------------------------------------
+
+/// A new pipe: two connected [`Connection`]s. Duplex: each end sends to the other.
+/// One-way (`duplex == false`): the first end can only receive and the second only send.
+/// Python: `multiprocessing.Pipe(duplex)`.
+pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
+    let (a, b) = host::pipe_new(duplex)?;
+    Ok((
+        Connection::new(Inner::get(a), true, duplex),
+        Connection::new(Inner::get(b), duplex, true),
+    ))
+}
+
+const READABLE: u32 = 1;
+const WRITABLE: u32 = 2;
+
+/// One end of a [`pipe`], as `multiprocessing.connection.Connection`.
+///
+/// Messages are whole: one `send` is one `recv`. Once no process holds the other end, a
+/// `recv` returns the messages still waiting and then [`ErrorKind::Eof`], and a `send`
+/// fails with [`ErrorKind::BrokenPipe`].
+///
+/// # Caveats
+/// - Cloning shares the end; the end is closed in this process when the last clone is
+///   dropped or [`close`](Self::close) is called. A parent that passed an end to a child
+///   should drop or close its own copy so that the peer can see end-of-file.
+/// - It can be passed to a child only inside its start arguments.
+#[derive(Clone)]
+pub struct Connection {
+    inner: Rc<Inner>,
+    flags: u32,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("handle", &self.inner.handle)
+            .field("readable", &self.readable())
+            .field("writable", &self.writable())
+            .field("closed", &self.closed())
+            .finish()
+    }
+}
+
+impl Connection {
+    fn new(inner: Rc<Inner>, readable: bool, writable: bool) -> Connection {
+        let flags = if readable { READABLE } else { 0 } | if writable { WRITABLE } else { 0 };
+        Connection { inner, flags }
+    }
+
+    #[inline]
+    fn live(&self) -> Result<u64, Error> {
+        if self.inner.closed.get() {
+            return Err(Error::new(ErrorKind::Closed, "handle is closed"));
+        }
+        Ok(self.inner.handle)
+    }
+
+    /// Sends `value`, serialised with `postcard`. Python: `send(obj)`.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
+        let h = self.live()?;
+        with_serialized(value, "a message", |b| Ok(host::conn_send(h, b)?))
+    }
+
+    /// Receives the next message, waiting for one; [`ErrorKind::Eof`] once the other end is
+    /// gone and every message has been received. Python: `recv()`.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let bytes = host::conn_recv(self.live()?)?;
+        decode(&bytes, "a message")
+    }
+
+    /// Sends `bytes` as one message. Python: `send_bytes(buf)`.
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), Error> {
+        Ok(host::conn_send(self.live()?, bytes)?)
+    }
+
+    /// Receives the next message as bytes. Python: `recv_bytes()`.
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, Error> {
+        Ok(host::conn_recv(self.live()?)?)
+    }
+
+    /// Whether [`recv`](Self::recv) would return at once (a message is waiting, or
+    /// end-of-file), waiting up to `timeout` for that (`None`: forever).
+    /// Python: `poll(timeout)` (where `None` also means forever).
+    pub fn poll(&self, timeout: impl Into<Option<Duration>>) -> Result<bool, Error> {
+        Ok(host::conn_poll(self.live()?, nanos(timeout.into()))?)
+    }
+
+    /// Closes this end in this process: every later call on it (from any clone) fails with
+    /// [`ErrorKind::Closed`] "handle is closed". Once no process holds it, the other end
+    /// sees end-of-file. Closing twice is allowed. Python: `close()`.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+
+    /// Whether [`close`](Self::close) was called. Python: `closed`.
+    pub fn closed(&self) -> bool {
+        self.inner.closed.get()
+    }
+
+    /// Whether this end can receive (false for the sending end of a one-way pipe).
+    /// Python: `readable`.
+    pub fn readable(&self) -> bool {
+        self.flags & READABLE != 0
+    }
+
+    /// Whether this end can send (false for the receiving end of a one-way pipe).
+    /// Python: `writable`.
+    pub fn writable(&self) -> bool {
+        self.flags & WRITABLE != 0
+    }
+
+    /// A sentinel that [`wait`](crate::wait) finds ready when `recv` would not block.
+    pub fn sentinel(&self) -> Sentinel {
+        Sentinel::from_raw(self.inner.handle)
+    }
+
+    /// The raw handle of this end (the same number in every process that holds it).
+    pub fn handle(&self) -> u64 {
+        self.inner.handle
+    }
+}
+
+impl Serialize for Connection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_shared(&self.inner, Some(self.flags), "Connection", serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (handle, flags) = <(u64, u32)>::deserialize(deserializer)?;
+        Ok(Connection {
+            inner: Inner::get(handle),
+            flags: flags & (READABLE | WRITABLE),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Event
+// ---------------------------------------------------------------------------------------
+
+/// A flag processes can set, clear and wait for, as `multiprocessing.Event`.
+///
+/// # Caveats
+/// Cloning shares the event; dropping the last clone in a process releases this process's
+/// hold on it. It can be passed to a child only inside its start arguments.
+#[derive(Clone)]
+pub struct Event {
+    inner: Rc<Inner>,
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("handle", &self.inner.handle)
+            .finish()
+    }
+}
+
+impl Event {
+    /// A new event, initially clear. Python: `Event()`.
+    pub fn new() -> Result<Event, Error> {
+        Ok(Event {
+            inner: Inner::get(host::event_new()?),
+        })
+    }
+
+    /// Sets the event, waking every process waiting for it. Python: `set()`.
+    pub fn set(&self) -> Result<(), Error> {
+        Ok(host::event_set(self.inner.handle)?)
+    }
+
+    /// Clears the event. Python: `clear()`.
+    pub fn clear(&self) -> Result<(), Error> {
+        Ok(host::event_clear(self.inner.handle)?)
+    }
+
+    /// Whether the event is set. Python: `is_set()`.
+    pub fn is_set(&self) -> Result<bool, Error> {
+        Ok(host::event_is_set(self.inner.handle)?)
+    }
+
+    /// Waits until the event is set or `timeout` passes (`None`: forever); returns whether
+    /// it is set. Python: `wait(timeout)`.
+    pub fn wait(&self, timeout: impl Into<Option<Duration>>) -> Result<bool, Error> {
+        Ok(host::event_wait(self.inner.handle, nanos(timeout.into()))?)
+    }
+
+    /// The raw handle of the event (the same number in every process that holds it).
+    pub fn handle(&self) -> u64 {
+        self.inner.handle
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_shared(&self.inner, None, "Event", serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Event {
+            inner: Inner::get(u64::deserialize(deserializer)?),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Locks and semaphores
+// ---------------------------------------------------------------------------------------
+
+/// Holds a lock or one unit of a semaphore; releases it when dropped (errors on that
+/// release are ignored; call `release` on the lock yourself to see them).
+/// Returned by `lock()` of [`Lock`], [`RLock`], [`Semaphore`] and [`BoundedSemaphore`].
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct LockGuard<'a> {
+    handle: u64,
+    _lock: PhantomData<&'a ()>,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = host::lock_release(self.handle);
+    }
+}
+
+macro_rules! lock_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        ///
+        /// If the previous owner of a lock ended while holding it, the next `acquire*` (or
+        /// `lock`) returns `Err` with [`ErrorKind::OwnerDied`]: the caller *holds* the lock
+        /// and must release it with [`release`](Self::release) (no guard is returned then).
+        ///
+        /// # Caveats
+        /// Cloning shares the object; dropping the last clone in a process releases this
+        /// process's hold on it (and, like a process ending, a lock it holds). It can be
+        /// passed to a child only inside its start arguments.
+        #[derive(Clone)]
+        pub struct $name {
+            inner: Rc<Inner>,
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("handle", &self.inner.handle)
+                    .finish()
+            }
+        }
+
+        impl $name {
+            fn create(kind: host::LockKind, value: u32) -> Result<$name, Error> {
+                Ok($name {
+                    inner: Inner::get(host::lock_new(kind, value)?),
+                })
+            }
+
+            /// Acquires, waiting as long as it takes; returns `Ok(true)`.
+            /// Python: `acquire()`.
+            pub fn acquire(&self) -> Result<bool, Error> {
+                Ok(host::lock_acquire(self.inner.handle, true, None)?)
+            }
+
+            /// Acquires, waiting at most `timeout`; returns whether it was acquired.
+            /// Python: `acquire(timeout=t)`.
+            pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, Error> {
+                Ok(host::lock_acquire(self.inner.handle, true, nanos(Some(timeout)))?)
+            }
+
+            /// Acquires only if that is possible at once; returns whether it was acquired.
+            /// Python: `acquire(block=False)`.
+            pub fn try_acquire(&self) -> Result<bool, Error> {
+                Ok(host::lock_acquire(self.inner.handle, false, None)?)
+            }
+
+            /// Releases. Python: `release()`.
+            pub fn release(&self) -> Result<(), Error> {
+                Ok(host::lock_release(self.inner.handle)?)
+            }
+
+            /// Acquires (waiting as long as it takes) and returns a guard that releases on
+            /// drop. Python: `with lock:`.
+            pub fn lock(&self) -> Result<LockGuard<'_>, Error> {
+                host::lock_acquire(self.inner.handle, true, None)?;
+                Ok(LockGuard {
+                    handle: self.inner.handle,
+                    _lock: PhantomData,
+                })
+            }
+
+            /// The raw handle (the same number in every process that holds it).
+            pub fn handle(&self) -> u64 {
+                self.inner.handle
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serialize_shared(&self.inner, None, $what, serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Ok($name {
+                    inner: Inner::get(u64::deserialize(deserializer)?),
+                })
+            }
+        }
+    };
+}
+
+lock_type!(
+    /// A non-recursive lock shared between processes, as `multiprocessing.Lock`: any
+    /// process holding the handle may release it; releasing an unheld lock fails with
+    /// [`ErrorKind::InvalidState`] "semaphore or lock released too many times".
+    Lock,
+    "Lock"
+);
+lock_type!(
+    /// A recursive lock, as `multiprocessing.RLock`: its owner may acquire it again (and
+    /// must release it as often); only the owner may release it ("cannot release
+    /// un-acquired lock").
+    RLock,
+    "RLock"
+);
+lock_type!(
+    /// A counting semaphore, as `multiprocessing.Semaphore`.
+    Semaphore,
+    "Semaphore"
+);
+lock_type!(
+    /// A semaphore that may not be released above its initial value, as
+    /// `multiprocessing.BoundedSemaphore` ("semaphore or lock released too many times").
+    BoundedSemaphore,
+    "BoundedSemaphore"
+);
+
+impl Lock {
+    /// A new, free lock. Python: `Lock()`.
+    pub fn new() -> Result<Lock, Error> {
+        Self::create(host::LockKind::Lock, 1)
+    }
+}
+
+impl RLock {
+    /// A new, free recursive lock. Python: `RLock()`.
+    pub fn new() -> Result<RLock, Error> {
+        Self::create(host::LockKind::Rlock, 1)
+    }
+}
+
+impl Semaphore {
+    /// A new semaphore with count `value`. Python: `Semaphore(value)`.
+    pub fn new(value: u32) -> Result<Semaphore, Error> {
+        Self::create(host::LockKind::Semaphore, value)
+    }
+
+    /// The current count. Python: `get_value()`.
+    pub fn get_value(&self) -> Result<u32, Error> {
+        Ok(host::lock_value(self.inner.handle)?)
+    }
+}
+
+impl BoundedSemaphore {
+    /// A new bounded semaphore with count (and maximum) `value`.
+    /// Python: `BoundedSemaphore(value)`.
+    pub fn new(value: u32) -> Result<BoundedSemaphore, Error> {
+        Self::create(host::LockKind::BoundedSemaphore, value)
+    }
+
+    /// The current count. Python: `get_value()`.
+    pub fn get_value(&self) -> Result<u32, Error> {
+        Ok(host::lock_value(self.inner.handle)?)
+    }
+}

@@ -1,0 +1,767 @@
+//! Queues, pipes, events, locks and semaphores: the cases of CPython's `_TestQueue`,
+//! `_TestConnection`, `_TestEvent`, `_TestLock`, `_TestSemaphore` and `TestWait`
+//! (Lib/test/_test_multiprocessing.py), ported in our own words, and wasmproc's own
+//! guarantees (nothing put is lost, handles cross only by being passed, a lock whose owner
+//! died is handed on with `OwnerDied`). Each guest program in
+//! `tests/programs/src/bin/sync_*.rs` prints what it observes; each test here asserts that
+//! output exactly, under every backend.
+
+use crate::harness::{BACKENDS, Outcome, lines, run};
+use wasmproc::ExitStatus;
+use wasmproc_tests::*;
+
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+foreach_sync!(assert_test_exists);
+
+const EMPTY: &str = "error Empty: the queue is empty";
+const FULL: &str = "error Full: the queue is full";
+const EOF: &str =
+    "error Eof: the other end of the connection is closed and every message has been received";
+const BROKEN: &str = "error BrokenPipe: the other end of the connection is closed";
+const QUEUE_CLOSED: &str = "error Closed: Queue is closed";
+const HANDLE_CLOSED: &str = "error Closed: handle is closed";
+const TOO_MANY: &str = "error InvalidState: semaphore or lock released too many times";
+const UNACQUIRED: &str = "error InvalidState: cannot release un-acquired lock";
+
+/// Asserts that the run succeeded and that no process wrote to stderr, except those named
+/// in `allowed`.
+fn assert_clean(out: &Outcome, backend: wasmproc::BackendKind, allowed: &[&str]) {
+    assert_eq!(
+        out.status,
+        ExitStatus::SUCCESS,
+        "{backend:?}: stderr {:?}",
+        out.stderr()
+    );
+    for name in out.names() {
+        if !allowed.contains(&name.as_str()) {
+            assert_eq!(out.stderr_of(&name), "", "{backend:?} {name}");
+        }
+    }
+}
+
+/// Asserts that `stderr` is the report of a panic with `message` in `file`.
+fn assert_panic_report(stderr: &str, process: &str, file: &str, message: &str) {
+    let report: Vec<&str> = stderr.lines().collect();
+    assert_eq!(report.len(), 3, "{stderr}");
+    assert_eq!(report[0], format!("Process {process}:"));
+    assert!(
+        report[1].starts_with(&format!("panicked at src/bin/{file}:")),
+        "{stderr}"
+    );
+    assert_eq!(report[2], message);
+}
+
+#[test]
+fn sync_queue() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_QUEUE, &[]);
+        assert_clean(&out, backend, &[]);
+        let put = [
+            "-- put",
+            "empty: true",
+            "full: false",
+            "put 1: ()",
+            "put 2: ()",
+            "put_timeout 3: ()",
+            "put_nowait 4: ()",
+            "put_nowait 5: ()",
+            "put_nowait 6: ()",
+            "empty: false",
+            "full: true",
+            "qsize: 6",
+        ];
+        let mut expected: Vec<String> = put.iter().map(|s| s.to_string()).collect();
+        expected.extend([
+            format!("put_nowait 7: {FULL}"),
+            format!("put_timeout 7 (0.1s): {FULL}"),
+            format!("put_timeout 7 (0): {FULL}"),
+        ]);
+        let rest = [
+            "qsize: 6".to_string(),
+            "wait for the child: true".into(),
+            "empty: true".into(),
+            "full: false".into(),
+            "child exitcode: Some(0)".into(),
+            "-- get".into(),
+            "empty: true".into(),
+            format!("get_nowait on empty: {EMPTY}"),
+            "wait for the child: true".into(),
+            "empty: false".into(),
+            "full (unbounded): false".into(),
+            "get_nowait: 1".into(),
+            "get: 2".into(),
+            "get_timeout: 3".into(),
+            "get: 4".into(),
+            "get: 5".into(),
+            "empty: true".into(),
+            format!("get_nowait: {EMPTY}"),
+            format!("get_timeout (0.1s): {EMPTY}"),
+            format!("get_timeout (0.3s): {EMPTY}"),
+            format!("get_timeout (0): {EMPTY}"),
+            "child exitcode: Some(0)".into(),
+            "-- fork".into(),
+            format!("got: {:?}", (0..20).collect::<Vec<i32>>()),
+            format!("then get_nowait: {EMPTY}"),
+            "child exitcode: Some(0)".into(),
+            "-- qsize".into(),
+            "qsize: 0".into(),
+            "qsize: 1".into(),
+            "qsize: 2".into(),
+            "get: 1".into(),
+            "qsize: 1".into(),
+            "get: 5".into(),
+            "qsize: 0".into(),
+            "-- timeout".into(),
+            format!("get_timeout (0.2s): {EMPTY}"),
+            "waited at least 0.1s: true".into(),
+            format!("put_timeout on full (0.2s): {FULL}"),
+            "waited at least 0.1s: true".into(),
+            "-- closed".into(),
+            format!("put after close: {QUEUE_CLOSED}"),
+            format!("put_nowait after close: {QUEUE_CLOSED}"),
+            format!("get after close: {QUEUE_CLOSED}"),
+            format!("get_nowait after close: {QUEUE_CLOSED}"),
+            format!("get_timeout after close: {QUEUE_CLOSED}"),
+            format!("qsize after close: {QUEUE_CLOSED}"),
+            format!("empty after close: {QUEUE_CLOSED}"),
+            format!("put_bytes after close: {QUEUE_CLOSED}"),
+            format!("get_bytes after close: {QUEUE_CLOSED}"),
+            format!("a clone's get after close: {QUEUE_CLOSED}"),
+            "closing twice: ok".into(),
+            format!("put on a closed unused queue: {QUEUE_CLOSED}"),
+            "-- typed".into(),
+            "record: Record { name: \"ünïcödé ✓\", tags: [\"a\", \"\", \"c\"], score: Some(-7), \
+             shape: Circle { r: 2.5 }, raw: [0, 255, 10] }"
+                .into(),
+            "record: Record { name: \"\", tags: [], score: None, shape: Square(4294967295), \
+             raw: [] }"
+                .into(),
+            "record: \"last\" tags[0].len()=1000 score=Some(-9223372036854775808) \
+             shape=Nothing raw.len()=256"
+                .into(),
+            "bytes of length 0 round trip: true".into(),
+            "bytes of length 3 round trip: true".into(),
+            "bytes of length 65536 round trip: true".into(),
+            "child exitcode: Some(0)".into(),
+        ];
+        expected.extend(rest);
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        assert_eq!(out.stdout(), lines(&expected), "{backend:?}");
+        assert_eq!(
+            out.stdout_of("Process-1"),
+            "child got [1, 2, 3, 4, 5, 6]\n",
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_queue_many() {
+    for &backend in BACKENDS {
+        for mode in ["unbounded", "bounded"] {
+            let out = run(backend, SYNC_QUEUE_MANY, &[mode]);
+            assert_clean(&out, backend, &[]);
+            assert_eq!(
+                out.stdout(),
+                lines(&[
+                    "exitcodes: [Some(0), Some(0), Some(0), Some(0), Some(0), Some(0), Some(0)]",
+                    "items received: 4000",
+                    "distinct items: 4000",
+                    "every item exactly once: true",
+                    "queue left empty: true",
+                ]),
+                "{backend:?} {mode}"
+            );
+            for i in 0..3 {
+                assert_eq!(
+                    out.stdout_of(&format!("consumer-{i}")),
+                    "fifo per producer: true\n",
+                    "{backend:?} {mode}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn sync_pipe() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_PIPE, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- connection",
+                "send typed: ()",
+                "recv typed: (1, 2.25, None)",
+                "send a string: ()",
+                "recv a string: \"hello\"",
+                "send_bytes: ()",
+                "recv_bytes: \"hello world\"",
+                "poll(0): false",
+                "poll(0.1): false",
+                "poll waited at least 0.05s: true",
+                "poll after the echo was sent: true",
+                "poll(None) with a message waiting: true",
+                "recv_bytes: \"ping\"",
+                "send_bytes 1 MiB: ()",
+                "recv_bytes 1 MiB: length 1048576 equal true",
+                "send 100000 numbers: ()",
+                "recv them: true",
+                "readable: true, writable: true",
+                &format!("recv after the other end closed: {EOF}"),
+                &format!("recv_bytes after the other end closed: {EOF}"),
+                "poll(0) at end-of-file: true",
+                "child exitcode: Some(0)",
+                "-- duplex false",
+                "writer send: ()",
+                "reader recv: 1",
+                "reader readable: true, writable: false",
+                "writer readable: false, writable: true",
+                "reader send: error InvalidState: connection is read-only",
+                "reader send_bytes: error InvalidState: connection is read-only",
+                "writer recv: error InvalidState: connection is write-only",
+                "writer recv_bytes: error InvalidState: connection is write-only",
+                "writer poll: error InvalidState: connection is write-only",
+                "reader poll: false",
+                "-- spawn close",
+                "send_bytes: ()",
+                "recv_bytes: \"hello\"",
+                &format!("recv_bytes after the child quit: {EOF}"),
+                "child exitcode: Some(0)",
+                "-- closed",
+                "closed before close: false",
+                "closed after close: true",
+                &format!("send: {HANDLE_CLOSED}"),
+                &format!("send_bytes: {HANDLE_CLOSED}"),
+                &format!("recv: {HANDLE_CLOSED}"),
+                &format!("recv_bytes: {HANDLE_CLOSED}"),
+                &format!("poll: {HANDLE_CLOSED}"),
+                "closing twice: ok",
+                &format!("the other end's send: {BROKEN}"),
+                &format!("the other end's recv: {EOF}"),
+                "the other end's poll: true",
+            ]),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_pipe_end() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_PIPE_END, &[]);
+        assert_clean(&out, backend, &[]);
+        let ended = |target: &str, exitcode: i32, message: &str| {
+            [
+                format!("-- the other process ends: {target}"),
+                format!("recv: {message:?}"),
+                format!("recv at end-of-file: {EOF}"),
+                format!("send to the ended process: {BROKEN}"),
+                format!("child exitcode: Some({exitcode})"),
+            ]
+        };
+        let mut expected: Vec<String> = [
+            "-- the other process closes its end",
+            "recv: \"one\"",
+            "recv: \"two\"",
+        ]
+        .map(String::from)
+        .to_vec();
+        expected.extend([
+            format!("recv at end-of-file: {EOF}"),
+            format!("recv_bytes at end-of-file: {EOF}"),
+            "poll(0) at end-of-file: true".into(),
+            format!("send to the closed end: {BROKEN}"),
+            format!("send_bytes to the closed end: {BROKEN}"),
+            "the child is still alive: true".into(),
+            "child exitcode: Some(0)".into(),
+        ]);
+        expected.extend(ended("send_then_return", 0, "bye"));
+        expected.extend(ended("send_then_exit", 3, "exiting"));
+        expected.extend([
+            "-- the other process is killed".into(),
+            "child ready: true".into(),
+            "recv: \"holding\"".into(),
+            "poll(0) while the child holds its end: false".into(),
+            "send while the child holds its end: ()".into(),
+            "child exitcode: Some(-9)".into(),
+            format!("recv after the kill: {EOF}"),
+            format!("send after the kill: {BROKEN}"),
+            "-- one-way pipes".into(),
+            "reader recv: \"bye\"".into(),
+            format!("reader recv at end-of-file: {EOF}"),
+            "child exitcode: Some(0)".into(),
+            format!("writer send once the reader is gone: {BROKEN}"),
+            "-- both ends in one process".into(),
+            "recv: 1".into(),
+            "recv: 2".into(),
+            format!("recv at end-of-file: {EOF}"),
+            format!("send: {BROKEN}"),
+        ]);
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        assert_eq!(out.stdout(), lines(&expected), "{backend:?}");
+        assert_eq!(
+            out.stdout_of("Process-6"),
+            "reader readable: true\n",
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_event() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_EVENT, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "is_set: false",
+                "wait(0): false",
+                "wait(0.1): false",
+                "waited at least 0.05s: true",
+                "set: ()",
+                "is_set: true",
+                "wait(None): true",
+                "wait(0.1): true",
+                "set again: ()",
+                "is_set: true",
+                "clear: ()",
+                "is_set: false",
+                "clear again: ()",
+                "wait(None) for the child: true",
+                "is_set: true",
+                "child exitcode: Some(0)",
+                "-- many waiters",
+                &format!("nobody done before set: {EMPTY}"),
+                "woken: [0, 1, 2]",
+                "-- a child's wait times out",
+                "child exitcode: Some(0)",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-5"),
+            lines(&[
+                "child wait(0.1): false",
+                "child waited at least 0.05s: true",
+                "child is_set: false",
+            ]),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_lock() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_LOCK, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- lock",
+                "acquire: true",
+                "try_acquire: false",
+                "acquire_timeout(0.1): false",
+                "waited at least 0.05s: true",
+                "release: ()",
+                &format!("release again: {TOO_MANY}"),
+                "try_acquire: true",
+                "release: ()",
+                "-- rlock",
+                "acquire: true",
+                "acquire: true",
+                "try_acquire: true",
+                "acquire_timeout(0.1): true",
+                "release: ()",
+                "release: ()",
+                "release: ()",
+                "release: ()",
+                &format!("release once more: {UNACQUIRED}"),
+                "-- lock context",
+                "guard taken: true",
+                "try_acquire while the guard lives: false",
+                "try_acquire after the guard: true",
+                "release: ()",
+                "nested guards taken: true",
+                &format!("rlock release after the guards: {UNACQUIRED}"),
+                "-- lock held by a child",
+                "child holds it: true",
+                "try_acquire: false",
+                "acquire_timeout(0.1): false",
+                "acquire (waits for the child): true",
+                "release: ()",
+                "child exitcode: Some(0)",
+                "-- a child releases the parent's Lock",
+                "acquire: true",
+                "try_acquire after the child released it: true",
+                "release: ()",
+                "-- a child cannot release the parent's RLock",
+                "acquire: true",
+                "release: ()",
+                "-- RLock held twice by a child",
+                "child holds it: true",
+                "try_acquire: false",
+                &format!("release of the child's RLock: {UNACQUIRED}"),
+                "acquire (waits for the child): true",
+                "release: ()",
+                "child exitcode: Some(0)",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-1"),
+            "child acquire: true\nchild release: ()\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-2"),
+            "child release of the parent's Lock: ()\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-3"),
+            lines(&[
+                &format!("child release of the parent's RLock: {UNACQUIRED}"),
+                "child try_acquire of the parent's RLock: false",
+                "child acquire_timeout(0.1) of the parent's RLock: false",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-4"),
+            lines(&[
+                "child acquire: true",
+                "child acquire again: true",
+                "child release: ()",
+                "child release: ()",
+            ]),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_semaphore() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_SEMAPHORE, &[]);
+        assert_clean(&out, backend, &[]);
+        let two_units = [
+            "get_value: 2",
+            "acquire: true",
+            "get_value: 1",
+            "acquire: true",
+            "get_value: 0",
+            "try_acquire: false",
+            "get_value: 0",
+            "release: ()",
+            "get_value: 1",
+            "release: ()",
+            "get_value: 2",
+        ];
+        let mut expected = vec!["-- semaphore"];
+        expected.extend(two_units);
+        expected.extend([
+            "release: ()",
+            "get_value: 3",
+            "release: ()",
+            "get_value: 4",
+            "-- bounded semaphore",
+        ]);
+        expected.extend(two_units);
+        let too_many = format!("release above the initial value: {TOO_MANY}");
+        expected.extend([
+            too_many.as_str(),
+            "get_value: 2",
+            "-- timeout",
+            "try_acquire: false",
+            "acquire_timeout(0): false",
+            "acquire_timeout(0.1): false",
+            "acquire_timeout(0.3): false",
+            "waited at least 0.3s: true",
+            "guard of a semaphore: true",
+            "-- released by a child",
+            "acquire: true",
+            "acquire: true",
+            "acquire: true",
+            "get_value: 0",
+            "child exitcode: Some(0)",
+            "-- no owner",
+            "child took a unit: true",
+            "child exitcode: Some(-9)",
+            "get_value after the kill: 0",
+            "try_acquire after the kill: false",
+            "release: ()",
+            "try_acquire: true",
+        ]);
+        assert_eq!(out.stdout(), lines(&expected), "{backend:?}");
+        assert_eq!(
+            out.stdout_of("Process-2"),
+            "child acquire: true\n",
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_wait() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_WAIT, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "wait(0), nothing ready: []",
+                "wait(0.1), nothing ready: []",
+                "wait after the sender was allowed: [\"pipe\"]",
+                "recv: \"hello\"",
+                "wait(0) after the sender ended (end-of-file): [\"pipe\"]",
+                &format!("recv: {EOF}"),
+                "wait after the putter ended: [\"pipe\", \"queue\"]",
+                "get: 7",
+                "wait(0) after the get: [\"pipe\"]",
+                "wait after terminating the sleeper: [\"pipe\", \"sleeper\"]",
+                "-- all ready at once, returned in the order given",
+                "wait(None): [\"queue\", \"pipe b\", \"quick\", \"pipe a\"]",
+                "wait(None), reversed: [\"pipe a\", \"quick\", \"pipe b\", \"queue\"]",
+                "-- draining a pipe through wait",
+                "ended with: Eof",
+                "got: [0, 1, 2, 3, 4]",
+            ]),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_handles() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_HANDLES, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- handles given as plain data",
+                "probe exitcode: Some(0)",
+                "the private queue is untouched: 0",
+                "the private lock is free: true",
+                "the private event is clear: false",
+                "get: 1",
+                "get: 2",
+                "-- a closed object is no longer held",
+                "queue-qsize after close: error InvalidArgument: <private queue> is not a queue \
+                 of this process",
+                "passing a closed queue to a child: error InvalidArgument: a closed Queue cannot \
+                 be passed to a child process",
+                "-- serialising an object anywhere but in start arguments",
+                "put a queue into a queue: error InvalidArgument: a Queue can only be passed to \
+                 a child process in its start arguments",
+                "send an event through a pipe: error InvalidArgument: an Event can only be \
+                 passed to a child process in its start arguments",
+                "-- an object outlives its creator",
+                "creator ready: true",
+                "creator exitcode: Some(-15)",
+                "reader done: true",
+            ]),
+            "{backend:?}"
+        );
+        let not = |what: &str, article: &str, name: &str| {
+            format!("error InvalidArgument: <{name}> is not {article} {what} of this process")
+        };
+        assert_eq!(
+            out.stdout_of("probe"),
+            lines(&[
+                &format!(
+                    "queue-qsize of the private queue: {}",
+                    not("queue", "a", "private queue")
+                ),
+                &format!(
+                    "queue-put to the private queue: {}",
+                    not("queue", "a", "private queue")
+                ),
+                &format!(
+                    "queue-get from the private queue: {}",
+                    not("queue", "a", "private queue")
+                ),
+                &format!(
+                    "event-set of the private event: {}",
+                    not("event", "an", "private event")
+                ),
+                &format!(
+                    "lock-acquire of the private lock: {}",
+                    not("lock", "a", "private lock")
+                ),
+                &format!(
+                    "lock-release of the private lock: {}",
+                    not("lock", "a", "private lock")
+                ),
+                &format!(
+                    "conn-send on the private pipe: {}",
+                    not("connection", "a", "private pipe")
+                ),
+                &format!(
+                    "conn-recv on the private pipe: {}",
+                    not("connection", "a", "private pipe")
+                ),
+                "queue-qsize of the shared queue: 0",
+                &format!(
+                    "the shared queue as a lock: {}",
+                    not("lock", "a", "shared queue")
+                ),
+                &format!(
+                    "the shared queue as an event: {}",
+                    not("event", "an", "shared queue")
+                ),
+                &format!(
+                    "the shared queue as a connection: {}",
+                    not("connection", "a", "shared queue")
+                ),
+                &format!(
+                    "wait on the private queue: {}",
+                    not("connection or queue", "a", "private queue")
+                ),
+                "put on the shared queue: ()",
+                "guessed handles usable: 1",
+                "grandchild exitcode: Some(0)",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("grandchild"),
+            "grandchild put: ()\n",
+            "{backend:?}"
+        );
+        assert_eq!(out.stdout_of("creator"), "", "{backend:?}");
+        assert_eq!(
+            out.stdout_of("reader"),
+            lines(&[
+                "creator alive: false",
+                "get: \"a\"",
+                "get: \"b\"",
+                "get: \"c\"",
+                &format!("get_nowait: {EMPTY}"),
+                "put: ()",
+                "get: \"d\"",
+            ]),
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_lost() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_LOST, &[]);
+        assert_clean(&out, backend, &["Panic"]);
+        let mut expected = Vec::new();
+        for (end, code) in [("Return", 0), ("Exit", 3), ("Panic", 1), ("Sleep", -9)] {
+            if end == "Sleep" {
+                expected.push("the child has put everything: true".to_string());
+            }
+            expected.push(format!(
+                "{end}: exitcode Some({code}), qsize 201, items 200 in order true, \
+                 big item 100000, message \"last words before {end}\", then {EOF}"
+            ));
+            expected.push("  queue empty: true".into());
+        }
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        assert_eq!(out.stdout(), lines(&expected), "{backend:?}");
+        assert_panic_report(
+            &out.stderr_of("Panic"),
+            "Panic",
+            "sync_lost.rs",
+            "panic right after the puts",
+        );
+    }
+}
+
+#[test]
+fn sync_ownerdied() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_OWNERDIED, &[]);
+        assert_clean(&out, backend, &["panicked"]);
+        let died = |owner: &str| {
+            format!(
+                "error OwnerDied: the lock was acquired, but its previous owner {owner} ended \
+                 while holding it"
+            )
+        };
+        let mut expected = Vec::new();
+        for (label, exitcode) in [
+            ("terminated", Some(-15)),
+            ("killed", Some(-9)),
+            ("returned", Some(0)),
+            ("panicked", Some(1)),
+            ("dropped its handle", None),
+        ] {
+            expected.push(format!("-- Lock: owner {label}"));
+            expected.push("owner holds it: true".into());
+            if let Some(code) = exitcode {
+                expected.push(format!("owner exitcode: Some({code})"));
+            }
+            expected.extend([
+                format!("next acquire: {}", died(label)),
+                "try_acquire (the next acquirer holds it): false".into(),
+                "release: ()".into(),
+                "third exitcode: Some(0)".into(),
+                "acquire afterwards: true".into(),
+                "release: ()".into(),
+            ]);
+        }
+        expected.extend([
+            "-- RLock: owner killed while holding it twice".into(),
+            "owner holds it: true".into(),
+            "owner exitcode: Some(-9)".into(),
+            format!("next acquire: {}", died("Process-11")),
+            "acquire again (recursion): true".into(),
+            "release: ()".into(),
+            "release: ()".into(),
+            format!("release too many: {UNACQUIRED}"),
+            "acquire afterwards: true".into(),
+            "release: ()".into(),
+            "-- Lock: a blocked acquirer sees the owner die".into(),
+            "owner holds it: true".into(),
+            "blocked is about to acquire: true".into(),
+            "blocked exitcode: Some(0)".into(),
+            "acquire afterwards: true".into(),
+            "release: ()".into(),
+        ]);
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        assert_eq!(out.stdout(), lines(&expected), "{backend:?}");
+        for label in [
+            "terminated",
+            "killed",
+            "returned",
+            "panicked",
+            "dropped its handle",
+        ] {
+            assert_eq!(
+                out.stdout_of(&format!("third/{label}")),
+                "third acquire: true\nthird release: ()\n",
+                "{backend:?} {label}"
+            );
+        }
+        assert_eq!(
+            out.stdout_of("blocked"),
+            lines(&[
+                &format!("blocked acquire: {}", died("Process-12")),
+                "blocked try_acquire while holding: false",
+                "blocked release: ()",
+            ]),
+            "{backend:?}"
+        );
+        assert_panic_report(
+            &out.stderr_of("panicked"),
+            "panicked",
+            "sync_ownerdied.rs",
+            "panic while holding the lock",
+        );
+    }
+}
