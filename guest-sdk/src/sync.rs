@@ -280,12 +280,12 @@ impl<T> Queue<T> {
     /// Appends an item already serialised by the caller, waiting while a bounded queue is
     /// full. [`get_bytes`](Self::get_bytes) returns it unchanged.
     pub fn put_bytes(&self, item: &[u8]) -> Result<(), Error> {
-        Ok(host::queue_put(self.live()?, item, true, None)?)
+        put_blocking(self.live()?, item, None)
     }
 
     /// Removes and returns the oldest item as the bytes that were put, waiting for one.
     pub fn get_bytes(&self) -> Result<Vec<u8>, Error> {
-        Ok(host::queue_get(self.live()?, true, None)?)
+        get_blocking(self.live()?, None)
     }
 
     /// As [`get_bytes`](Self::get_bytes), without waiting: [`ErrorKind::Empty`] when the
@@ -338,9 +338,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Appends `item`, waiting while a bounded queue is full. Python: `put(item)`.
     pub fn put(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
-        with_serialized(item, "a queue item", |b| {
-            Ok(host::queue_put(h, b, true, None)?)
-        })
+        with_serialized(item, "a queue item", |b| put_blocking(h, b, None))
     }
 
     /// Appends `item`, waiting at most `timeout` for room in a bounded queue, then
@@ -348,7 +346,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), Error> {
         let h = self.live()?;
         with_serialized(item, "a queue item", |b| {
-            Ok(host::queue_put(h, b, true, nanos(Some(timeout)))?)
+            put_blocking(h, b, nanos(Some(timeout)))
         })
     }
 
@@ -363,14 +361,14 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Removes and returns the oldest item, waiting for one. Python: `get()`.
     pub fn get(&self) -> Result<T, Error> {
-        let bytes = host::queue_get(self.live()?, true, None)?;
+        let bytes = get_blocking(self.live()?, None)?;
         decode(&bytes, "a queue item")
     }
 
     /// Removes and returns the oldest item, waiting at most `timeout`, then
     /// [`ErrorKind::Empty`]. Python: `get(timeout=t)`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
-        let bytes = host::queue_get(self.live()?, true, nanos(Some(timeout)))?;
+        let bytes = get_blocking(self.live()?, nanos(Some(timeout)))?;
         decode(&bytes, "a queue item")
     }
 
@@ -380,6 +378,25 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         let bytes = host::queue_get(self.live()?, false, None)?;
         decode(&bytes, "a queue item")
     }
+}
+
+/// A blocking put: the host's non-blocking fast path first (a cheaper call), the blocking
+/// call only when that cannot complete it.
+#[inline]
+fn put_blocking(h: u64, item: &[u8], timeout: Option<u64>) -> Result<(), Error> {
+    if host::queue_try_put(h, item)? {
+        return Ok(());
+    }
+    Ok(host::queue_put(h, item, true, timeout)?)
+}
+
+/// A blocking get, with the same fast path as [`put_blocking`].
+#[inline]
+fn get_blocking(h: u64, timeout: Option<u64>) -> Result<Vec<u8>, Error> {
+    if let Some(item) = host::queue_try_get(h)? {
+        return Ok(item);
+    }
+    Ok(host::queue_get(h, true, timeout)?)
 }
 
 impl<T> Serialize for Queue<T> {

@@ -634,6 +634,18 @@ impl ProcessCtx {
         }
     }
 
+    /// Carries out an operation on this process's sync objects if that needs no waiting
+    /// and no other OS process; none otherwise.
+    pub fn sync_now(&self, request: Request) -> Option<Response> {
+        match &self.sync {
+            SyncPort::Local(table) => match self.table(table) {
+                Ok(table) => table.serve_now(request).ok(),
+                Err(e) => Some(Response::Error(e.into())),
+            },
+            SyncPort::Remote(_) => None,
+        }
+    }
+
     /// The process has ended: it holds no sync objects any more (a lock it held is
     /// released, for the next owner to learn of).
     pub fn end_sync(&self) {

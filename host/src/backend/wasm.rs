@@ -27,6 +27,8 @@ mod bindings {
         imports: {
             "wasmproc:process/process.create": async | trappable,
             "wasmproc:process/process.join": async | trappable,
+            "wasmproc:process/sync.queue-try-put": trappable,
+            "wasmproc:process/sync.queue-try-get": trappable,
             "wasmproc:process/sync": async | trappable,
             "wasmproc:process/process.wait": async | trappable,
             default: trappable,
@@ -802,6 +804,49 @@ impl sync_wit::Host for ProcState {
     ) -> HostResult<Vec<u8>> {
         let request = Request::QueueGet { h, block, timeout };
         sync_on(self.model()?.clone(), request, Response::bytes).await
+    }
+
+    fn queue_try_put(&mut self, h: u64, item: Vec<u8>) -> HostResult<bool> {
+        let request = Request::QueuePut {
+            h,
+            item,
+            block: false,
+            timeout: None,
+        };
+        Ok(match self.model()?.sync_now(request) {
+            Some(Response::Unit) => Ok(true),
+            Some(Response::Error(e)) => {
+                let e = ProcessError::from(e);
+                if e.kind == crate::error::ErrorKind::Full {
+                    Ok(false)
+                } else {
+                    Err(to_wit(e))
+                }
+            }
+            Some(other) => Err(to_wit(other.unit().unwrap_err())),
+            None => Ok(false),
+        })
+    }
+
+    fn queue_try_get(&mut self, h: u64) -> HostResult<Option<Vec<u8>>> {
+        let request = Request::QueueGet {
+            h,
+            block: false,
+            timeout: None,
+        };
+        Ok(match self.model()?.sync_now(request) {
+            Some(Response::Bytes(item)) => Ok(Some(item)),
+            Some(Response::Error(e)) => {
+                let e = ProcessError::from(e);
+                if e.kind == crate::error::ErrorKind::Empty {
+                    Ok(None)
+                } else {
+                    Err(to_wit(e))
+                }
+            }
+            Some(other) => Err(to_wit(other.bytes().unwrap_err())),
+            None => Ok(None),
+        })
     }
 
     async fn queue_qsize(&mut self, h: u64) -> HostResult<u32> {

@@ -951,7 +951,8 @@ impl SyncTable {
                     }),
                 }
             }
-            R::QueueGet { h, block, timeout } => match self.queue(h).and_then(|q| q.try_get(false)) {
+            R::QueueGet { h, block, timeout } => match self.queue(h).and_then(|q| q.try_get(false))
+            {
                 Ok(Some(item)) => Ok(Response::Bytes(item)),
                 Err(e) => Ok(Response::Error(e.into())),
                 Ok(None) if !block => Ok(Response::Error(empty().into())),
@@ -1194,7 +1195,10 @@ impl SyncTable {
 
 async fn event_wait(e: &EventObj, timeout: Option<u64>) -> bool {
     let set = || lock(&e.set).then_some(());
-    e.changed.wait_for(set, true, deadline(timeout)).await.is_some()
+    e.changed
+        .wait_for(set, true, deadline(timeout))
+        .await
+        .is_some()
 }
 
 #[cfg(test)]
