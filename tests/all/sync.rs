@@ -765,3 +765,17 @@ fn sync_ownerdied() {
         );
     }
 }
+
+/// The README's example runs as written, under both backends.
+#[test]
+fn sync_readme() {
+    for &backend in BACKENDS {
+        let out = run(backend, SYNC_README, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&["readme example: exit codes Some(0) Some(0)"]),
+            "{backend:?}"
+        );
+    }
+}
