@@ -253,3 +253,41 @@ fn hostile_output() {
         assert_eq!(out.stdout_of("Process-2"), "sibling done\n");
     }
 }
+
+#[test]
+fn hostile_queue() {
+    for &backend in BACKENDS {
+        let limits = [("message", "1MiB"), ("queued", "4MiB"), ("objects", "50")];
+        let out = run_limited(backend, &limits, HOSTILE_QUEUE, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        // 4 MiB hold 63 items of 64 KiB with their postcard length prefixes (3 bytes each),
+        // and then still a small one; the run holds 2 queues when the events are made.
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "put of 2 MiB: error LimitExceeded: an item of 2097156 bytes exceeds limit \
+                 message = 1048576 bytes",
+                "flood exitcode: Some(0)",
+                "a small item next to the flood: ()",
+                "drained 4 items",
+                "sibling exitcode: Some(0)",
+                "objects created: 48, then error LimitExceeded: limit objects = 50 reached: the \
+                 run has 50 live objects",
+                "an event after dropping them: ()",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-1"),
+            "flood: 63 items in, then error LimitExceeded: an item of 65539 bytes would \
+             exceed limit queued = 4194304 bytes waiting in the run's queues and pipes\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-2"),
+            "sibling sum: 4951\n",
+            "{backend:?}"
+        );
+        assert_eq!(out.stderr(), "", "{backend:?}");
+    }
+}
