@@ -440,7 +440,7 @@ struct ChildEntry {
 }
 
 enum Object {
-    Child(ChildEntry),
+    Child(Box<ChildEntry>),
     Myself,
     Parent,
 }
@@ -707,7 +707,7 @@ impl ProcessCtx {
         reap(&mut objects);
         objects.map.insert(
             handle,
-            Object::Child(ChildEntry {
+            Object::Child(Box::new(ChildEntry {
                 core: ProcessCore::new(identity),
                 program,
                 name,
@@ -718,7 +718,7 @@ impl ProcessCtx {
                 refs: 1,
                 captured: None,
                 shares,
-            }),
+            })),
         );
         Ok(handle)
     }

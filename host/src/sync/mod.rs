@@ -252,12 +252,15 @@ struct Accounts {
     objects: AtomicU64,
 }
 
+/// Objects set aside for a child, with their handles.
+pub(crate) type Shared = Vec<(u64, Arc<Object>)>;
+
 /// Every sync object of one run, and the shares waiting for their child.
 pub(crate) struct Registry {
     accounts: Arc<Accounts>,
     next_id: AtomicU64,
     next_owner: AtomicU64,
-    shares: Mutex<HashMap<u64, Vec<(u64, Arc<Object>)>>>,
+    shares: Mutex<HashMap<u64, Shared>>,
     /// Open connections of native processes, by OS pid.
     connections: Mutex<HashMap<u32, usize>>,
     disconnected: Notify,
@@ -1251,7 +1254,6 @@ mod tests {
     fn dropped_end_gives_eof_after_drain() {
         block_on(async {
             let a = table();
-            let b = SyncTable::new(a.registry().clone(), "Process-1", Vec::new());
             let (x, y) = a
                 .serve(Request::PipeNew { duplex: true })
                 .await
@@ -1259,10 +1261,7 @@ mod tests {
                 .unwrap();
             let shared = a.shares(&[y]).unwrap();
             a.close(y);
-            let b = SyncTable {
-                objects: Mutex::new(shared.into_iter().collect()),
-                ..b
-            };
+            let b = SyncTable::new(a.registry().clone(), "Process-1", shared);
             b.serve(Request::ConnSend {
                 h: y,
                 message: b"hi".to_vec(),
@@ -1324,5 +1323,152 @@ mod tests {
             a.serve(Request::LockRelease { h: l }).await.unit().unwrap();
             assert!(a.serve(acquire()).await.bool().unwrap());
         });
+    }
+
+    /// Any sequence of requests from several processes, with handles that exist, handles
+    /// of other processes and made-up ones, never panics, never waits when asked not to,
+    /// answers each request with its own kind of answer or an error, and leaves the run's
+    /// accounts at zero once every process is gone.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Request(usize, u8, usize, Vec<u8>, u32),
+            Share(usize, usize, usize),
+            End(usize),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                6 => (0..3usize, 0..22u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
+                    .prop_map(|(p, k, h, b, n)| Op::Request(p, k, h, b, n)),
+                1 => (0..3usize, 0..3usize, 0..8usize).prop_map(|(a, b, h)| Op::Share(a, b, h)),
+                1 => (0..3usize).prop_map(Op::End),
+            ]
+        }
+
+        fn request(kind: u8, h: u64, bytes: Vec<u8>, n: u32) -> Request {
+            let t = Some(0);
+            match kind {
+                0 => Request::QueueNew { maxsize: n },
+                1 => Request::QueuePut {
+                    h,
+                    item: bytes,
+                    block: n.is_multiple_of(2),
+                    timeout: t,
+                },
+                2 => Request::QueueGet {
+                    h,
+                    block: n.is_multiple_of(2),
+                    timeout: t,
+                },
+                3 => Request::QueueSize { h },
+                4 => Request::PipeNew {
+                    duplex: n.is_multiple_of(2),
+                },
+                5 => Request::ConnSend { h, message: bytes },
+                6 => Request::ConnPoll { h, timeout: t },
+                7 => Request::EventNew,
+                8 => Request::EventSet { h },
+                9 => Request::EventClear { h },
+                10 => Request::EventIsSet { h },
+                11 => Request::EventWait { h, timeout: t },
+                12 => Request::LockNew {
+                    kind: [
+                        LockKind::Lock,
+                        LockKind::RLock,
+                        LockKind::Semaphore,
+                        LockKind::BoundedSemaphore,
+                    ][n as usize % 4],
+                    value: n,
+                },
+                13 => Request::LockAcquire {
+                    h,
+                    block: n.is_multiple_of(2),
+                    timeout: t,
+                },
+                14 => Request::LockRelease { h },
+                15 => Request::LockValue { h },
+                16 => Request::Close { h },
+                17 => Request::Ready {
+                    handles: vec![h, h ^ 1],
+                    timeout: t,
+                },
+                18 => Request::Share { handles: vec![h] },
+                19 => Request::Revoke {
+                    token: u64::from(n),
+                },
+                20 => Request::ConnRecv { h },
+                _ => Request::QueueGet {
+                    h,
+                    block: false,
+                    timeout: None,
+                },
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+            #[test]
+            fn requests_never_panic_or_hang(ops in proptest::collection::vec(op(), 1..60)) {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+                let registry = Registry::new(Limits { queued: 64, objects: 12, message: 8, ..Limits::default() });
+                let mut tables: Vec<Option<SyncTable>> = (0..3)
+                    .map(|i| Some(SyncTable::new(registry.clone(), &format!("P{i}"), Vec::new())))
+                    .collect();
+                let mut handles: Vec<u64> = vec![HANDLE_BIT | 1, 42, HANDLE_BIT | 999];
+                for op in ops {
+                    match op {
+                        Op::Request(p, kind, h, bytes, n) => {
+                            let Some(table) = &tables[p] else { continue };
+                            // ConnRecv blocks by design; only ask it of a handle with data.
+                            let h = handles[h % handles.len()];
+                            let req = request(kind, h, bytes, n);
+                            let blocking_recv = matches!(req, Request::ConnRecv { .. });
+                            let answer = rt.block_on(async {
+                                tokio::time::timeout(Duration::from_secs(5), async {
+                                    if blocking_recv {
+                                        match table.serve_now(req) {
+                                            Ok(r) => r,
+                                            Err(_) => Response::Unit,
+                                        }
+                                    } else {
+                                        table.serve(req).await
+                                    }
+                                }).await
+                            });
+                            let answer = answer.expect("a request with a zero timeout waited");
+                            match answer {
+                                Response::Handle(h) => handles.push(h),
+                                Response::Pair(a, b) => handles.extend([a, b]),
+                                _ => {}
+                            }
+                        }
+                        Op::Share(from, to, h) => {
+                            let h = handles[h % handles.len()];
+                            if let (Some(a), Some(_)) = (&tables[from], &tables[to])
+                                && let Ok(objects) = a.shares(&[h])
+                            {
+                                let token = registry.share(objects);
+                                let name = format!("P{to}");
+                                tables[to] = Some(SyncTable::new(registry.clone(), &name, registry.claim(token)));
+                            }
+                        }
+                        Op::End(p) => {
+                            tables[p] = None;
+                            tables[p] = Some(SyncTable::new(registry.clone(), "again", Vec::new()));
+                        }
+                    }
+                }
+                // Shares never claimed live until the run ends (as a revoke would end them).
+                let accounts = registry.accounts.clone();
+                drop(tables);
+                drop(registry);
+                prop_assert_eq!(accounts.objects.load(Ordering::Relaxed), 0);
+                prop_assert_eq!(accounts.queued.load(Ordering::Relaxed), 0);
+            }
+        }
     }
 }
