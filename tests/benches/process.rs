@@ -1,8 +1,9 @@
 //! The spawn benchmark: how fast wasmproc starts and joins a process, compared with CPython's
 //! `multiprocessing` on the same machine in the same run, and how many sleeping processes
-//! one host holds at what memory cost. Run it with `scripts/bench.sh` (which first builds
-//! `target/release/wasmproc`, the executable of the native design, then runs
-//! `cargo bench -p wasmproc-tests --bench process`).
+//! one host holds at what memory cost. Run it with `scripts/bench.sh spawn` (which first
+//! builds `target/release/wasmproc`, the executable of the native design, then runs
+//! `cargo bench -p wasmproc-tests --bench process`; plain `scripts/bench.sh` also runs the
+//! queue and pool benchmarks of `sync.rs`).
 //!
 //! It measures four designs (see [`DESIGNS`]): the `wasm` backend with a tokio task/fiber
 //! per process (the default, `task`), with an OS thread per process (`thread`,

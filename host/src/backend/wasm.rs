@@ -110,6 +110,11 @@ impl WasmEngine {
     pub fn new(config: &crate::Config, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true);
+        // Copy a program's initial data into each new memory instead of mapping it
+        // copy-on-write: the data of a guest is a few KiB, so the copy costs no more than
+        // the mapping, and every process needs two kernel mappings fewer (the kernel allows
+        // 65,530 per OS process: about 13,000 sleeping processes instead of 9,300).
+        cfg.memory_init_cow(false);
         if let Some(slots) = config.pooling {
             // The pooling allocator: every process's memory, tables, instance and fiber stack
             // come from slots reserved once, so starting a process maps nothing new. Its
