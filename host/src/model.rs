@@ -638,9 +638,12 @@ impl ProcessCtx {
     /// and no other OS process; none otherwise.
     pub fn sync_now(&self, request: Request) -> Option<Response> {
         match &self.sync {
-            SyncPort::Local(table) => match self.table(table) {
-                Ok(table) => table.serve_now(request).ok(),
-                Err(e) => Some(Response::Error(e.into())),
+            // The table's lock is held only for this call, which never waits.
+            SyncPort::Local(table) => match lock(table).as_ref() {
+                Some(table) => table.serve_now(request).ok(),
+                None => Some(Response::Error(
+                    ProcessError::invalid_state("the process has ended").into(),
+                )),
             },
             SyncPort::Remote(_) => None,
         }

@@ -767,11 +767,43 @@ impl LockObj {
     }
 }
 
+/// Hashes handles (distinct u64s, chosen by the host) with one multiplication: the table
+/// is looked up on every operation, and its keys need no protection from collisions.
+#[derive(Clone, Copy, Default)]
+struct HandleHasher;
+
+impl std::hash::BuildHasher for HandleHasher {
+    type Hasher = HandleHash;
+
+    fn build_hasher(&self) -> HandleHash {
+        HandleHash(0)
+    }
+}
+
+struct HandleHash(u64);
+
+impl std::hash::Hasher for HandleHash {
+    fn finish(&self) -> u64 {
+        // Fibonacci hashing spreads consecutive handles over the high bits too.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The objects one process holds.
 pub(crate) struct SyncTable {
     registry: Arc<Registry>,
     owner: Owner,
-    objects: Mutex<HashMap<u64, Arc<Object>>>,
+    objects: Mutex<HashMap<u64, Arc<Object>, HandleHasher>>,
 }
 
 impl Drop for SyncTable {
@@ -814,6 +846,16 @@ impl SyncTable {
         lock(&self.objects).get(&h).cloned().ok_or_else(|| {
             ProcessError::invalid_argument(format!("{h} is not {what} of this process"))
         })
+    }
+
+    /// Runs `f` on queue `h` without taking a reference to it (the fast path).
+    fn with_queue<T>(&self, h: u64, f: impl FnOnce(&Channel) -> T) -> Result<T> {
+        match lock(&self.objects).get(&h).map(|o| &o.kind) {
+            Some(Kind::Queue(q)) => Ok(f(q)),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a queue of this process"
+            ))),
+        }
     }
 
     fn queue(&self, h: u64) -> Result<Arc<Channel>> {
@@ -935,14 +977,11 @@ impl SyncTable {
                 block,
                 timeout,
             } => {
-                let q = match self.queue(h) {
-                    Ok(q) => q,
-                    Err(e) => return Ok(Response::Error(e.into())),
-                };
-                if let Err(e) = q.check_size(item.len()) {
-                    return Ok(Response::Error(e.into()));
-                }
-                match q.try_put(item) {
+                let put = self.with_queue(h, |q| {
+                    q.check_size(item.len())?;
+                    q.try_put(item)
+                });
+                match put.and_then(|r| r) {
                     Ok(None) => Ok(Response::Unit),
                     Err(e) => Ok(Response::Error(e.into())),
                     Ok(Some(_)) if !block => Ok(Response::Error(full().into())),
@@ -954,7 +993,9 @@ impl SyncTable {
                     }),
                 }
             }
-            R::QueueGet { h, block, timeout } => match self.queue(h).and_then(|q| q.try_get(false))
+            R::QueueGet { h, block, timeout } => match self
+                .with_queue(h, |q| q.try_get(false))
+                .and_then(|r| r)
             {
                 Ok(Some(item)) => Ok(Response::Bytes(item)),
                 Err(e) => Ok(Response::Error(e.into())),
