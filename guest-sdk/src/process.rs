@@ -142,6 +142,7 @@ pub struct Builder {
     shares: Vec<Rc<crate::sync::Inner>>,
     name: Option<String>,
     daemon: Option<bool>,
+    program: Option<String>,
 }
 
 impl Builder {
@@ -153,6 +154,7 @@ impl Builder {
             shares: Vec::new(),
             name: None,
             daemon: None,
+            program: None,
         }
     }
 
@@ -190,6 +192,15 @@ impl Builder {
         self
     }
 
+    /// Runs `target` of another program the host allows, by the name the host's
+    /// configuration gives it (`[programs]` in `wasmproc.toml`, `--program NAME=PATH`),
+    /// instead of a target of this program. Python has no equivalent (a `spawn` child
+    /// always runs the parent's program).
+    pub fn program(mut self, name: &str) -> Builder {
+        self.program = Some(name.to_string());
+        self
+    }
+
     /// Creates the unstarted process object.
     pub fn build(self) -> Result<Process, Error> {
         let shares: Vec<u64> = self.shares.iter().map(|s| s.handle()).collect();
@@ -199,6 +210,7 @@ impl Builder {
             &shares,
             self.name.as_deref(),
             self.daemon,
+            self.program.as_deref(),
         )?;
         Ok(Process { handle })
     }

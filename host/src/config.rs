@@ -174,6 +174,21 @@ impl Limits {
     }
 }
 
+/// A program's name: letters, digits, `-`, `_` and `.`, as a guest names it.
+fn check_program_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid program name '{name}' (valid: letters, digits, '-', '_' and '.')"
+        ))
+    }
+}
+
 fn parse_amount(value: &str) -> Option<u64> {
     let value = value.trim();
     let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit() && c != '_') {
@@ -284,6 +299,9 @@ pub struct Config {
     /// guard takes kernel mappings up front (about 2 per slot, of the 65530 a process may
     /// have by default), so size it for one host per OS process.
     pub pooling: Option<u32>,
+    /// Other programs a process may start children of, by name (`Builder::program` in the
+    /// guest SDK): each is loaded (compiled once per host) when first used.
+    pub programs: Vec<(String, std::path::PathBuf)>,
 }
 
 impl Default for Config {
@@ -298,6 +316,7 @@ impl Default for Config {
             native_exe: None,
             grants: Grants::default(),
             pooling: None,
+            programs: Vec::new(),
         }
     }
 }
@@ -325,6 +344,8 @@ pub struct Settings {
     pub env: Vec<(String, String)>,
     /// Whether this source grants the network.
     pub network: Option<bool>,
+    /// Programs this source allows, by name (a name set by a higher source wins).
+    pub programs: Vec<(String, std::path::PathBuf)>,
 }
 
 /// The keys of a configuration file, as `(key, environment variable)`.
@@ -346,6 +367,9 @@ impl Settings {
         dirs.extend(self.dirs);
         let mut env = lower.env;
         env.extend(self.env);
+        let mut programs = lower.programs;
+        programs.retain(|(n, _)| !self.programs.iter().any(|(m, _)| m == n));
+        programs.extend(self.programs);
         Settings {
             backend: self.backend.or(lower.backend),
             output: self.output.or(lower.output),
@@ -353,7 +377,16 @@ impl Settings {
             dirs,
             env,
             network: self.network.or(lower.network),
+            programs,
         }
+    }
+
+    /// Allows program `path` under `name` (as `--program NAME=PATH` does), checking the name.
+    pub fn program(&mut self, name: &str, path: &std::path::Path) -> Result<(), ConfigError> {
+        check_program_name(name).map_err(ConfigError)?;
+        self.programs.retain(|(n, _)| n != name);
+        self.programs.push((name.to_string(), path.to_path_buf()));
+        Ok(())
     }
 
     /// Sets limit `key` to `value` (as `--limit KEY=VALUE` does), checking it.
@@ -379,6 +412,10 @@ impl Settings {
         config.grants.env.extend(self.env);
         if let Some(network) = self.network {
             config.grants.network = network;
+        }
+        for (name, path) in self.programs {
+            config.programs.retain(|(n, _)| *n != name);
+            config.programs.push((name, path));
         }
         config
     }
@@ -431,7 +468,15 @@ impl Settings {
                 path.display()
             ))
         })?;
-        Settings::from_toml(&text, &path.display().to_string())
+        let mut settings = Settings::from_toml(&text, &path.display().to_string())?;
+        // A program's path is relative to the file that names it.
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        for (_, program) in &mut settings.programs {
+            if program.is_relative() {
+                *program = base.join(&*program);
+            }
+        }
+        Ok(settings)
     }
 
     /// Parses the text of a configuration file; `origin` names it in errors.
@@ -446,14 +491,29 @@ impl Settings {
             let line = line_of(key.span().start);
             let name = key.get_ref().as_ref();
             let sub_table = match (name, value.get_ref()) {
-                ("grants" | "limits", toml::de::DeValue::Table(t)) => Some(t),
-                ("grants" | "limits", _) => {
+                ("grants" | "limits" | "programs", toml::de::DeValue::Table(t)) => Some(t),
+                ("grants" | "limits" | "programs", _) => {
                     return Err(ConfigError(format!(
                         "{origin}:{line}: '{name}' must be a table ([{name}])"
                     )));
                 }
                 _ => None,
             };
+            if let (Some(programs), "programs") = (sub_table, name) {
+                for (key, value) in programs {
+                    let line = line_of(key.span().start);
+                    let name = key.get_ref().as_ref();
+                    let toml::de::DeValue::String(path) = value.get_ref() else {
+                        return Err(ConfigError(format!(
+                            "{origin}:{line}: program '{name}' must be a path (a string)"
+                        )));
+                    };
+                    settings
+                        .program(name, std::path::Path::new(path.as_ref()))
+                        .map_err(|e| ConfigError(format!("{origin}:{line}: {e}")))?;
+                }
+                continue;
+            }
             if let (Some(grants), "grants") = (sub_table, name) {
                 for (key, value) in grants {
                     let line = line_of(key.span().start);
@@ -528,7 +588,8 @@ impl Settings {
             if !KEYS.iter().any(|(k, _)| *k == name) {
                 let valid: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
                 return Err(ConfigError(format!(
-                    "{origin}:{line}: unknown key '{name}' (valid keys: {}, [limits], [grants])",
+                    "{origin}:{line}: unknown key '{name}' (valid keys: {}, [limits], [grants], \
+                     [programs])",
                     valid.join(", ")
                 )));
             }
@@ -548,6 +609,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn file_settings_parse_and_errors_name_key_value_and_line() {
@@ -565,7 +627,8 @@ mod tests {
             Settings::from_toml("\n\nbakend = \"wasm\"\n", "w.toml")
                 .unwrap_err()
                 .0,
-            "w.toml:3: unknown key 'bakend' (valid keys: backend, output, [limits], [grants])"
+            "w.toml:3: unknown key 'bakend' (valid keys: backend, output, [limits], [grants], \
+             [programs])"
         );
         assert_eq!(
             Settings::from_toml("backend = 3\n", "w.toml")
@@ -702,6 +765,35 @@ mod tests {
         assert_eq!(
             Settings::default().apply(Config::default()).backend,
             BackendKind::Wasm
+        );
+    }
+
+    #[test]
+    fn programs_from_file_and_flags() {
+        let file = Settings::from_toml(
+            "[programs]\nworker = \"w.wasm\"\nother = \"/abs/o.wasm\"\n",
+            "w.toml",
+        )
+        .unwrap();
+        let mut flags = Settings::default();
+        flags.program("worker", Path::new("flag.wasm")).unwrap();
+        let c = flags.or(file).apply(Config::default());
+        assert_eq!(
+            c.programs,
+            vec![
+                ("other".to_string(), "/abs/o.wasm".into()),
+                ("worker".to_string(), "flag.wasm".into()),
+            ]
+        );
+        assert_eq!(
+            Settings::from_toml("[programs]\nw = 3\n", "w.toml")
+                .unwrap_err()
+                .0,
+            "w.toml:2: program 'w' must be a path (a string)"
+        );
+        assert_eq!(
+            Settings::from_toml("programs = 1\n", "w.toml").unwrap_err().0,
+            "w.toml:1: 'programs' must be a table ([programs])"
         );
     }
 }

@@ -99,7 +99,13 @@ impl Host {
             )?),
         };
         let first_handle = u64::from(std::process::id()) << 24;
+        let programs = config
+            .programs
+            .iter()
+            .map(|(n, p)| (n.clone(), model::ProgramSource::File(p.clone())))
+            .collect();
         let shared = Arc::new(RunShared::new(backend, config, None, first_handle));
+        shared.set_programs(model::Programs::new(engine.clone(), programs));
         let tree = shared.backend.new_tree(&shared.config)?;
         let root = ProcessCtx::new(NewCtx {
             shared: shared.clone(),

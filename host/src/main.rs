@@ -57,8 +57,12 @@ enum Command {
         /// Grant every process the network (TCP, UDP, name lookup).
         #[arg(long)]
         network: bool,
-        /// A configuration file (TOML; keys `backend`, `output`, and tables `[limits]` and
-        /// `[grants]`).
+        /// Allow processes to start children running program PATH, which a guest names
+        /// NAME (the SDK's `Builder::program`). Repeatable; beats the file's [programs].
+        #[arg(long = "program", value_name = "NAME=PATH")]
+        programs: Vec<String>,
+        /// A configuration file (TOML; keys `backend`, `output`, and tables `[limits]`,
+        /// `[grants]` and `[programs]`).
         /// Without it, ./wasmproc.toml is read when present.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
@@ -118,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dirs_rw,
             env,
             network,
+            programs,
             args,
         } => {
             let mut flags = Settings {
@@ -139,6 +144,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if network {
                 flags.network = Some(true);
+            }
+            for p in &programs {
+                let (name, path) = p.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--program {p}: expected NAME=PATH, for example worker=w.wasm")
+                })?;
+                flags
+                    .program(name, Path::new(path))
+                    .map_err(|e| anyhow::anyhow!("--program {p}: {e}"))?;
             }
             for limit in &limits {
                 let (key, value) = limit.split_once('=').ok_or_else(|| {

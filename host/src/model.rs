@@ -39,6 +39,69 @@ pub(crate) struct RunShared {
     cpu_count: u32,
     /// The library's `Host` was dropped: its processes were killed and none may start.
     host_gone: std::sync::atomic::AtomicBool,
+    /// The other programs processes may start children of, by name.
+    programs: OnceLock<Programs>,
+}
+
+/// Where an allowed program comes from.
+pub(crate) enum ProgramSource {
+    /// A file, compiled when first used (in the run's root host).
+    File(std::path::PathBuf),
+    /// An already loaded program (a native child receives them compiled).
+    Loaded(Program),
+}
+
+/// The programs a host allows processes to start children of, loaded once each.
+pub(crate) struct Programs {
+    engine: Arc<crate::backend::wasm::WasmEngine>,
+    allowed: Vec<(String, Mutex<ProgramSource>)>,
+}
+
+impl Programs {
+    pub fn new(
+        engine: Arc<crate::backend::wasm::WasmEngine>,
+        allowed: Vec<(String, ProgramSource)>,
+    ) -> Self {
+        Programs {
+            engine,
+            allowed: allowed
+                .into_iter()
+                .map(|(n, s)| (n, Mutex::new(s)))
+                .collect(),
+        }
+    }
+
+    /// The names allowed, in configuration order.
+    pub fn names(&self) -> Vec<String> {
+        self.allowed.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Program `name`, loading it on first use.
+    pub fn get(&self, name: &str) -> Result<Program> {
+        let Some((_, source)) = self.allowed.iter().find(|(n, _)| n == name) else {
+            let names = self.names();
+            return Err(ProcessError::new(
+                ErrorKind::UnknownTarget,
+                if names.is_empty() {
+                    format!("the host allows no other program (asked for '{name}')")
+                } else {
+                    format!(
+                        "the host allows no program named '{name}' (allowed: {})",
+                        names.join(", ")
+                    )
+                },
+            ));
+        };
+        let mut source = lock(source);
+        let program = match &*source {
+            ProgramSource::Loaded(p) => return Ok(p.clone()),
+            ProgramSource::File(path) => self.engine.load(path).map_err(|e| {
+                ProcessError::host_failure(format!("cannot load program '{name}': {e}"))
+            })?,
+        };
+        *source = ProgramSource::Loaded(program.clone());
+        Ok(program)
+    }
 }
 
 impl RunShared {
@@ -61,11 +124,21 @@ impl RunShared {
             authkey: authkey.unwrap_or_else(rand::random),
             cpu_count,
             host_gone: std::sync::atomic::AtomicBool::new(false),
+            programs: OnceLock::new(),
         }
     }
 
     fn handle(&self) -> u64 {
         self.next_handle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sets the other programs processes may start children of (once).
+    pub fn set_programs(&self, programs: Programs) {
+        let _ = self.programs.set(programs);
+    }
+
+    pub fn programs(&self) -> Option<&Programs> {
+        self.programs.get()
     }
 
     /// Marks the host as dropped.
@@ -582,11 +655,23 @@ impl ProcessCtx {
         shares: &[u64],
         name: Option<String>,
         daemon: Option<bool>,
+        program: Option<&str>,
     ) -> Result<u64> {
-        let program = self
-            .program
-            .clone()
-            .ok_or_else(|| ProcessError::host_failure("this process has no program"))?;
+        let program = match program {
+            Some(other) => match self.shared.programs() {
+                Some(programs) => programs.get(other)?,
+                None => {
+                    return Err(ProcessError::new(
+                        ErrorKind::UnknownTarget,
+                        format!("the host allows no other program (asked for '{other}')"),
+                    ));
+                }
+            },
+            None => self
+                .program
+                .clone()
+                .ok_or_else(|| ProcessError::host_failure("this process has no program"))?,
+        };
         self.check_create(&program, target, &args, name.as_deref())?;
         let shares = self.share(shares).await?;
         self.create_in(program, target, args, shares, name, daemon)

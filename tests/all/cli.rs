@@ -6,7 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-use wasmproc_tests::{DEMO, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN};
+use wasmproc_tests::{
+    DEMO, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN, PROGRAMS_MAIN, PROGRAMS_OTHER,
+};
 
 fn wasmproc() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wasmproc"))
@@ -94,6 +96,49 @@ fn cli_reports_bad_input() {
         ),
         "{stderr}"
     );
+}
+
+/// Other programs are allowed by `--program NAME=PATH` or by the file's `[programs]`
+/// table, whose relative paths are relative to the file.
+#[test]
+fn cli_allows_other_programs() {
+    // The child's line and the parent's are in one stream, in either order.
+    let ran = |stdout: &str| {
+        stdout.contains("other program: hello world, I am Process-1")
+            && stdout.contains("\nexitcode: Some(0)\n")
+    };
+    let flag = format!("other={PROGRAMS_OTHER}");
+    let out = run(&["run", "--program", &flag, PROGRAMS_MAIN]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(ran(&text(&out.stdout)), "{}", text(&out.stdout));
+
+    let dir = std::env::temp_dir().join(format!("wasmproc-cli-programs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(PROGRAMS_OTHER, dir.join("other.wasm")).unwrap();
+    let cfg = dir.join("w.toml");
+    std::fs::write(&cfg, "[programs]\nother = \"other.wasm\"\n").unwrap();
+    let cfg = cfg.display().to_string();
+    let out = run(&["run", "--config", &cfg, PROGRAMS_MAIN]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(ran(&text(&out.stdout)), "{}", text(&out.stdout));
+
+    std::fs::write(dir.join("w.toml"), "[programs]\n\"a b\" = \"other.wasm\"\n").unwrap();
+    let out = run(&["run", "--config", &cfg, PROGRAMS_MAIN]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "wasmproc: error: {cfg}:2: invalid program name 'a b' (valid: letters, digits, \
+             '-', '_' and '.')\n"
+        )
+    );
+    let out = run(&["run", "--program", "other", PROGRAMS_MAIN]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "wasmproc: error: --program other: expected NAME=PATH, for example worker=w.wasm\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -205,7 +250,7 @@ fn cli_config_precedence_flag_env_file() {
     assert_eq!(
         text(&out.stderr),
         format!(
-            "wasmproc: error: {cfg}:2: unknown key 'ouput' (valid keys: backend, output, [limits], [grants])\n"
+            "wasmproc: error: {cfg}:2: unknown key 'ouput' (valid keys: backend, output, [limits], [grants], [programs])\n"
         )
     );
     std::fs::write(&file, "backend = \"jvm\"\n").unwrap();

@@ -9,4 +9,5 @@ mod hostile;
 mod library;
 mod pool;
 mod process;
+mod programs;
 mod sync;

@@ -660,10 +660,11 @@ impl wit::Host for ProcState {
         shares: Vec<u64>,
         name: Option<String>,
         daemon: Option<bool>,
+        program: Option<String>,
     ) -> HostResult<u64> {
         let model = self.model()?.clone();
         Ok(model
-            .create(&target, args, &shares, name, daemon)
+            .create(&target, args, &shares, name, daemon, program.as_deref())
             .await
             .map_err(to_wit))
     }

@@ -1,0 +1,48 @@
+//! Starts children that run another program the host allows (`Builder::program`), passes
+//! one of them a queue, and shows the errors for a program the host does not allow and for
+//! targets that are not in the program named.
+
+use programs::show;
+use wasmproc_guest::{Process, Queue, targets};
+
+/// A target only this program has.
+fn local() {}
+
+targets![local];
+
+fn main() {
+    let p = Process::builder("greet")
+        .program("other")
+        .args(&"world".to_string())
+        .unwrap()
+        .build()
+        .unwrap();
+    show!("start", p.start());
+    show!("join", p.join(None));
+    show!("exitcode", p.exitcode());
+
+    let q = Queue::<String>::new().unwrap();
+    let r = Process::builder("reply")
+        .program("other")
+        .args(&q)
+        .unwrap()
+        .build()
+        .unwrap();
+    r.start().unwrap();
+    show!("from the queue", q.get());
+    r.join(None).unwrap();
+    show!("reply exitcode", r.exitcode());
+
+    show!(
+        "a program the host does not allow",
+        Process::builder("greet").program("nope").build().map(|_| ())
+    );
+    show!(
+        "this program's target in the other",
+        Process::builder("local").program("other").build().map(|_| ())
+    );
+    show!(
+        "the other's target in this program",
+        Process::builder("greet").build().map(|_| ())
+    );
+}
