@@ -792,7 +792,9 @@ mod tests {
             "w.toml:2: program 'w' must be a path (a string)"
         );
         assert_eq!(
-            Settings::from_toml("programs = 1\n", "w.toml").unwrap_err().0,
+            Settings::from_toml("programs = 1\n", "w.toml")
+                .unwrap_err()
+                .0,
             "w.toml:1: 'programs' must be a table ([programs])"
         );
     }

@@ -21,7 +21,12 @@ fn programs_main() {
             |c| c.programs = vec![("other".into(), PROGRAMS_OTHER.into())],
             PROGRAMS_MAIN,
         );
-        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}: {}", out.stderr());
+        assert_eq!(
+            out.status,
+            ExitStatus::SUCCESS,
+            "{backend:?}: {}",
+            out.stderr()
+        );
         assert_eq!(
             out.stdout(),
             lines(&[

@@ -993,15 +993,14 @@ impl SyncTable {
                     }),
                 }
             }
-            R::QueueGet { h, block, timeout } => match self
-                .with_queue(h, |q| q.try_get(false))
-                .and_then(|r| r)
-            {
-                Ok(Some(item)) => Ok(Response::Bytes(item)),
-                Err(e) => Ok(Response::Error(e.into())),
-                Ok(None) if !block => Ok(Response::Error(empty().into())),
-                Ok(None) => Err(R::QueueGet { h, block, timeout }),
-            },
+            R::QueueGet { h, block, timeout } => {
+                match self.with_queue(h, |q| q.try_get(false)).and_then(|r| r) {
+                    Ok(Some(item)) => Ok(Response::Bytes(item)),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(None) if !block => Ok(Response::Error(empty().into())),
+                    Ok(None) => Err(R::QueueGet { h, block, timeout }),
+                }
+            }
             R::ConnRecv { h } => {
                 match self
                     .with_conn(h, |c| c.recv_channel().cloned())
