@@ -5,7 +5,9 @@
 //! returns, and reports the end through [`crate::model::supervise`].
 
 pub(crate) mod native;
+mod stacks;
 pub(crate) mod wasm;
+mod zygote;
 
 use crate::error::{Error, ProcessError};
 use crate::exit::Signal;

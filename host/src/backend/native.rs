@@ -1,10 +1,15 @@
-//! The `native` backend: every child process is a real OS process — this executable run
-//! again as `wasmproc __child`, which maps the parent's compiled program, runs the target
-//! under the same model ([`crate::model`]) and exits with the process's exit code.
+//! The `native` backend: every child process is a real OS process that maps the parent's
+//! compiled program, runs the target under the same model ([`crate::model`]) and exits
+//! with the process's exit code. The run's root host forks its children from a fork server
+//! ([`super::zygote`]: this executable run once as `wasmproc __child --zygote`, with the
+//! engine made and each program mapped); a native child process starting children of its
+//! own runs this executable again as `wasmproc __child` for each (and so does the root
+//! host if its fork server cannot start). Both run the same code, [`run_spec`].
 //!
 //! What crosses the OS boundary:
-//! - the child's description ([`ChildSpec`]) on its stdin, which the child reads to the end
-//!   (the guest itself gets an empty stdin);
+//! - the child's description ([`ChildSpec`]): on its stdin, which an executed child reads
+//!   to the end, or in the request to the fork server (the guest itself gets an empty
+//!   stdin; a forked child's stdin is `/dev/null`);
 //! - a *parent pipe*: the parent holds the write end; the child sees end-of-file when its
 //!   parent process has ended, which is `parent_process().is_alive()`;
 //! - the run's *lifeline*: the run's root host holds the write end and closes it when the
@@ -15,6 +20,7 @@
 //! terminate and kill are SIGTERM and SIGKILL; the exit code comes from the wait status.
 
 use crate::backend::wasm::WasmEngine;
+use crate::backend::zygote::{self, ChildFds, StartError, Zygote};
 use crate::backend::{Backend, Control, SpawnRequest, Spawned};
 use crate::config::OutputMode;
 use crate::error::{Error, ProcessError};
@@ -26,7 +32,7 @@ use crate::output::ProcessOutput;
 use crate::sync::Registry;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -170,6 +176,9 @@ pub(crate) struct NativeBackend {
     work_dir: PathBuf,
     owns_work_dir: bool,
     next_run: std::sync::atomic::AtomicU64,
+    /// The fork server that starts this host's children (the run's root host only; a
+    /// native child process executes its children).
+    zygote: Option<Zygote>,
 }
 
 impl NativeBackend {
@@ -190,6 +199,7 @@ impl NativeBackend {
         })?;
         Ok(NativeBackend {
             engine,
+            zygote: Some(Zygote::new(exe.clone())),
             exe,
             work_dir,
             owns_work_dir: true,
@@ -388,14 +398,67 @@ impl Backend for NativeBackend {
         let mut spec = len.to_le_bytes().to_vec();
         spec.extend_from_slice(&encoded);
 
-        let mut command = tokio::process::Command::new(&self.exe);
-        command.arg(CHILD_SUBCOMMAND).stdin(Stdio::piped());
-        match request.output.captured().and_then(|c| c.files()) {
+        let files = match request.output.captured().and_then(|c| c.files()) {
             Some((out, err)) => {
                 let open = |p: &Path| std::fs::OpenOptions::new().append(true).open(p);
-                command
-                    .stdout(open(&out).map_err(|e| failure("capture file", e))?)
-                    .stderr(open(&err).map_err(|e| failure("capture file", e))?);
+                Some((
+                    open(&out).map_err(|e| failure("capture file", e))?,
+                    open(&err).map_err(|e| failure("capture file", e))?,
+                ))
+            }
+            None => None,
+        };
+
+        let mut zygote_failed = None;
+        if let Some(zygote) = &self.zygote {
+            let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
+            let fds = ChildFds {
+                stdout: files
+                    .as_ref()
+                    .map_or(stdout.as_fd(), |(out, _)| out.as_fd()),
+                stderr: files
+                    .as_ref()
+                    .map_or(stderr.as_fd(), |(_, err)| err.as_fd()),
+                parent: parent_read.as_fd(),
+                slot: slot.as_fd(),
+                lifeline: run.lifeline_read.as_fd(),
+            };
+            match zygote.start(&spec, &fds) {
+                Ok((pid, ended)) => {
+                    drop((parent_read, slot, files));
+                    let rpid = i32::try_from(pid)
+                        .ok()
+                        .and_then(rustix::process::Pid::from_raw)
+                        .ok_or_else(|| failure("pid", pid))?;
+                    request.core.set_pid(u64::from(pid));
+                    let core = request.core.clone();
+                    self.engine.runtime().spawn(async move {
+                        let status = ended.await.unwrap_or(ExitStatus::FAILURE);
+                        // Its objects go first (a lock it held is released), then its end
+                        // is told.
+                        sync.process_gone(pid, sync_token).await;
+                        core.exited(status);
+                    });
+                    return Ok(Spawned {
+                        pid: u64::from(pid),
+                        control: Box::new(NativeControl {
+                            pid: rpid,
+                            _parent_pipe: parent_write,
+                        }),
+                    });
+                }
+                // No zygote took the request: the child is executed below.
+                Err(StartError::NotSent(why)) => zygote_failed = Some(why),
+                Err(StartError::Lost(why)) => return Err(failure("fork server", why)),
+                Err(StartError::Fork(e)) => return Err(failure("fork", e)),
+            }
+        }
+
+        let mut command = tokio::process::Command::new(&self.exe);
+        command.arg(CHILD_SUBCOMMAND).stdin(Stdio::piped());
+        match files {
+            Some((out, err)) => {
+                command.stdout(out).stderr(err);
             }
             None => {
                 command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
@@ -417,9 +480,13 @@ impl Backend for NativeBackend {
         // Library callers start processes from outside the scheduler; tokio's child
         // handling needs its context.
         let _context = self.engine.runtime().enter();
-        let mut child = command
-            .spawn()
-            .map_err(|e| failure(&format!("cannot run {}", self.exe.display()), e))?;
+        let mut child = command.spawn().map_err(|e| {
+            let what = format!("cannot run {}", self.exe.display());
+            match &zygote_failed {
+                Some(why) => failure(&format!("{why}; {what}"), e),
+                None => failure(&what, e),
+            }
+        })?;
         drop(parent_read);
         // The child holds the slot's lock now; this process's copy goes.
         drop(slot);
@@ -454,7 +521,7 @@ impl Backend for NativeBackend {
     }
 }
 
-fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+pub(crate) fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => ExitStatus::Code((code & 0xff) as u8),
@@ -463,37 +530,99 @@ fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
     }
 }
 
-/// Watches `fd` on a thread of its own and calls `then` when it reaches end-of-file
-/// (every write end is closed).
-fn on_eof(fd: RawFd, then: impl FnOnce() + Send + 'static) {
-    // SAFETY: `fd` was inherited from the parent for exactly this purpose and nothing
-    // else in this process uses it.
-    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let _ = std::thread::Builder::new()
+/// The one helper thread of a native child process: it ticks the engine's epoch (every
+/// tick, running guests yield to the scheduler), kills this process when the run's
+/// `lifeline` closes (so it and its children end at once), and calls `parent_gone` when
+/// the `parent` pipe closes (the parent process has ended). Nobody writes to either pipe:
+/// readable means end-of-file.
+fn watch(
+    lifeline: OwnedFd,
+    parent: OwnedFd,
+    engine: wasmtime::EngineWeak,
+    tick_ms: u64,
+    parent_gone: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    use rustix::event::{PollFd, PollFlags};
+    let tick = std::time::Duration::from_millis(tick_ms.max(1));
+    let ended = |fd: &OwnedFd| {
+        let mut buf = [0u8; 16];
+        loop {
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) => return true,
+                Ok(_) => return false,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) => return false,
+                Err(_) => return true,
+            }
+        }
+    };
+    std::thread::Builder::new()
         .name("wasmproc-watch".into())
         .spawn(move || {
-            let mut buf = [0u8; 16];
+            let mut parent = Some(parent);
+            let mut parent_gone = Some(parent_gone);
+            let mut ticking = true;
+            let mut next = std::time::Instant::now();
             loop {
-                match file.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
+                let now = std::time::Instant::now();
+                if ticking && now >= next {
+                    match engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => ticking = false,
+                    }
+                    next = now + tick;
+                }
+                let timeout = ticking
+                    .then(|| rustix::event::Timespec::try_from(next.saturating_duration_since(now)))
+                    .and_then(Result::ok);
+                let mut fds = Vec::with_capacity(2);
+                fds.push(PollFd::new(&lifeline, PollFlags::IN));
+                if let Some(parent) = &parent {
+                    fds.push(PollFd::new(parent, PollFlags::IN));
+                }
+                match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(_) => std::thread::sleep(tick),
+                }
+                let lifeline_ready = !fds[0].revents().is_empty();
+                let parent_ready = fds.get(1).is_some_and(|fd| !fd.revents().is_empty());
+                drop(fds);
+                if lifeline_ready && ended(&lifeline) {
+                    let _ = rustix::process::kill_process(
+                        rustix::process::getpid(),
+                        rustix::process::Signal::KILL,
+                    );
+                }
+                if parent_ready && parent.as_ref().is_some_and(ended) {
+                    parent = None;
+                    if let Some(gone) = parent_gone.take() {
+                        gone();
+                    }
                 }
             }
-            then();
-        });
+        })?;
+    Ok(())
 }
 
 /// The entry point of `wasmproc __child`: runs one native child process and returns its
 /// exit code. Errors are reported on stderr with exit code 1 (an internal failure of the
 /// host is a failure of the process).
 pub fn child_main() -> u8 {
-    if std::env::args_os().nth(2).is_some_and(|a| a == "--probe") {
+    let mode = std::env::args_os().nth(2);
+    if mode.as_ref().is_some_and(|a| a == "--probe") {
         println!("{PROBE_REPLY} {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
-    match run_child() {
+    if mode.as_ref().is_some_and(|a| a == zygote::ZYGOTE_FLAG) {
+        let host = std::env::args().nth(3);
+        return zygote::zygote_main(host.as_deref());
+    }
+    child_exit_code(run_child())
+}
+
+/// The exit code of a native child process that ran to `result`.
+fn child_exit_code(result: anyhow::Result<ExitStatus>) -> u8 {
+    match result {
         Ok(status) => match status {
             ExitStatus::Code(c) => c,
             ExitStatus::Signaled(_) => 1,
@@ -511,17 +640,123 @@ fn run_child() -> anyhow::Result<ExitStatus> {
     std::io::stdin()
         .read_to_end(&mut bytes)
         .context("failed to read the child description")?;
-    // The description is its length (4 bytes, little-endian) and its postcard encoding.
+    run_spec_bytes(&bytes)
+}
+
+/// Decodes a child's description and runs it.
+fn run_spec_bytes(bytes: &[u8]) -> anyhow::Result<ExitStatus> {
+    match decode_spec(bytes)? {
+        Some(spec) => run_spec(spec, None),
+        // The parent died while it was starting this process: there is nobody to report
+        // to and nothing to run.
+        None => Ok(ExitStatus::FAILURE),
+    }
+}
+
+/// Decodes a child's description: its length (4 bytes, little-endian) and its postcard
+/// encoding; `None` when it is cut short.
+fn decode_spec(bytes: &[u8]) -> anyhow::Result<Option<ChildSpec>> {
+    use anyhow::Context;
     let declared = bytes
         .get(..4)
         .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     if declared.is_none_or(|n| bytes.len() < 4 + n) {
-        // The parent died while it was starting this process: there is nobody to report
-        // to and nothing to run.
-        return Ok(ExitStatus::FAILURE);
+        return Ok(None);
     }
-    let spec: ChildSpec =
+    let spec =
         postcard::from_bytes(&bytes[4..]).context("failed to decode the child description")?;
+    Ok(Some(spec))
+}
+
+/// The configuration a native child process runs with.
+fn child_config(spec: &ChildSpec) -> crate::Config {
+    crate::Config {
+        backend: crate::BackendKind::Native,
+        output: output_mode(spec.output),
+        limits: spec.limits.clone(),
+        grants: spec.grants.clone(),
+        epoch_tick_ms: spec.epoch_tick_ms,
+        native_exe: Some(spec.exe.clone()),
+        ..crate::Config::default()
+    }
+}
+
+/// What the fork server ([`super::zygote`]) makes once for all the children it forks:
+/// the engine (without its ticker thread: the server stays single-threaded) and every
+/// program it was asked for, mapped and ready to instantiate.
+pub(crate) struct ForkServer {
+    /// Only for the engine's handle: it has no drivers and no threads; each child drives
+    /// its processes on a runtime of its own.
+    runtime: tokio::runtime::Runtime,
+    engine: Option<WasmEngine>,
+    programs: std::collections::HashMap<PathBuf, crate::Program>,
+}
+
+/// A child's description and program, ready to run in a forked process.
+pub(crate) struct Prepared {
+    spec: ChildSpec,
+    program: crate::Program,
+}
+
+impl ForkServer {
+    pub fn new() -> std::io::Result<Self> {
+        Ok(ForkServer {
+            runtime: tokio::runtime::Builder::new_current_thread().build()?,
+            engine: None,
+            programs: std::collections::HashMap::new(),
+        })
+    }
+
+    /// Decodes a request and loads what its child needs, once per program (before the
+    /// fork, so that every child inherits it).
+    pub fn prepare(&mut self, bytes: &[u8]) -> anyhow::Result<Prepared> {
+        let spec =
+            decode_spec(bytes)?.ok_or_else(|| anyhow::anyhow!("a child description cut short"))?;
+        let engine = match &mut self.engine {
+            Some(engine) => engine,
+            none => none.insert(WasmEngine::without_ticker(
+                &child_config(&spec),
+                self.runtime.handle().clone(),
+            )?),
+        };
+        let program = match self.programs.get(&spec.artifact) {
+            Some(program) => program.clone(),
+            None => {
+                let program = engine.load_artifact(
+                    &spec.artifact,
+                    spec.display_name.clone(),
+                    spec.targets.clone(),
+                )?;
+                self.programs.insert(spec.artifact.clone(), program.clone());
+                program
+            }
+        };
+        Ok(Prepared { spec, program })
+    }
+
+    /// In a forked child: runs the child of `prepared`, which got the lifeline, parent-pipe
+    /// and slot descriptors `fds` (their numbers in this process); returns its exit code.
+    pub fn run_forked(&mut self, prepared: anyhow::Result<Prepared>, fds: [RawFd; 3]) -> u8 {
+        let run = prepared.and_then(|Prepared { mut spec, program }| {
+            [spec.lifeline_fd, spec.parent_fd, spec.slot_fd] = fds;
+            let engine = self
+                .engine
+                .take()
+                .ok_or_else(|| anyhow::anyhow!("the fork server has no engine"))?;
+            run_spec(spec, Some((engine, program)))
+        });
+        child_exit_code(run)
+    }
+}
+
+/// Runs one native child process as `spec` describes it, in this OS process: executed, or
+/// forked from the fork server with its engine (without ticker) and program in `forked`.
+/// Everything else (scheduler, threads, connections) is made here.
+fn run_spec(
+    spec: ChildSpec,
+    forked: Option<(WasmEngine, crate::Program)>,
+) -> anyhow::Result<ExitStatus> {
+    use anyhow::Context;
     // The inherited descriptors are this process's alone: its own children get theirs.
     for fd in [spec.lifeline_fd, spec.parent_fd, spec.slot_fd] {
         // SAFETY: these descriptors were inherited open, for this process.
@@ -530,26 +765,17 @@ fn run_child() -> anyhow::Result<ExitStatus> {
             .context("an inherited descriptor is not open")?;
     }
 
-    // SAFETY: the lifeline descriptor was inherited for this purpose; it is open, and the
-    // borrow ends before `on_eof` below takes ownership of it.
-    let lifeline =
-        rustix::io::dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(spec.lifeline_fd) })
-            .context("the run's lifeline is not open")?;
-    // The run's lifeline: when it closes, this process and its children end at once.
-    on_eof(spec.lifeline_fd, || {
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-    });
-
-    let config = crate::Config {
-        backend: crate::BackendKind::Native,
-        output: output_mode(spec.output),
-        limits: spec.limits.clone(),
-        grants: spec.grants.clone(),
-        epoch_tick_ms: spec.epoch_tick_ms,
-        native_exe: Some(spec.exe.clone()),
-        ..crate::Config::default()
+    // SAFETY: the lifeline and parent-pipe descriptors were inherited for this process's
+    // watcher (see `watch`), open, and nothing else here uses them.
+    let (lifeline_watched, parent_watched) = unsafe {
+        (
+            OwnedFd::from_raw_fd(spec.lifeline_fd),
+            OwnedFd::from_raw_fd(spec.parent_fd),
+        )
     };
+    let lifeline = rustix::io::dup(&lifeline_watched).context("the run's lifeline is not open")?;
+
+    let config = child_config(&spec);
     // One thread is enough for one process (and its children's bookkeeping), and it starts
     // faster than a pool.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -557,8 +783,32 @@ fn run_child() -> anyhow::Result<ExitStatus> {
         .enable_io()
         .build()
         .context("failed to start the scheduler")?;
-    let engine = Arc::new(WasmEngine::new(&config, runtime.handle().clone())?);
-    let program = engine.load_artifact(&spec.artifact, spec.display_name, spec.targets)?;
+    let (engine, program) = match forked {
+        Some((engine, program)) => (
+            Arc::new(engine.with_runtime(runtime.handle().clone())),
+            program,
+        ),
+        None => {
+            let engine = Arc::new(WasmEngine::without_ticker(
+                &config,
+                runtime.handle().clone(),
+            )?);
+            let program = engine.load_artifact(&spec.artifact, spec.display_name, spec.targets)?;
+            (engine, program)
+        }
+    };
+    let parent_identity = spec.identity[..spec.identity.len().saturating_sub(1)].to_vec();
+    let parent = ProcessCore::running(parent_identity, spec.parent_pid);
+    let parent_core = parent.clone();
+    // From here on: the engine's ticks, the run's lifeline, the parent's end.
+    watch(
+        lifeline_watched,
+        parent_watched,
+        engine.engine().weak(),
+        config.epoch_tick_ms,
+        move || parent_core.exited(ExitStatus::Signaled(Signal::Kill)),
+    )
+    .context("failed to start the watcher thread")?;
     let backend = NativeBackend {
         engine: engine.clone(),
         exe: spec.exe,
@@ -569,6 +819,7 @@ fn run_child() -> anyhow::Result<ExitStatus> {
             .unwrap_or_else(std::env::temp_dir),
         owns_work_dir: false,
         next_run: std::sync::atomic::AtomicU64::new(1),
+        zygote: None,
     };
     let me = u64::from(std::process::id());
     let shared = Arc::new(RunShared::new(
@@ -596,12 +847,6 @@ fn run_child() -> anyhow::Result<ExitStatus> {
             .block_on(remote.client())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    let parent_identity = spec.identity[..spec.identity.len().saturating_sub(1)].to_vec();
-    let parent = ProcessCore::running(parent_identity, spec.parent_pid);
-    let parent_core = parent.clone();
-    on_eof(spec.parent_fd, move || {
-        parent_core.exited(ExitStatus::Signaled(Signal::Kill))
-    });
     let ctx = ProcessCtx::new(NewCtx {
         shared,
         tree: Arc::new(Tree::new(Some(run), SyncHome::Server(remote))),

@@ -108,6 +108,19 @@ pub(crate) struct WasmEngine {
 
 impl WasmEngine {
     pub fn new(config: &crate::Config, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
+        let engine = Self::without_ticker(config, runtime)?;
+        engine.start_ticker(config.epoch_tick_ms)?;
+        Ok(engine)
+    }
+
+    /// The engine without its epoch ticker thread, for a native child process (whose one
+    /// helper thread ticks it) and for the native fork server (which must stay
+    /// single-threaded to fork; each forked child takes the engine over with
+    /// [`WasmEngine::with_runtime`]).
+    pub fn without_ticker(
+        config: &crate::Config,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, Error> {
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true);
         // Copy a program's initial data into each new memory instead of mapping it
@@ -115,6 +128,11 @@ impl WasmEngine {
         // the mapping, and every process needs two kernel mappings fewer (the kernel allows
         // 65,530 per OS process: about 13,000 sleeping processes instead of 9,300).
         cfg.memory_init_cow(false);
+        if config.pooling.is_none() {
+            // Fiber stacks of ended processes are reused rather than unmapped (an unmap
+            // interrupts every other core of the host).
+            cfg.with_host_stack(Arc::new(super::stacks::PooledStacks(Arc::default())));
+        }
         if let Some(slots) = config.pooling {
             // The pooling allocator: every process's memory, tables, instance and fiber stack
             // come from slots reserved once, so starting a process maps nothing new. Its
@@ -142,9 +160,18 @@ impl WasmEngine {
         bindings::Program::add_to_linker::<ProcState, HasSelf<ProcState>>(&mut linker, |s| s)
             .map_err(|e| Error::Engine(chain(&e)))?;
 
-        // The epoch ticker: every tick, running guests yield to the scheduler.
-        let weak = engine.weak();
-        let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+        Ok(WasmEngine {
+            engine,
+            linker,
+            runtime,
+            next_pid: AtomicU64::new(1),
+        })
+    }
+
+    /// Starts the epoch ticker: every tick, running guests yield to the scheduler.
+    fn start_ticker(&self, tick_ms: u64) -> Result<(), Error> {
+        let weak = self.engine.weak();
+        let tick = Duration::from_millis(tick_ms.max(1));
         std::thread::Builder::new()
             .name("wasmproc-epoch".into())
             .spawn(move || {
@@ -155,13 +182,13 @@ impl WasmEngine {
                 }
             })
             .map_err(Error::Runtime)?;
+        Ok(())
+    }
 
-        Ok(WasmEngine {
-            engine,
-            linker,
-            runtime,
-            next_pid: AtomicU64::new(1),
-        })
+    /// This engine (its compiled programs stay valid), driven by `runtime` from now on: a
+    /// child forked from the native fork server takes over the server's engine this way.
+    pub fn with_runtime(self, runtime: tokio::runtime::Handle) -> Self {
+        WasmEngine { runtime, ..self }
     }
 
     pub fn engine(&self) -> &Engine {

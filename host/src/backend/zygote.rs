@@ -1,0 +1,684 @@
+//! The native backend's fork server (its "zygote", as CPython's `forkserver`): the run's
+//! root host starts it once, as its native executable run as `__child --zygote`, and from
+//! then on asks it for every child process instead of executing a fresh binary. Executing
+//! the host binary costs milliseconds (mapping and relocating it, starting its runtime); a
+//! fork of the already-running, single-threaded zygote costs a fraction of that.
+//!
+//! Two socket pairs link the host and its zygote:
+//! - *requests* (the zygote's stdin): the host sends a child's description — the same
+//!   bytes an executed child reads on its stdin — with five descriptors attached
+//!   (`SCM_RIGHTS`: the child's stdout, stderr, parent-pipe read end, process-slot lock and
+//!   the run's lifeline), and reads back the child's pid (or the `fork` error);
+//! - *reports* (the zygote's stdout): the zygote writes `(pid, wait status)` whenever one
+//!   of its children ends, and reaps it; one host thread reads them and hands each to the
+//!   task waiting for that pid.
+//!
+//! A forked child closes every descriptor but its standard streams (stdin `/dev/null`,
+//! stdout and stderr as sent) and the three it inherits as an executed child would, then
+//! runs exactly the code of an executed child ([`super::native`]'s `run_spec`); its
+//! scheduler, engine and threads are made after the fork.
+//!
+//! Lifetimes: the zygote stops taking requests when its request socket closes (the host
+//! dropped its backend, or died: even a SIGKILLed host closes its sockets), reaps its
+//! remaining children (they end with their run's lifeline) and exits; it is also killed
+//! when the host thread that started it ends (`PR_SET_PDEATHSIG`), which happens only when
+//! the host process dies: that thread lives as long as the zygote. When the zygote dies
+//! unexpectedly, its children still running are killed and reported killed, and the next
+//! start makes a new zygote.
+
+use crate::exit::{ExitStatus, Signal};
+use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// The argument after `__child` that makes the executable a zygote.
+pub(crate) const ZYGOTE_FLAG: &str = "--zygote";
+
+/// How many descriptors travel with each request.
+const FDS: usize = 5;
+
+/// The descriptors a child gets, in the order they travel.
+pub(crate) struct ChildFds<'a> {
+    pub stdout: BorrowedFd<'a>,
+    pub stderr: BorrowedFd<'a>,
+    pub parent: BorrowedFd<'a>,
+    pub slot: BorrowedFd<'a>,
+    pub lifeline: BorrowedFd<'a>,
+}
+
+/// Why a start through the zygote failed.
+pub(crate) enum StartError {
+    /// The request never reached a zygote: nothing was started, the caller may start the
+    /// child another way.
+    NotSent(String),
+    /// The zygote took the request but gave no answer (it died): the child may or may not
+    /// exist, so it must not be started again.
+    Lost(String),
+    /// The zygote could not fork.
+    Fork(std::io::Error),
+}
+
+/// The host side: starts the zygote on first use, and a new one after it died.
+pub(crate) struct Zygote {
+    exe: PathBuf,
+    link: Mutex<Option<Link>>,
+    /// Zygotes that failed to start, in a row; after [`MAX_START_FAILURES`], none is tried.
+    start_failures: std::sync::atomic::AtomicU32,
+}
+
+/// After this many zygotes failed to start in a row, children are executed instead.
+const MAX_START_FAILURES: u32 = 3;
+
+/// One running zygote.
+struct Link {
+    requests: UnixStream,
+    reports: Arc<Reports>,
+    /// Disconnects when the zygote has exited and been reaped.
+    gone: std::sync::mpsc::Receiver<()>,
+}
+
+/// The ends of the zygote's children, as reported, matched with the tasks that wait.
+#[derive(Default)]
+struct Reports {
+    inner: Mutex<ReportsInner>,
+}
+
+#[derive(Default)]
+struct ReportsInner {
+    /// The zygote is gone: no report will come any more.
+    dead: bool,
+    pids: HashMap<i32, Entry>,
+}
+
+enum Entry {
+    Waiting(oneshot::Sender<ExitStatus>),
+    /// The end was reported before the host had registered the pid.
+    Ended(ExitStatus),
+}
+
+impl Zygote {
+    pub fn new(exe: PathBuf) -> Self {
+        Zygote {
+            exe,
+            link: Mutex::new(None),
+            start_failures: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// Starts a child described by `spec` (the bytes an executed child reads on stdin) with
+    /// the descriptors `fds`; returns its pid and where its end will be reported.
+    pub fn start(
+        &self,
+        spec: &[u8],
+        fds: &ChildFds<'_>,
+    ) -> Result<(u32, oneshot::Receiver<ExitStatus>), StartError> {
+        let mut guard = crate::model::lock(&self.link);
+        let alive = guard
+            .as_ref()
+            .is_some_and(|l| !crate::model::lock(&l.reports.inner).dead);
+        if !alive {
+            use std::sync::atomic::Ordering::Relaxed;
+            *guard = None;
+            let failures = self.start_failures.load(Relaxed);
+            if failures >= MAX_START_FAILURES {
+                return Err(StartError::NotSent(format!(
+                    "the fork server failed to start {failures} times"
+                )));
+            }
+            let link = Link::start(&self.exe).map_err(|e| {
+                self.start_failures.fetch_add(1, Relaxed);
+                StartError::NotSent(format!(
+                    "cannot start the fork server {} {} {ZYGOTE_FLAG}: {e}",
+                    self.exe.display(),
+                    super::native::CHILD_SUBCOMMAND,
+                ))
+            })?;
+            self.start_failures.store(0, Relaxed);
+            *guard = Some(link);
+        }
+        let Some(link) = guard.as_mut() else {
+            return Err(StartError::NotSent("no fork server".into()));
+        };
+        let reports = link.reports.clone();
+        let pid = match link.request(spec, fds) {
+            Ok(pid) => pid,
+            Err(e) => {
+                if !matches!(e, StartError::Fork(_)) {
+                    // Whatever happened to it, this zygote is not asked again.
+                    *guard = None;
+                }
+                return Err(e);
+            }
+        };
+        drop(guard);
+        let (tx, rx) = oneshot::channel();
+        reports.register(pid, tx);
+        Ok((pid.unsigned_abs(), rx))
+    }
+}
+
+impl Drop for Zygote {
+    /// Closes the zygote's request socket and waits a little for it to exit, so that a
+    /// host that ends leaves no zygote behind. Its children have normally all ended (a
+    /// host ends its processes first); if not, the zygote reaps them before it exits.
+    fn drop(&mut self) {
+        if let Some(link) = crate::model::lock(&self.link).take() {
+            let Link { requests, gone, .. } = link;
+            drop(requests);
+            let _ = gone.recv_timeout(std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+impl Link {
+    /// Starts a zygote, and the host thread that reads its reports (and started it, so
+    /// that the zygote's parent-death signal fires only when the host process dies).
+    fn start(exe: &Path) -> std::io::Result<Link> {
+        let (requests, zygote_requests) = UnixStream::pair()?;
+        let (reports_in, zygote_reports) = UnixStream::pair()?;
+        let reports = Arc::new(Reports::default());
+        let (started, is_started) = std::sync::mpsc::channel();
+        let (gone_tx, gone) = std::sync::mpsc::channel::<()>();
+        let exe = exe.to_path_buf();
+        let thread_reports = reports.clone();
+        std::thread::Builder::new()
+            .name("wasmproc-zygote".into())
+            .spawn(move || {
+                let _gone = gone_tx;
+                let child = Command::new(&exe)
+                    .args([
+                        super::native::CHILD_SUBCOMMAND,
+                        ZYGOTE_FLAG,
+                        &std::process::id().to_string(),
+                    ])
+                    .stdin(Stdio::from(OwnedFd::from(zygote_requests)))
+                    .stdout(Stdio::from(OwnedFd::from(zygote_reports)))
+                    .stderr(Stdio::inherit())
+                    .spawn();
+                let mut child = match child {
+                    Ok(child) => {
+                        let _ = started.send(Ok(()));
+                        child
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                thread_reports.read_all(reports_in);
+                // End-of-file: the zygote has exited (or is exiting); reap it.
+                let _ = child.kill();
+                let _ = child.wait();
+            })?;
+        is_started
+            .recv()
+            .map_err(|_| std::io::Error::other("the fork server's thread ended"))??;
+        let mut ready = [0u8; 8];
+        (&requests).read_exact(&mut ready)?;
+        if ready != [0; 8] {
+            return Err(std::io::Error::other(
+                "the fork server said it was not ready",
+            ));
+        }
+        Ok(Link {
+            requests,
+            reports,
+            gone,
+        })
+    }
+
+    /// Sends one request and reads the pid of the child the zygote forked.
+    fn request(&mut self, spec: &[u8], fds: &ChildFds<'_>) -> Result<i32, StartError> {
+        let borrowed = [fds.stdout, fds.stderr, fds.parent, fds.slot, fds.lifeline];
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed));
+        let not_sent = |e: std::io::Error| StartError::NotSent(format!("fork server: {e}"));
+        let sent = loop {
+            match rustix::net::sendmsg(
+                &self.requests,
+                &[IoSlice::new(spec)],
+                &mut control,
+                rustix::net::SendFlags::NOSIGNAL,
+            ) {
+                Ok(n) => break n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(not_sent(e.into())),
+            }
+        };
+        let lost = |e: std::io::Error| StartError::Lost(format!("the fork server died: {e}"));
+        if sent == 0 {
+            return Err(not_sent(std::io::ErrorKind::WriteZero.into()));
+        }
+        self.requests.write_all(&spec[sent..]).map_err(lost)?;
+        let mut reply = [0u8; 8];
+        self.requests.read_exact(&mut reply).map_err(lost)?;
+        match i64::from_le_bytes(reply) {
+            pid if pid > 0 => i32::try_from(pid).map_err(|e| lost(std::io::Error::other(e))),
+            errno => Err(StartError::Fork(std::io::Error::from_raw_os_error(
+                i32::try_from(-errno).unwrap_or(0),
+            ))),
+        }
+    }
+}
+
+impl Reports {
+    /// Hands the end of `pid` to `tx`, now if it was already reported.
+    fn register(&self, pid: i32, tx: oneshot::Sender<ExitStatus>) {
+        let mut inner = crate::model::lock(&self.inner);
+        match inner.pids.remove(&pid) {
+            Some(Entry::Ended(status)) => {
+                let _ = tx.send(status);
+            }
+            _ if inner.dead => {
+                drop(inner);
+                let _ = tx.send(orphaned(pid));
+            }
+            _ => {
+                inner.pids.insert(pid, Entry::Waiting(tx));
+            }
+        }
+    }
+
+    /// Reads the zygote's reports until it is gone, then ends every child it left.
+    fn read_all(&self, mut reports: UnixStream) {
+        let mut report = [0u8; 8];
+        while reports.read_exact(&mut report).is_ok() {
+            let pid = i32::from_le_bytes([report[0], report[1], report[2], report[3]]);
+            let raw = i32::from_le_bytes([report[4], report[5], report[6], report[7]]);
+            let status = {
+                use std::os::unix::process::ExitStatusExt;
+                super::native::exit_status(std::process::ExitStatus::from_raw(raw))
+            };
+            let mut inner = crate::model::lock(&self.inner);
+            match inner.pids.remove(&pid) {
+                Some(Entry::Waiting(tx)) => {
+                    drop(inner);
+                    let _ = tx.send(status);
+                }
+                _ => {
+                    inner.pids.insert(pid, Entry::Ended(status));
+                }
+            }
+        }
+        // Ends already reported stay for their registration; the others never will be.
+        let pending: Vec<(i32, Entry)> = {
+            let mut inner = crate::model::lock(&self.inner);
+            inner.dead = true;
+            let waiting: Vec<i32> = inner
+                .pids
+                .iter()
+                .filter(|(_, e)| matches!(e, Entry::Waiting(_)))
+                .map(|(pid, _)| *pid)
+                .collect();
+            waiting
+                .into_iter()
+                .filter_map(|pid| inner.pids.remove_entry(&pid))
+                .collect()
+        };
+        for (pid, entry) in pending {
+            if let Entry::Waiting(tx) = entry {
+                let _ = tx.send(orphaned(pid));
+            }
+        }
+    }
+}
+
+/// Ends a child whose zygote died (nobody can report its end any more): it is killed.
+fn orphaned(pid: i32) -> ExitStatus {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    ExitStatus::Signaled(Signal::Kill)
+}
+
+// ---------------------------------------------------------------------------------------
+// The zygote process.
+
+/// One received request: a child's description and its descriptors.
+struct Request {
+    spec: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+use super::native::ForkServer;
+
+/// The entry point of `<exe> __child --zygote <host pid>`: serves requests on stdin,
+/// reports ends on stdout, until stdin closes and every child has been reaped.
+pub(crate) fn zygote_main(host: Option<&str>) -> u8 {
+    // Die with the host thread that started this process (it lives as long as the host
+    // process wants this zygote). The end of the request socket is the first guard (also
+    // when the host died before this line); this is the second one, and only when the host
+    // is this process's parent (not when a wrapper of the executable stands between them).
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
+    if parent != host.and_then(|h| h.parse::<i32>().ok()) {
+        let _ = rustix::process::set_parent_process_death_signal(None);
+    }
+    // Nothing the host process happened to leave inheritable stays open here.
+    close_all_but([]);
+    match serve() {
+        Ok(()) => 0,
+        Err(e) => {
+            say(format_args!("wasmproc: the native fork server failed: {e}"));
+            1
+        }
+    }
+}
+
+fn serve() -> std::io::Result<()> {
+    use rustix::event::epoll;
+    // SAFETY: stdin and stdout are this process's request and report sockets, open for its
+    // whole life; nothing else in this process uses them.
+    let (requests, reports) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
+    let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    const REQUESTS: u64 = 0;
+    epoll::add(
+        &epoll,
+        requests,
+        epoll::EventData::new_u64(REQUESTS),
+        epoll::EventFlags::IN,
+    )?;
+    // Each child's pidfd, readable once it has ended.
+    let mut children: HashMap<i32, OwnedFd> = HashMap::new();
+    let mut server = ForkServer::new()?;
+    // Ready: the host waits for this before its first request.
+    write_all(requests, &0i64.to_le_bytes())?;
+    let mut open = true;
+    let mut events = Vec::with_capacity(64);
+    while open || !children.is_empty() {
+        events.clear();
+        match epoll::wait(&epoll, rustix::buffer::spare_capacity(&mut events), None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        for event in events.drain(..) {
+            let key = event.data.u64();
+            if key == REQUESTS {
+                match receive(requests)? {
+                    Some(request) => {
+                        let pid = fork_child(&mut server, request, &epoll, &mut children);
+                        write_all(requests, &pid.to_le_bytes())?;
+                    }
+                    None => {
+                        // The host is done with this zygote: no more children will come.
+                        epoll::delete(&epoll, requests)?;
+                        open = false;
+                    }
+                }
+                continue;
+            }
+            let pid = i32::try_from(key).unwrap_or(0);
+            let Some(rpid) = rustix::process::Pid::from_raw(pid) else {
+                continue;
+            };
+            let status =
+                match rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::NOHANG) {
+                    Ok(Some((_, status))) => status.as_raw(),
+                    Ok(None) => continue,
+                    // Not a child of this process (cannot happen): report it failed.
+                    Err(rustix::io::Errno::CHILD) => 1 << 8,
+                    Err(e) => return Err(e.into()),
+                };
+            if let Some(pidfd) = children.remove(&pid) {
+                // Taken out of the set explicitly: a child forked a moment ago may still
+                // hold a copy of this pidfd, which would keep it registered.
+                let _ = epoll::delete(&epoll, &pidfd);
+            }
+            {
+                let mut report = [0u8; 8];
+                report[..4].copy_from_slice(&pid.to_le_bytes());
+                report[4..].copy_from_slice(&status.to_le_bytes());
+                // A host that stopped listening has no use for the report; the child is
+                // reaped all the same.
+                let _ = write_all(reports, &report);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads one request; `None` at end-of-file.
+fn receive(socket: BorrowedFd<'_>) -> std::io::Result<Option<Request>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut header = [0u8; 4];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = loop {
+        match rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(&mut header)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC | RecvFlags::WAITALL,
+        ) {
+            Ok(msg) => break msg.bytes,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut fds = Vec::with_capacity(FDS);
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if got == 0 {
+        return Ok(None);
+    }
+    if got < header.len() {
+        read_exact(socket, &mut header[got..])?;
+    }
+    // The description is its length (4 bytes, little-endian) and its postcard encoding,
+    // exactly what an executed child reads on its stdin.
+    let len = u32::from_le_bytes(header) as usize;
+    let mut spec = vec![0u8; 4 + len];
+    spec[..4].copy_from_slice(&header);
+    read_exact(socket, &mut spec[4..])?;
+    if fds.len() != FDS {
+        return Err(std::io::Error::other(format!(
+            "a request came with {} descriptors, not {FDS}",
+            fds.len()
+        )));
+    }
+    Ok(Some(Request { spec, fds }))
+}
+
+fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => buf = &mut buf[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match rustix::net::send(fd, buf, rustix::net::SendFlags::NOSIGNAL) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Forks the child of `request`; returns its pid, or minus the `fork` error number.
+fn fork_child(
+    server: &mut ForkServer,
+    request: Request,
+    epoll: &OwnedFd,
+    children: &mut HashMap<i32, OwnedFd>,
+) -> i64 {
+    // SAFETY: this process is single-threaded (it starts no thread, and neither does
+    // anything it calls), so the child is a complete copy: no lock is held by a thread that
+    // does not exist in it, and it may allocate and run ordinary code before it exits.
+    let prepared = server.prepare(&request.spec);
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let code = run_forked(server, prepared, request.fds);
+        std::process::exit(i32::from(code));
+    }
+    if pid < 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        return -i64::from(errno);
+    }
+    // This process's copies of the child's descriptors close here (the request drops).
+    drop(request);
+    let Some(rpid) = rustix::process::Pid::from_raw(pid) else {
+        return i64::from(pid);
+    };
+    match rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty()) {
+        Ok(pidfd) => {
+            let key = u64::try_from(pid).unwrap_or(0);
+            if rustix::event::epoll::add(
+                epoll,
+                &pidfd,
+                rustix::event::epoll::EventData::new_u64(key),
+                rustix::event::epoll::EventFlags::IN,
+            )
+            .is_ok()
+            {
+                children.insert(pid, pidfd);
+            }
+        }
+        Err(e) => {
+            // Cannot watch it: do not leave a process nobody will ever reap or report.
+            say(format_args!(
+                "wasmproc: the native fork server cannot watch process {pid}: {e}"
+            ));
+            let _ = rustix::process::kill_process(rpid, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::empty());
+            return -i64::from(e.raw_os_error());
+        }
+    }
+    i64::from(pid)
+}
+
+/// In the forked child: sets up its descriptors as an executed child has them, then runs
+/// it; returns its exit code.
+fn run_forked(
+    server: &mut ForkServer,
+    prepared: anyhow::Result<super::native::Prepared>,
+    fds: Vec<OwnedFd>,
+) -> u8 {
+    let [stdout, stderr, parent, slot, lifeline]: [OwnedFd; FDS] = match fds.try_into() {
+        Ok(fds) => fds,
+        Err(_) => return 1,
+    };
+    let standard = (|| -> std::io::Result<()> {
+        let null = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        // These replace the zygote's sockets (its stdin and stdout) in this process.
+        dup_onto(null.as_fd(), 0)?;
+        dup_onto(stdout.as_fd(), 1)?;
+        dup_onto(stderr.as_fd(), 2)?;
+        Ok(())
+    })();
+    if let Err(e) = standard {
+        say(format_args!(
+            "wasmproc: native child failed: cannot set up its standard streams: {e}"
+        ));
+        return 1;
+    }
+    drop((stdout, stderr));
+    let keep = [
+        lifeline.into_raw_fd(),
+        parent.into_raw_fd(),
+        slot.into_raw_fd(),
+    ];
+    close_all_but(keep);
+    server.run_forked(prepared, keep)
+}
+
+/// Writes a line on stderr, if it can (`eprintln!` would panic on a closed pipe).
+fn say(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Makes descriptor `target` (a standard stream) a copy of `fd`.
+fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> std::io::Result<()> {
+    // SAFETY: `target` is a standard descriptor, open in this process; the `OwnedFd` made
+    // of it is never dropped, so it never closes it.
+    let mut target = std::mem::ManuallyDrop::new(unsafe { OwnedFd::from_raw_fd(target) });
+    rustix::io::dup2(fd, &mut target)?;
+    Ok(())
+}
+
+/// Closes every descriptor from 3 up but `keep` (the zygote's epoll set, its children's
+/// pidfds and whatever else it had open): after a fork there is no exec to close them.
+fn close_all_but<const N: usize>(mut keep: [RawFd; N]) {
+    keep.sort_unstable();
+    let mut first: u32 = 3;
+    for fd in keep {
+        let Ok(fd) = u32::try_from(fd) else { continue };
+        if fd > first {
+            close_range(first, fd - 1);
+        }
+        first = first.max(fd + 1);
+    }
+    close_range(first, u32::MAX);
+}
+
+fn close_range(first: u32, last: u32) {
+    // SAFETY: close_range only closes descriptors; the ones closed here are owned by
+    // nothing this process will use again (see `close_all_but`).
+    unsafe {
+        libc::syscall(libc::SYS_close_range, first, last, 0u32);
+    }
+}
+
+/// Whether `fd` is open in this process (for tests).
+#[cfg(test)]
+fn is_open(fd: RawFd) -> bool {
+    // SAFETY: only asks about the descriptor.
+    rustix::io::fcntl_getfd(unsafe { BorrowedFd::borrow_raw(fd) }).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_all_but_keeps_exactly_those() {
+        // SAFETY: the forked copy of this (multi-threaded) test process makes only system
+        // calls and ends with _exit.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let a = rustix::io::dup(std::io::stderr()).unwrap().into_raw_fd();
+            let b = rustix::io::dup(std::io::stderr()).unwrap().into_raw_fd();
+            let c = rustix::io::dup(std::io::stderr()).unwrap().into_raw_fd();
+            let d = rustix::io::dup(std::io::stderr()).unwrap().into_raw_fd();
+            close_all_but([c, a, d]);
+            // Only system calls here: the test binary has other threads, so the forked copy
+            // must not allocate.
+            let kept = is_open(a) && is_open(c) && is_open(d) && (0..3).all(is_open);
+            let others_closed = (3..1024)
+                .filter(|fd| ![a, c, d].contains(fd))
+                .all(|fd| !is_open(fd));
+            let _ = b;
+            // SAFETY: ends the forked test process at once.
+            unsafe { libc::_exit(if kept && others_closed { 0 } else { 1 }) };
+        }
+        let pid = rustix::process::Pid::from_raw(pid).unwrap();
+        let (_, status) =
+            rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+                .unwrap()
+                .unwrap();
+        assert_eq!(status.exit_status(), Some(0));
+    }
+}
