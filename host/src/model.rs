@@ -47,7 +47,13 @@ pub(crate) struct RunShared {
 pub(crate) enum ProgramSource {
     /// A file, compiled when first used (in the run's root host).
     File(std::path::PathBuf),
-    /// An already loaded program (a native child receives them compiled).
+    /// A compiled program's artifact, mapped when first used (in a native child).
+    Artifact {
+        path: std::path::PathBuf,
+        display_name: String,
+        targets: Vec<String>,
+    },
+    /// A loaded program.
     Loaded(Program),
 }
 
@@ -95,10 +101,16 @@ impl Programs {
         let mut source = lock(source);
         let program = match &*source {
             ProgramSource::Loaded(p) => return Ok(p.clone()),
-            ProgramSource::File(path) => self.engine.load(path).map_err(|e| {
-                ProcessError::host_failure(format!("cannot load program '{name}': {e}"))
-            })?,
-        };
+            ProgramSource::File(path) => self.engine.load(path),
+            ProgramSource::Artifact {
+                path,
+                display_name,
+                targets,
+            } => self
+                .engine
+                .load_artifact(path, display_name.clone(), targets.clone()),
+        }
+        .map_err(|e| ProcessError::host_failure(format!("cannot load program '{name}': {e}")))?;
         *source = ProgramSource::Loaded(program.clone());
         Ok(program)
     }

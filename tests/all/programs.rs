@@ -35,6 +35,7 @@ fn programs_main() {
                 "exitcode: Some(0)",
                 "from the queue: \"a reply from the other program\"",
                 "reply exitcode: Some(0)",
+                "nested exitcode: Some(0)",
                 "a program the host does not allow: error UnknownTarget: the host allows no \
                  program named 'nope' (allowed: other)",
                 "this program's target in the other: error UnknownTarget: program \
@@ -47,6 +48,17 @@ fn programs_main() {
         assert_eq!(
             out.stdout_of("Process-1"),
             "other program: hello world, I am Process-1, my parent is Some(\"MainProcess\")\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-3"),
+            "nested: grandchild exitcode Some(0)\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-3:1"),
+            "other program: hello from a child, I am Process-3:1, my parent is \
+             Some(\"Process-3\")\n",
             "{backend:?}"
         );
         assert_eq!(out.stderr(), "", "{backend:?}");

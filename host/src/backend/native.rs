@@ -26,7 +26,8 @@ use crate::config::OutputMode;
 use crate::error::{Error, ProcessError};
 use crate::exit::{ExitStatus, Signal};
 use crate::model::{
-    NewCtx, ParentLink, ProcessCore, ProcessCtx, RemoteSync, RunShared, SyncHome, Tree, lock,
+    NewCtx, ParentLink, ProcessCore, ProcessCtx, ProgramSource, Programs, RemoteSync, RunShared,
+    SyncHome, Tree, lock,
 };
 use crate::output::ProcessOutput;
 use crate::sync::Registry;
@@ -72,6 +73,17 @@ struct ChildSpec {
     exe: PathBuf,
     /// The token of the sync objects the parent shared (0: none).
     sync_token: u64,
+    /// The other programs the host allows, compiled, for this process's own children.
+    programs: Vec<AllowedProgram>,
+}
+
+/// An allowed program as a native child receives it: compiled, by artifact.
+#[derive(Serialize, Deserialize)]
+struct AllowedProgram {
+    name: String,
+    artifact: PathBuf,
+    display_name: String,
+    targets: Vec<String>,
 }
 
 /// What the processes of one run share across OS processes.
@@ -234,6 +246,26 @@ impl NativeBackend {
         })?;
         Ok(inner.artifact.get_or_init(|| path).clone())
     }
+
+    /// The programs the host allows, compiled, for a child's own children.
+    fn allowed_programs(&self, shared: &RunShared) -> Result<Vec<AllowedProgram>, ProcessError> {
+        let Some(programs) = shared.programs() else {
+            return Ok(Vec::new());
+        };
+        programs
+            .names()
+            .into_iter()
+            .map(|name| {
+                let program = programs.get(&name)?;
+                Ok(AllowedProgram {
+                    artifact: self.artifact(&program)?,
+                    display_name: program.display_name().to_string(),
+                    targets: program.targets().to_vec(),
+                    name,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Checks that `exe` is a wasmproc binary of this very version.
@@ -367,6 +399,7 @@ impl Backend for NativeBackend {
         let parent_fd = parent_read.as_raw_fd();
         let slot_fd = slot.as_raw_fd();
         let sync = request.tree.sync().clone();
+        let programs = self.allowed_programs(shared)?;
         let sync_token = sync.token(request.shares);
         let spec = ChildSpec {
             artifact,
@@ -392,6 +425,7 @@ impl Backend for NativeBackend {
             slot_fd,
             exe: self.exe.clone(),
             sync_token,
+            programs,
         };
         let encoded = postcard::to_allocvec(&spec).map_err(|e| failure("encoding", e))?;
         let len = u32::try_from(encoded.len()).map_err(|e| failure("description size", e))?;
@@ -828,6 +862,19 @@ fn run_spec(
         Some(spec.authkey),
         me << 24,
     ));
+    let allowed = spec
+        .programs
+        .into_iter()
+        .map(|p| {
+            let source = ProgramSource::Artifact {
+                path: p.artifact,
+                display_name: p.display_name,
+                targets: p.targets,
+            };
+            (p.name, source)
+        })
+        .collect();
+    shared.set_programs(Programs::new(engine.clone(), allowed));
     // Grandchildren inherit the same lifeline, through this duplicate (close-on-exec, so
     // only children that are handed it get it).
     rustix::io::fcntl_setfd(&lifeline, rustix::io::FdFlags::CLOEXEC)?;

@@ -8,7 +8,20 @@ use wasmproc_guest::{Process, Queue, targets};
 /// A target only this program has.
 fn local() {}
 
-targets![local];
+/// A child that starts a child of the other program itself.
+fn nested() {
+    let p = Process::builder("greet")
+        .program("other")
+        .args(&"from a child".to_string())
+        .unwrap()
+        .build()
+        .unwrap();
+    p.start().unwrap();
+    p.join(None).unwrap();
+    println!("nested: grandchild exitcode {:?}", p.exitcode().unwrap());
+}
+
+targets![local, nested];
 
 fn main() {
     let p = Process::builder("greet")
@@ -32,6 +45,11 @@ fn main() {
     show!("from the queue", q.get());
     r.join(None).unwrap();
     show!("reply exitcode", r.exitcode());
+
+    let n = Process::new("nested", &()).unwrap();
+    n.start().unwrap();
+    n.join(None).unwrap();
+    show!("nested exitcode", n.exitcode());
 
     show!(
         "a program the host does not allow",
