@@ -19,7 +19,7 @@ use crate::config::Limits;
 use crate::error::{ErrorKind, ProcessError};
 use crate::model::lock;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -346,9 +346,17 @@ impl Registry {
     }
 
     fn channel(&self, maxsize: u32) -> Arc<Channel> {
+        let (tx, rx) = match maxsize {
+            0 => crossbeam_channel::unbounded(),
+            n => crossbeam_channel::bounded(n as usize),
+        };
         Arc::new(Channel {
             maxsize: maxsize as usize,
-            state: Mutex::new(ChannelState::default()),
+            tx,
+            rx,
+            bytes: AtomicU64::new(0),
+            no_receiver: std::sync::atomic::AtomicBool::new(false),
+            no_sender: std::sync::atomic::AtomicBool::new(false),
             changed: Changed::default(),
             accounts: self.accounts.clone(),
         })
@@ -374,29 +382,62 @@ enum Kind {
     Lock(LockObj),
 }
 
-/// A FIFO of messages: a queue, or one direction of a pipe.
+/// A FIFO of messages: a queue, or one direction of a pipe. The items are in a lock-free
+/// channel (crossbeam's), so that a producer and a consumer on two cores do not contend for
+/// one lock on every item.
 struct Channel {
     /// At most this many items (0: unbounded).
     maxsize: usize,
-    state: Mutex<ChannelState>,
+    tx: crossbeam_channel::Sender<Item>,
+    rx: crossbeam_channel::Receiver<Item>,
+    /// Bytes waiting in this channel (counted in the run's `queued` too).
+    bytes: AtomicU64,
+    /// No connection end can receive from this channel any more.
+    no_receiver: std::sync::atomic::AtomicBool,
+    /// No connection end can send to this channel any more.
+    no_sender: std::sync::atomic::AtomicBool,
     /// Notified on every change a waiter may care about.
     changed: Changed,
     accounts: Arc<Accounts>,
 }
 
-#[derive(Default)]
-struct ChannelState {
-    items: VecDeque<Vec<u8>>,
-    bytes: u64,
-    /// No connection end can receive from this channel any more.
-    no_receiver: bool,
-    /// No connection end can send to this channel any more.
-    no_sender: bool,
+/// An item in a channel. Small ones are kept inline: the bytes a guest puts arrive in a
+/// buffer allocated on the putting thread, and a buffer freed on another thread (the
+/// getter's) is several times slower to free than one freed where it was allocated.
+enum Item {
+    Small { len: u8, bytes: [u8; SMALL] },
+    Large(Vec<u8>),
+}
+
+/// The largest item kept inline.
+const SMALL: usize = 46;
+
+impl Item {
+    fn new(bytes: Vec<u8>) -> Item {
+        if bytes.len() <= SMALL {
+            let mut inline = [0u8; SMALL];
+            inline[..bytes.len()].copy_from_slice(&bytes);
+            // `bytes.len() <= SMALL < 256`.
+            Item::Small {
+                len: bytes.len() as u8,
+                bytes: inline,
+            }
+        } else {
+            Item::Large(bytes)
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Item::Small { len, bytes } => bytes[..usize::from(len)].to_vec(),
+            Item::Large(v) => v,
+        }
+    }
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
-        let bytes = self.state.get_mut().map(|s| s.bytes).unwrap_or(0);
+        let bytes = *self.bytes.get_mut();
         self.accounts.queued.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
@@ -421,6 +462,9 @@ impl Drop for Waiting<'_> {
 impl Changed {
     /// Wakes every waiter (after the change was made, under the object's lock or not).
     fn notify(&self) {
+        // Pairs with the fence in `waiting`: either the waiter sees the change, or this
+        // sees the waiter.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
             self.notify.notify_waiters();
         }
@@ -428,6 +472,7 @@ impl Changed {
 
     fn waiting(&self) -> Waiting<'_> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
         Waiting(self)
     }
 
@@ -496,15 +541,11 @@ impl Channel {
 
     /// Appends `item` if there is room; gives it back when the channel is full.
     fn try_put(&self, item: Vec<u8>) -> Result<Option<Vec<u8>>> {
-        let mut state = lock(&self.state);
-        if state.no_receiver {
+        if self.no_receiver.load(Ordering::Acquire) {
             return Err(ProcessError::new(
                 ErrorKind::BrokenPipe,
                 "the other end of the connection is closed",
             ));
-        }
-        if self.maxsize != 0 && state.items.len() >= self.maxsize {
-            return Ok(Some(item));
         }
         let len = item.len() as u64;
         let limit = self.accounts.limits.queued;
@@ -519,11 +560,20 @@ impl Channel {
                 ),
             ));
         }
-        state.bytes += len;
-        state.items.push_back(item);
-        drop(state);
-        self.changed.notify();
-        Ok(None)
+        // Counted before it is visible, so that a get never subtracts first.
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        match self.tx.try_send(Item::new(item)) {
+            Ok(()) => {
+                self.changed.notify();
+                Ok(None)
+            }
+            Err(e) => {
+                self.bytes.fetch_sub(len, Ordering::Relaxed);
+                self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
+                // Full (a bounded queue); the receiver is never gone (the channel holds it).
+                Ok(Some(e.into_inner().into_vec()))
+            }
+        }
     }
 
     async fn put(&self, item: Vec<u8>, block: bool, timeout: Option<u64>) -> Result<()> {
@@ -545,24 +595,31 @@ impl Channel {
 
     /// The oldest item, if any; `Err` at end-of-file.
     fn try_get(&self, eof: bool) -> Result<Option<Vec<u8>>> {
-        let mut state = lock(&self.state);
-        match state.items.pop_front() {
-            Some(item) => {
-                let len = item.len() as u64;
-                state.bytes -= len;
-                drop(state);
-                self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
-                if self.maxsize != 0 {
-                    self.changed.notify();
+        let item = match self.rx.try_recv() {
+            Ok(item) => item,
+            Err(_) if eof && self.no_sender.load(Ordering::Acquire) => {
+                // Every send happened before the last sender went: look once more.
+                match self.rx.try_recv() {
+                    Ok(item) => item,
+                    Err(_) => {
+                        return Err(ProcessError::new(
+                            ErrorKind::Eof,
+                            "the other end of the connection is closed and every message has \
+                             been received",
+                        ));
+                    }
                 }
-                Ok(Some(item))
             }
-            None if eof && state.no_sender => Err(ProcessError::new(
-                ErrorKind::Eof,
-                "the other end of the connection is closed and every message has been received",
-            )),
-            None => Ok(None),
+            Err(_) => return Ok(None),
+        };
+        let item = item.into_vec();
+        let len = item.len() as u64;
+        self.bytes.fetch_sub(len, Ordering::Relaxed);
+        self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
+        if self.maxsize != 0 {
+            self.changed.notify();
         }
+        Ok(Some(item))
     }
 
     async fn get(&self, block: bool, timeout: Option<u64>, eof: bool) -> Result<Vec<u8>> {
@@ -574,16 +631,16 @@ impl Channel {
 
     /// Whether a receive would not block: an item is waiting, or end-of-file.
     fn ready(&self) -> bool {
-        let state = lock(&self.state);
-        !state.items.is_empty() || state.no_sender
+        !self.rx.is_empty() || self.no_sender.load(Ordering::Acquire)
     }
 
     fn len(&self) -> usize {
-        lock(&self.state).items.len()
+        self.rx.len()
     }
 
-    fn mark(&self, f: impl FnOnce(&mut ChannelState)) {
-        f(&mut lock(&self.state));
+    /// Marks the channel as having no receiver or no sender any more.
+    fn mark(&self, flag: &std::sync::atomic::AtomicBool) {
+        flag.store(true, Ordering::Release);
         self.changed.notify();
     }
 }
@@ -599,10 +656,10 @@ struct ConnEnd {
 impl Drop for ConnEnd {
     fn drop(&mut self) {
         if let Some(c) = &self.recv {
-            c.mark(|s| s.no_receiver = true);
+            c.mark(&c.no_receiver);
         }
         if let Some(c) = &self.send {
-            c.mark(|s| s.no_sender = true);
+            c.mark(&c.no_sender);
         }
     }
 }
