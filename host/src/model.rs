@@ -1238,19 +1238,7 @@ impl ProcessCtx {
         sentinels: &[u64],
         timeout: Option<Duration>,
     ) -> Result<Vec<u64>> {
-        let cores = {
-            let objects = self.objects();
-            sentinels
-                .iter()
-                .map(|s| match objects.map.get(s) {
-                    Some(Object::Parent) => Ok(self.parent_core()),
-                    Some(Object::Child(c)) if !c.closed && c.core.started() => Ok(c.core.clone()),
-                    _ => Err(ProcessError::invalid_argument(format!(
-                        "{s} is not a sentinel of this process"
-                    ))),
-                })
-                .collect::<Result<Vec<_>>>()?
-        };
+        let cores = self.sentinel_cores(sentinels)?;
         let ready = |cores: &[Arc<ProcessCore>]| -> Vec<u64> {
             sentinels
                 .iter()

@@ -77,26 +77,6 @@ fn pool_slots(hold: usize) -> u32 {
     u32::try_from(hold.max(10_000) + 100).unwrap_or(u32::MAX)
 }
 
-/// The `wasmproc` executable the native design runs: `target/release/wasmproc`, as this
-/// bench is `target/release/deps/process-<hash>`. Why not, when it is missing.
-fn native_exe() -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let exe = me
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("wasmproc"))
-        .ok_or_else(|| format!("{} has no grandparent directory", me.display()))?;
-    if exe.is_file() {
-        Ok(exe)
-    } else {
-        Err(format!(
-            "{} does not exist (build it with `cargo build --release -p wasmproc`, as \
-             scripts/bench.sh does)",
-            exe.display()
-        ))
-    }
-}
-
 /// The configuration of design `label`; `hold` sizes the pooled design's slots.
 fn config(label: &str, output: OutputMode, hold: usize) -> Result<Config, String> {
     let base = Config {
@@ -115,7 +95,7 @@ fn config(label: &str, output: OutputMode, hold: usize) -> Result<Config, String
         },
         "native" => Config {
             backend: BackendKind::Native,
-            native_exe: Some(native_exe()?),
+            native_exe: Some(wasmproc_tests::native_exe()?),
             ..base
         },
         other => return Err(format!("unknown design '{other}'")),
@@ -761,7 +741,7 @@ fn main() {
     let rounds = env_usize("WASMPROC_BENCH_ROUNDS", 4).clamp(1, n.min(native_n));
     let hold_n = env_usize("WASMPROC_BENCH_HOLD", 10_000).max(1);
     let native_hold = env_usize("WASMPROC_BENCH_HOLD_NATIVE", 300).clamp(1, hold_n);
-    let native = native_exe();
+    let native = wasmproc_tests::native_exe();
     let only = std::env::var("WASMPROC_BENCH_DESIGNS").ok();
     let designs: Vec<Design> = DESIGNS
         .iter()

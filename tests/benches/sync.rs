@@ -68,26 +68,6 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
-/// The `wasmproc` executable of the native backend: `target/release/wasmproc`, as this
-/// bench is `target/release/deps/sync-<hash>`. Why not, when it is missing.
-fn native_exe() -> Result<PathBuf, String> {
-    let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let exe = me
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("wasmproc"))
-        .ok_or_else(|| format!("{} has no grandparent directory", me.display()))?;
-    if exe.is_file() {
-        Ok(exe)
-    } else {
-        Err(format!(
-            "{} does not exist (build it with `cargo build --release -p wasmproc`, as \
-             scripts/bench.sh does)",
-            exe.display()
-        ))
-    }
-}
-
 /// `key value` lines, as the guest programs and the CPython script print them.
 fn key_values(text: &str) -> BTreeMap<String, String> {
     text.lines()
@@ -114,7 +94,11 @@ struct Backend {
 
 fn backend(label: &'static str) -> Backend {
     let native = label == "native";
-    let exe = if native { Some(native_exe()) } else { None };
+    let exe = if native {
+        Some(wasmproc_tests::native_exe())
+    } else {
+        None
+    };
     let what = match &exe {
         None => "a tokio task/fiber per process (the default configuration)".to_string(),
         Some(Ok(exe)) => format!("every process an OS process: {}", exe.display()),
