@@ -23,3 +23,30 @@ pub fn native_exe() -> Result<std::path::PathBuf, String> {
         ))
     }
 }
+
+/// The load average (1, 5 and 15 minutes), as the benchmarks print it.
+pub fn load_average() -> Option<String> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+/// Prints the load average at a benchmark's start, with a warning when the machine is busy
+/// (the 1-minute load above half of `cpus`).
+pub fn print_load_at_start(cpus: usize) {
+    if let Some(l) = load_average() {
+        let busy = l
+            .split(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|l1| l1 > 0.5 * cpus as f64);
+        println!(
+            "load average (1/5/15 min) at start: {l}{}",
+            if busy {
+                "  -- the machine is busy; the figures will be noisy"
+            } else {
+                ""
+            }
+        );
+    }
+}

@@ -782,26 +782,7 @@ fn main() {
         println!("the native design is SKIPPED: {why}");
     }
     // Other work on the machine skews every figure below: say how busy it was.
-    let load = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-    };
-    if let Some(l) = load() {
-        let busy = l
-            .split(' ')
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-            .is_some_and(|l1| l1 > 0.5 * cpus as f64);
-        println!(
-            "load average (1/5/15 min) at start: {l}{}",
-            if busy {
-                "  -- the machine is busy; the figures will be noisy"
-            } else {
-                ""
-            }
-        );
-    }
+    wasmproc_tests::print_load_at_start(cpus);
 
     // (1)-(2): start+join of a no-op child, every design, guest side and host side.
     let lat = latency(&designs, rounds);
@@ -1027,6 +1008,6 @@ fn main() {
     println!(
         "\nbenchmark took {:.1} s; load average at the end: {}",
         total.elapsed().as_secs_f64(),
-        load().unwrap_or_else(|| "?".into())
+        wasmproc_tests::load_average().unwrap_or_else(|| "?".into())
     );
 }

@@ -428,31 +428,12 @@ fn main() {
     }
 
     let total = Instant::now();
-    let load = || {
-        std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-    };
     println!(
         "wasmproc queue/pool benchmark ({cpus} CPUs available; {rounds} rounds alternating \
          the backends and CPython)"
     );
     println!("programs: {BENCH_QUEUE}, {BENCH_POOL}");
-    if let Some(l) = load() {
-        let busy = l
-            .split(' ')
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-            .is_some_and(|l1| l1 > 0.5 * cpus as f64);
-        println!(
-            "load average (1/5/15 min) at start: {l}{}",
-            if busy {
-                "  -- the machine is busy; the figures will be noisy"
-            } else {
-                ""
-            }
-        );
-    }
+    wasmproc_tests::print_load_at_start(cpus);
     let backends: Vec<Backend> = ["wasm", "native"]
         .into_iter()
         .filter(|l| labels.iter().any(|s| s == l))
@@ -603,6 +584,6 @@ fn main() {
     println!(
         "\nqueue/pool benchmark took {:.1} s; load average at the end: {}",
         total.elapsed().as_secs_f64(),
-        load().unwrap_or_else(|| "?".into())
+        wasmproc_tests::load_average().unwrap_or_else(|| "?".into())
     );
 }
