@@ -191,6 +191,8 @@ pub(crate) struct Tree {
     native: Option<NativeRun>,
     /// How many processes started in this tree are running.
     live: Arc<AtomicU64>,
+    /// Starts in progress (not yet in `started`).
+    starting: std::sync::atomic::AtomicUsize,
     /// Where the run's queues, pipes, events and locks live.
     sync: SyncHome,
 }
@@ -303,6 +305,7 @@ impl Tree {
             started: Mutex::new(Vec::new()),
             native,
             live: Arc::new(AtomicU64::new(0)),
+            starting: std::sync::atomic::AtomicUsize::new(0),
             sync,
         }
     }
@@ -336,15 +339,25 @@ impl Tree {
     /// Ends the run: kills every process of the tree still running (orphans whose parent
     /// was terminated or killed) and waits until they have ended.
     pub async fn kill_all(&self) {
-        let live: Vec<Arc<ProcessCore>> = lock(&self.started)
-            .drain(..)
-            .filter_map(|w| w.upgrade())
-            .collect();
-        for core in &live {
-            core.signal(Signal::Kill);
-        }
-        for core in &live {
-            core.wait(None).await;
+        // A process being killed may still be starting a child: wait for starts in
+        // progress, and go round again until a round finds nothing left to kill.
+        loop {
+            while self.starting.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let live: Vec<Arc<ProcessCore>> = lock(&self.started)
+                .drain(..)
+                .filter_map(|w| w.upgrade())
+                .collect();
+            if live.is_empty() {
+                break;
+            }
+            for core in &live {
+                core.signal(Signal::Kill);
+            }
+            for core in &live {
+                core.wait(None).await;
+            }
         }
         // Processes of the run in other OS processes (orphaned grandchildren of native
         // children) die when the run's lifeline closes.
@@ -834,6 +847,8 @@ impl ProcessCtx {
 
     /// `start`: runs the child's target in a new process of the backend.
     pub fn start(self: &Arc<Self>, h: u64) -> Result<()> {
+        self.tree.starting.fetch_add(1, Ordering::SeqCst);
+        let _started = StartInProgress(&self.tree);
         let request = {
             let mut objects = self.objects();
             let child = Self::child(
@@ -1323,6 +1338,15 @@ impl ProcessCtx {
         for (_, core) in &children {
             core.wait(None).await;
         }
+    }
+}
+
+/// A start in progress, counted in its tree's `starting` while it lives.
+struct StartInProgress<'a>(&'a Tree);
+
+impl Drop for StartInProgress<'_> {
+    fn drop(&mut self) {
+        self.0.starting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
