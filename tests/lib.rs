@@ -50,3 +50,14 @@ pub fn print_load_at_start(cpus: usize) {
         );
     }
 }
+
+/// `key value` lines, as the benchmarks' guest programs, CPython scripts and helper
+/// processes print them.
+pub fn key_values(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (k, v) = l.trim().split_once(' ')?;
+            Some((k.to_string(), v.trim().to_string()))
+        })
+        .collect()
+}

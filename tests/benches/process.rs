@@ -152,16 +152,6 @@ impl Stats {
     }
 }
 
-/// `key value` lines, as the guest program, the CPython script and the hold child print.
-fn key_values(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.trim().split_once(' ')?;
-            Some((k.to_string(), v.trim().to_string()))
-        })
-        .collect()
-}
-
 /// (1): start+join timed inside the guest; every sample, in microseconds.
 fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Vec<f64>, String> {
     let run = host
@@ -172,7 +162,7 @@ fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result
         .ok_or("the run captured no output of MainProcess")?;
     let stdout = String::from_utf8_lossy(&main.stdout()).into_owned();
     let stderr = String::from_utf8_lossy(&main.stderr()).into_owned();
-    let samples: Option<Vec<f64>> = key_values(&stdout)
+    let samples: Option<Vec<f64>> = wasmproc_tests::key_values(&stdout)
         .get("samples_us")
         .and_then(|v| v.split(' ').map(|x| x.parse().ok()).collect());
     samples.filter(|s| s.len() == n).ok_or_else(|| {
@@ -350,7 +340,7 @@ fn cpython(root: &Path) -> Result<CPython, String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    let kv = key_values(&stdout);
+    let kv = wasmproc_tests::key_values(&stdout);
     let methods = ["fork", "spawn", "forkserver"]
         .into_iter()
         .map(|m| {
@@ -592,7 +582,7 @@ fn hold(label: &str, target: usize) -> Result<Hold, String> {
         .args(["--hold-child", label, &target.to_string()])
         .output()
         .map_err(|e| format!("cannot run the hold child: {e}"))?;
-    let kv = key_values(&String::from_utf8_lossy(&out.stdout));
+    let kv = wasmproc_tests::key_values(&String::from_utf8_lossy(&out.stdout));
     // The host writes `Process <name>:` and then the reason to stderr for each sleeper
     // that failed; keep the distinct reasons (and the lines of a crash).
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();

@@ -68,16 +68,6 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .collect()
 }
 
-/// `key value` lines, as the guest programs and the CPython script print them.
-fn key_values(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| {
-            let (k, v) = l.trim().split_once(' ')?;
-            Some((k.to_string(), v.trim().to_string()))
-        })
-        .collect()
-}
-
 fn num(kv: &BTreeMap<String, String>, k: &str) -> Result<f64, String> {
     kv.get(k)
         .ok_or_else(|| format!("no `{k}` printed"))?
@@ -145,7 +135,7 @@ fn run(
     let main = run
         .process("MainProcess")
         .ok_or("the run captured no output of MainProcess")?;
-    let kv = key_values(&String::from_utf8_lossy(&main.stdout()));
+    let kv = wasmproc_tests::key_values(&String::from_utf8_lossy(&main.stdout()));
     if run.status == ExitStatus::SUCCESS && !kv.is_empty() {
         return Ok(kv);
     }
@@ -188,7 +178,9 @@ fn python(root: &Path, args: &[String]) -> Result<BTreeMap<String, String>, Stri
             String::from_utf8_lossy(&out.stderr).trim()
         ));
     }
-    Ok(key_values(&String::from_utf8_lossy(&out.stdout)))
+    Ok(wasmproc_tests::key_values(&String::from_utf8_lossy(
+        &out.stdout,
+    )))
 }
 
 /// One measured configuration (a backend or CPython) of one benchmark, over the rounds.
