@@ -44,6 +44,7 @@ mod exit;
 mod model;
 mod output;
 mod program;
+mod sched;
 mod sync;
 
 pub use config::{
@@ -174,12 +175,18 @@ impl Host {
         });
         let engine = self.engine.clone();
         let run_tree = tree.clone();
-        let status = self.runtime.block_on(async move {
-            let status = engine.run_main(ctx, args.to_vec()).await;
+        // The main process runs on the calling thread (so that it and its children run in
+        // parallel on a 2-core machine); a child it starts and joins at once runs there too
+        // ([`sched`]).
+        let args = args.to_vec();
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.runtime.block_on(sched::flushing(async move {
+            let status = engine.run_main(ctx, args).await;
             // No process outlives its run: orphans still running are killed now.
             run_tree.kill_all().await;
-            status
-        });
+            let _ = tx.send(status);
+        }));
+        let status = rx.recv().unwrap_or(ExitStatus::FAILURE);
         Ok(MainRun {
             status,
             processes: tree.captured_owned(),

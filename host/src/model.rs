@@ -417,6 +417,9 @@ pub(crate) struct ProcessCore {
     counted_in: OnceLock<[Arc<AtomicU64>; 2]>,
     state: Mutex<RunState>,
     exit: watch::Sender<Option<ExitStatus>>,
+    /// The process's task while it waits to be spawned or driven by a join
+    /// ([`crate::sched`]).
+    deferred: Mutex<Option<crate::sched::Deferred>>,
 }
 
 impl ProcessCore {
@@ -427,6 +430,7 @@ impl ProcessCore {
             counted_in: OnceLock::new(),
             state: Mutex::new(RunState::Unstarted),
             exit: watch::Sender::new(None),
+            deferred: Mutex::new(None),
         })
     }
 
@@ -436,6 +440,16 @@ impl ProcessCore {
         let _ = core.pid.set(pid);
         *lock(&core.state) = RunState::Starting;
         core
+    }
+
+    /// Keeps the process's task until it is spawned or a join drives it.
+    pub fn defer(&self, deferred: crate::sched::Deferred) {
+        *lock(&self.deferred) = Some(deferred);
+    }
+
+    /// The process's task, if it has not been spawned yet.
+    pub fn take_deferred(&self) -> Option<crate::sched::Deferred> {
+        lock(&self.deferred).take()
     }
 
     /// Records the pid the backend gave the process (before it runs).
@@ -501,7 +515,12 @@ impl ProcessCore {
             return Some(status);
         }
         let mut rx = self.exit.subscribe();
+        // A child whose task has not been spawned yet runs here, in the waiter's task.
+        let mut helper = self.take_deferred().map(crate::sched::Helper::new);
         let ended = async move {
+            if let Some(helper) = helper.as_mut() {
+                helper.run().await;
+            }
             // The sender lives as long as `self`, so `wait_for` cannot fail here.
             rx.wait_for(Option::is_some).await.ok().and_then(|s| *s)
         };

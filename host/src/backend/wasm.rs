@@ -132,6 +132,8 @@ impl WasmEngine {
             // Fiber stacks of ended processes are reused rather than unmapped (an unmap
             // interrupts every other core of the host).
             cfg.with_host_stack(Arc::new(super::stacks::PooledStacks(Arc::default())));
+            // Linear memories likewise: an ended process's reservation goes to the next.
+            cfg.with_host_memory(Arc::new(super::memories::PooledMemories(Arc::default())));
         }
         if let Some(slots) = config.pooling {
             // The pooling allocator: every process's memory, tables, instance and fiber stack
@@ -589,6 +591,7 @@ impl Backend for WasmBackend {
     ) -> Result<Spawned, ProcessError> {
         let pid = self.engine.next_pid();
         request.core.set_pid(pid);
+        let request_core = request.core.clone();
         let (tx, signals) = watch::channel(None);
         let ctx = ProcessCtx::new(NewCtx {
             shared: shared.clone(),
@@ -622,7 +625,7 @@ impl Backend for WasmBackend {
                 .spawn(move || runtime.block_on(process))
                 .map_err(|e| ProcessError::host_failure(format!("cannot create a thread: {e}")))?;
         } else {
-            self.engine.runtime.spawn(process);
+            crate::sched::start(&request_core, &self.engine.runtime, process);
         }
         Ok(Spawned {
             pid,
