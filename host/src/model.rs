@@ -36,7 +36,9 @@ pub(crate) struct RunShared {
     pub config: crate::Config,
     next_handle: AtomicU64,
     authkey: [u8; 32],
-    cpu_count: u32,
+    /// `os.cpu_count()`, found on first use (a native child rarely needs it, and reading
+    /// the cgroup files it takes costs each one a dozen system calls).
+    cpu_count: OnceLock<u32>,
     /// The library's `Host` was dropped: its processes were killed and none may start.
     host_gone: std::sync::atomic::AtomicBool,
     /// The other programs processes may start children of, by name.
@@ -126,15 +128,12 @@ impl RunShared {
         authkey: Option<[u8; 32]>,
         first_handle: u64,
     ) -> Self {
-        let cpu_count = std::thread::available_parallelism()
-            .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
-            .unwrap_or(1);
         RunShared {
             backend,
             config,
             next_handle: AtomicU64::new(first_handle),
             authkey: authkey.unwrap_or_else(rand::random),
-            cpu_count,
+            cpu_count: OnceLock::new(),
             host_gone: std::sync::atomic::AtomicBool::new(false),
             programs: OnceLock::new(),
         }
@@ -683,7 +682,11 @@ impl ProcessCtx {
     }
 
     pub fn cpu_count(&self) -> u32 {
-        self.shared.cpu_count
+        *self.shared.cpu_count.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+                .unwrap_or(1)
+        })
     }
 
     fn objects(&self) -> MutexGuard<'_, Objects> {

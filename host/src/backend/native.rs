@@ -94,6 +94,8 @@ pub(crate) struct NativeRun {
     capture_dir: Option<PathBuf>,
     lifeline_read: OwnedFd,
     lifeline_write: Mutex<Option<OwnedFd>>,
+    /// Slots of this host's children that have ended (see `take_slot`).
+    free_slots: Mutex<Vec<u64>>,
     /// Whether this OS process made the run (and so removes its capture directory).
     owner: bool,
     /// The run's object server (in the run's root host only).
@@ -113,6 +115,7 @@ impl NativeRun {
             capture_dir,
             lifeline_read: read,
             lifeline_write: Mutex::new(Some(write)),
+            free_slots: Mutex::default(),
             owner: true,
             server: None,
         })
@@ -130,11 +133,12 @@ impl NativeRun {
     /// Takes a free process slot of the run: a lock file under `slots/`, locked through
     /// the returned descriptor, which the child inherits; the kernel releases the lock when
     /// the last holder exits, however it exits.
-    fn take_slot(&self, limit: u64) -> Result<OwnedFd, ProcessError> {
+    ///
+    /// The slots of this host's children that have ended are tried first: their files
+    /// exist, and creating a file costs more than the rest of the start.
+    fn take_slot(&self, limit: u64) -> Result<(OwnedFd, u64), ProcessError> {
         use rustix::fs::{FlockOperation, Mode, OFlags};
-        let start = rand::random::<u64>() % limit.max(1);
-        for i in 0..limit {
-            let slot = (start + i) % limit;
+        let try_slot = |slot: u64| -> Result<Option<OwnedFd>, ProcessError> {
             let path = self.run_dir.join("slots").join(slot.to_string());
             let fd = rustix::fs::open(
                 &path,
@@ -142,14 +146,38 @@ impl NativeRun {
                 Mode::from_raw_mode(0o600),
             )
             .map_err(|e| failure("slot", e))?;
-            if rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).is_ok() {
-                return Ok(fd);
+            Ok(
+                rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive)
+                    .is_ok()
+                    .then_some(fd),
+            )
+        };
+        loop {
+            let Some(slot) = lock(&self.free_slots).pop() else {
+                break;
+            };
+            if slot < limit
+                && let Some(fd) = try_slot(slot)?
+            {
+                return Ok((fd, slot));
+            }
+        }
+        let start = rand::random::<u64>() % limit.max(1);
+        for i in 0..limit {
+            let slot = (start + i) % limit;
+            if let Some(fd) = try_slot(slot)? {
+                return Ok((fd, slot));
             }
         }
         Err(ProcessError::new(
             crate::error::ErrorKind::LimitExceeded,
             format!("limit processes = {limit} reached: the run has {limit} live processes"),
         ))
+    }
+
+    /// The child that held `slot` has ended: the next start tries it first.
+    fn slot_freed(&self, slot: u64) {
+        lock(&self.free_slots).push(slot);
     }
 
     /// Ends the run: every process of it in another OS process kills itself; returns once
@@ -204,7 +232,7 @@ impl NativeBackend {
         // One directory per host: several hosts may live in one OS process.
         static HOSTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let n = HOSTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let work_dir = std::env::temp_dir().join(format!("wasmproc-{}-{n}", std::process::id()));
+        let work_dir = work_root().join(format!("wasmproc-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&work_dir).map_err(|io| Error::WriteFile {
             path: work_dir.clone(),
             io,
@@ -291,9 +319,28 @@ fn probe(exe: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Where hosts keep their work directories (the compiled programs their native children
+/// map, the slot lock files, captured output): `$TMPDIR` when it is set, otherwise
+/// `/dev/shm` when there is one to write to (memory: a file is created there in a few
+/// microseconds, against a few hundred on a disk's journal, and every native start creates
+/// some), otherwise the system's temporary directory.
+fn work_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let writable = || rustix::fs::access(shm, rustix::fs::Access::WRITE_OK).is_ok();
+        if std::env::var_os("TMPDIR").is_none() && shm.is_dir() && writable() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
+    .clone()
+}
+
 /// Removes the work directories of hosts that are gone (killed, or never dropped).
 fn remove_stale_work_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+    let Ok(entries) = std::fs::read_dir(work_root()) else {
         return;
     };
     for entry in entries.flatten() {
@@ -394,7 +441,8 @@ impl Backend for NativeBackend {
         let artifact = self.artifact(&request.program)?;
         let (parent_read, parent_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| failure("pipe", e))?;
-        let slot = run.take_slot(shared.config.limits.processes)?;
+        let (slot, slot_number) = run.take_slot(shared.config.limits.processes)?;
+        let run_for_wait = request.tree.clone();
         let lifeline_fd = run.lifeline_read.as_raw_fd();
         let parent_fd = parent_read.as_raw_fd();
         let slot_fd = slot.as_raw_fd();
@@ -471,6 +519,9 @@ impl Backend for NativeBackend {
                         // Its objects go first (a lock it held is released), then its end
                         // is told.
                         sync.process_gone(pid, sync_token).await;
+                        if let Some(run) = run_for_wait.native() {
+                            run.slot_freed(slot_number);
+                        }
                         core.exited(status);
                     });
                     return Ok(Spawned {
@@ -543,6 +594,9 @@ impl Backend for NativeBackend {
             };
             // Its objects go first (a lock it held is released), then its end is told.
             sync.process_gone(pid, sync_token).await;
+            if let Some(run) = run_for_wait.native() {
+                run.slot_freed(slot_number);
+            }
             core.exited(status);
         });
         Ok(Spawned {
@@ -882,6 +936,7 @@ fn run_spec(
         capture_dir: spec.capture_dir,
         lifeline_read: lifeline,
         lifeline_write: Mutex::new(None),
+        free_slots: Mutex::default(),
         owner: false,
         server: None,
         run_dir: spec.run_dir,
