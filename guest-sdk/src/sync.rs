@@ -285,7 +285,7 @@ impl<T> Queue<T> {
 
     /// Removes and returns the oldest item as the bytes that were put, waiting for one.
     pub fn get_bytes(&self) -> Result<Vec<u8>, Error> {
-        get_blocking(self.live()?, None)
+        get_blocking(self.live()?, None, |b| Ok(b.to_vec()))
     }
 
     /// As [`get_bytes`](Self::get_bytes), without waiting: [`ErrorKind::Empty`] when the
@@ -361,15 +361,15 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Removes and returns the oldest item, waiting for one. Python: `get()`.
     pub fn get(&self) -> Result<T, Error> {
-        let bytes = get_blocking(self.live()?, None)?;
-        decode(&bytes, "a queue item")
+        get_blocking(self.live()?, None, |b| decode(b, "a queue item"))
     }
 
     /// Removes and returns the oldest item, waiting at most `timeout`, then
     /// [`ErrorKind::Empty`]. Python: `get(timeout=t)`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
-        let bytes = get_blocking(self.live()?, nanos(Some(timeout)))?;
-        decode(&bytes, "a queue item")
+        get_blocking(self.live()?, nanos(Some(timeout)), |b| {
+            decode(b, "a queue item")
+        })
     }
 
     /// Removes and returns the oldest item without waiting: [`ErrorKind::Empty`] when there
@@ -380,23 +380,54 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 }
 
-/// A blocking put: the host's non-blocking fast path first (a cheaper call), the blocking
-/// call only when that cannot complete it.
+/// A blocking put: the host's non-blocking fast path first (a cheaper call; for an item of
+/// at most 16 bytes, one that copies no list), the blocking call only when that cannot
+/// complete it.
 #[inline]
 fn put_blocking(h: u64, item: &[u8], timeout: Option<u64>) -> Result<(), Error> {
-    if host::queue_try_put(h, item)? {
+    let done = match small_item(item) {
+        Some(small) => host::queue_try_put_small(h, small)?,
+        None => host::queue_try_put(h, item)?,
+    };
+    if done {
         return Ok(());
     }
     Ok(host::queue_put(h, item, true, timeout)?)
 }
 
-/// A blocking get, with the same fast path as [`put_blocking`].
+/// `item` in two words, when it has at most 16 bytes.
 #[inline]
-fn get_blocking(h: u64, timeout: Option<u64>) -> Result<Vec<u8>, Error> {
-    if let Some(item) = host::queue_try_get(h)? {
-        return Ok(item);
+fn small_item(item: &[u8]) -> Option<host::SmallItem> {
+    let len = u8::try_from(item.len()).ok().filter(|l| *l <= 16)?;
+    let mut bytes = [0u8; 16];
+    bytes[..item.len()].copy_from_slice(item);
+    let (lo, hi) = bytes.split_at(8);
+    Some(host::SmallItem {
+        len,
+        lo: u64::from_le_bytes(lo.try_into().ok()?),
+        hi: u64::from_le_bytes(hi.try_into().ok()?),
+    })
+}
+
+/// A blocking get, with the same fast path as [`put_blocking`]: `f` sees the item's bytes
+/// (a small item's on the stack, allocated nowhere).
+#[inline]
+fn get_blocking<R>(
+    h: u64,
+    timeout: Option<u64>,
+    f: impl FnOnce(&[u8]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    match host::queue_try_get_small(h)? {
+        host::TakenItem::Small(small) => {
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&small.lo.to_le_bytes());
+            bytes[8..].copy_from_slice(&small.hi.to_le_bytes());
+            let len = usize::from(small.len).min(16);
+            f(&bytes[..len])
+        }
+        host::TakenItem::Large(item) => f(&item),
+        host::TakenItem::None => f(&host::queue_get(h, true, timeout)?),
     }
-    Ok(host::queue_get(h, true, timeout)?)
 }
 
 impl<T> Serialize for Queue<T> {

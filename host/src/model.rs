@@ -781,6 +781,29 @@ impl ProcessCtx {
         }
     }
 
+    /// `queue-try-put-small`: none when this process's objects are served from another OS
+    /// process (the caller takes the general path).
+    pub fn sync_try_put_small(&self, h: u64, item: &[u8]) -> Option<Result<bool>> {
+        match &self.sync {
+            SyncPort::Local(table) => Some(match lock(table).as_ref() {
+                Some(table) => table.try_put_small(h, item),
+                None => Err(ProcessError::invalid_state("the process has ended")),
+            }),
+            SyncPort::Remote(_) => None,
+        }
+    }
+
+    /// `queue-try-get-small`; none as for [`ProcessCtx::sync_try_put_small`].
+    pub fn sync_try_get_small(&self, h: u64) -> Option<Result<Option<crate::sync::Taken>>> {
+        match &self.sync {
+            SyncPort::Local(table) => Some(match lock(table).as_ref() {
+                Some(table) => table.try_get_small(h),
+                None => Err(ProcessError::invalid_state("the process has ended")),
+            }),
+            SyncPort::Remote(_) => None,
+        }
+    }
+
     /// The process has ended: it holds no sync objects any more (a lock it held is
     /// released, for the next owner to learn of).
     pub fn end_sync(&self) {

@@ -144,8 +144,15 @@ fn sync_queue() {
             "record: \"last\" tags[0].len()=1000 score=Some(-9223372036854775808) \
              shape=Nothing raw.len()=256"
                 .into(),
+            // Around the 16 bytes of the small-item fast path and the 46 kept inline.
             "bytes of length 0 round trip: true".into(),
             "bytes of length 3 round trip: true".into(),
+            "bytes of length 8 round trip: true".into(),
+            "bytes of length 15 round trip: true".into(),
+            "bytes of length 16 round trip: true".into(),
+            "bytes of length 17 round trip: true".into(),
+            "bytes of length 46 round trip: true".into(),
+            "bytes of length 47 round trip: true".into(),
             "bytes of length 65536 round trip: true".into(),
             "child exitcode: Some(0)".into(),
         ];
@@ -590,6 +597,8 @@ fn sync_handles() {
                     "queue-get from the private queue: {}",
                     not("queue", "a", "private queue")
                 ),
+                "queue-try-put-small of 17 bytes: error InvalidArgument: a small item has at \
+                 most 16 bytes, not 17",
                 &format!(
                     "event-set of the private event: {}",
                     not("event", "an", "private event")

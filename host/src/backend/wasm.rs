@@ -29,6 +29,8 @@ mod bindings {
             "wasmproc:process/process.join": async | trappable,
             "wasmproc:process/sync.queue-try-put": trappable,
             "wasmproc:process/sync.queue-try-get": trappable,
+            "wasmproc:process/sync.queue-try-put-small": trappable,
+            "wasmproc:process/sync.queue-try-get-small": trappable,
             "wasmproc:process/sync": async | trappable,
             "wasmproc:process/process.wait": async | trappable,
             default: trappable,
@@ -882,6 +884,40 @@ impl sync_wit::Host for ProcState {
             }
             Some(other) => Err(to_wit(other.bytes().unwrap_err())),
             None => Ok(None),
+        })
+    }
+
+    fn queue_try_put_small(&mut self, h: u64, item: sync_wit::SmallItem) -> HostResult<bool> {
+        let Some(len) = Some(usize::from(item.len)).filter(|l| *l <= 16) else {
+            return Ok(Err(to_wit(ProcessError::invalid_argument(format!(
+                "a small item has at most 16 bytes, not {}",
+                item.len
+            )))));
+        };
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&item.lo.to_le_bytes());
+        bytes[8..].copy_from_slice(&item.hi.to_le_bytes());
+        Ok(match self.model()?.sync_try_put_small(h, &bytes[..len]) {
+            Some(Ok(put)) => Ok(put),
+            Some(Err(e)) => Err(to_wit(e)),
+            None => Ok(false),
+        })
+    }
+
+    fn queue_try_get_small(&mut self, h: u64) -> HostResult<sync_wit::TakenItem> {
+        use crate::sync::Taken;
+        Ok(match self.model()?.sync_try_get_small(h) {
+            Some(Ok(Some(Taken::Small(len, bytes)))) => {
+                let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                Ok(sync_wit::TakenItem::Small(sync_wit::SmallItem {
+                    len,
+                    lo: word(&bytes[..8]),
+                    hi: word(&bytes[8..]),
+                }))
+            }
+            Some(Ok(Some(Taken::Large(item)))) => Ok(sync_wit::TakenItem::Large(item)),
+            Some(Ok(None)) | None => Ok(sync_wit::TakenItem::None),
+            Some(Err(e)) => Err(to_wit(e)),
         })
     }
 

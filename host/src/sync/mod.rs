@@ -409,21 +409,55 @@ enum Item {
     Large(Vec<u8>),
 }
 
+/// An item as the small-item fast path (`queue-try-get-small`) hands it out: at most 16
+/// bytes (the length, then the bytes, zero-padded), or more.
+pub(crate) enum Taken {
+    Small(u8, [u8; 16]),
+    Large(Vec<u8>),
+}
+
 /// The largest item kept inline.
 const SMALL: usize = 46;
 
 impl Item {
     fn new(bytes: Vec<u8>) -> Item {
         if bytes.len() <= SMALL {
+            Item::from_slice(&bytes)
+        } else {
+            Item::Large(bytes)
+        }
+    }
+
+    fn from_slice(bytes: &[u8]) -> Item {
+        if bytes.len() <= SMALL {
             let mut inline = [0u8; SMALL];
-            inline[..bytes.len()].copy_from_slice(&bytes);
+            inline[..bytes.len()].copy_from_slice(bytes);
             // `bytes.len() <= SMALL < 256`.
             Item::Small {
                 len: bytes.len() as u8,
                 bytes: inline,
             }
         } else {
-            Item::Large(bytes)
+            Item::Large(bytes.to_vec())
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Item::Small { len, .. } => usize::from(*len),
+            Item::Large(v) => v.len(),
+        }
+    }
+
+    /// As the small-item fast path hands it out.
+    fn taken(self) -> Taken {
+        match self {
+            Item::Small { len, bytes } if len <= 16 => {
+                let mut small = [0u8; 16];
+                small.copy_from_slice(&bytes[..16]);
+                Taken::Small(len, small)
+            }
+            other => Taken::Large(other.into_vec()),
         }
     }
 
@@ -541,6 +575,11 @@ impl Channel {
 
     /// Appends `item` if there is room; gives it back when the channel is full.
     fn try_put(&self, item: Vec<u8>) -> Result<Option<Vec<u8>>> {
+        Ok(self.try_put_item(Item::new(item))?.map(Item::into_vec))
+    }
+
+    /// `try_put` of an item already made: gives it back when a bounded queue is full.
+    fn try_put_item(&self, item: Item) -> Result<Option<Item>> {
         if self.no_receiver.load(Ordering::Acquire) {
             return Err(ProcessError::new(
                 ErrorKind::BrokenPipe,
@@ -562,7 +601,7 @@ impl Channel {
         }
         // Counted before it is visible, so that a get never subtracts first.
         self.bytes.fetch_add(len, Ordering::Relaxed);
-        match self.tx.try_send(Item::new(item)) {
+        match self.tx.try_send(item) {
             Ok(()) => {
                 self.changed.notify();
                 Ok(None)
@@ -571,7 +610,7 @@ impl Channel {
                 self.bytes.fetch_sub(len, Ordering::Relaxed);
                 self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
                 // Full (a bounded queue); the receiver is never gone (the channel holds it).
-                Ok(Some(e.into_inner().into_vec()))
+                Ok(Some(e.into_inner()))
             }
         }
     }
@@ -595,6 +634,11 @@ impl Channel {
 
     /// The oldest item, if any; `Err` at end-of-file.
     fn try_get(&self, eof: bool) -> Result<Option<Vec<u8>>> {
+        Ok(self.try_get_item(eof)?.map(Item::into_vec))
+    }
+
+    /// `try_get`, giving the item as it was kept.
+    fn try_get_item(&self, eof: bool) -> Result<Option<Item>> {
         let item = match self.rx.try_recv() {
             Ok(item) => item,
             Err(_) if eof && self.no_sender.load(Ordering::Acquire) => {
@@ -612,7 +656,6 @@ impl Channel {
             }
             Err(_) => return Ok(None),
         };
-        let item = item.into_vec();
         let len = item.len() as u64;
         self.bytes.fetch_sub(len, Ordering::Relaxed);
         self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
@@ -906,6 +949,22 @@ impl SyncTable {
     }
 
     /// Runs `f` on queue `h` without taking a reference to it (the fast path).
+    /// `queue-try-put-small`: true when `item` was appended, false when the bounded queue
+    /// is full.
+    pub fn try_put_small(&self, h: u64, item: &[u8]) -> Result<bool> {
+        self.with_queue(h, |q| {
+            q.check_size(item.len())?;
+            Ok(q.try_put_item(Item::from_slice(item))?.is_none())
+        })?
+    }
+
+    /// `queue-try-get-small`: the oldest item, none when the queue is empty.
+    pub fn try_get_small(&self, h: u64) -> Result<Option<Taken>> {
+        Ok(self
+            .with_queue(h, |q| q.try_get_item(false))??
+            .map(Item::taken))
+    }
+
     fn with_queue<T>(&self, h: u64, f: impl FnOnce(&Channel) -> T) -> Result<T> {
         match lock(&self.objects).get(&h).map(|o| &o.kind) {
             Some(Kind::Queue(q)) => Ok(f(q)),

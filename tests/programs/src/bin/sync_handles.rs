@@ -41,6 +41,20 @@ fn probe((shared, numbers): (Queue<u32>, Vec<(u64, String)>)) {
         raw_fmt(raw::queue_get(q, false, None), &names)
     );
     println!(
+        "queue-try-put-small of 17 bytes: {}",
+        raw_fmt(
+            raw::queue_try_put_small(
+                shared.handle(),
+                raw::SmallItem {
+                    len: 17,
+                    lo: 0,
+                    hi: 0
+                }
+            ),
+            &names
+        )
+    );
+    println!(
         "event-set of the private event: {}",
         raw_fmt(raw::event_set(h("private event")), &names)
     );
