@@ -618,77 +618,129 @@ pub(crate) fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
     }
 }
 
-/// The one helper thread of a native child process: it ticks the engine's epoch (every
-/// tick, running guests yield to the scheduler), kills this process when the run's
-/// `lifeline` closes (so it and its children end at once), and calls `parent_gone` when
-/// the `parent` pipe closes (the parent process has ended). Nobody writes to either pipe:
-/// readable means end-of-file.
+/// The engine whose epoch [`on_tick`] advances (a native child has exactly one).
+static TICKED: std::sync::OnceLock<wasmtime::Engine> = std::sync::OnceLock::new();
+/// The run's lifeline, which [`on_tick`] watches (-1: none yet).
+static LIFELINE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// The tick signal's handler (`SIGALRM`, from a timer of this process): advances the
+/// engine's epoch (a running guest yields to the scheduler at its next check) and, when
+/// the run's lifeline has closed, kills this process. Only async-signal-safe calls: an
+/// atomic add, `poll`, `read`, `kill`; `errno` is kept.
+extern "C" fn on_tick(_signal: libc::c_int) {
+    // SAFETY: `__errno_location` is this thread's errno, always valid.
+    let errno = unsafe { *libc::__errno_location() };
+    if let Some(engine) = TICKED.get() {
+        engine.increment_epoch();
+    }
+    let fd = LIFELINE.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout never blocks.
+        if unsafe { libc::poll(&mut pfd, 1, 0) } == 1 && pfd.revents != 0 {
+            let mut buf = [0u8; 16];
+            // SAFETY: `fd` is the lifeline's read end, kept open for the process's life;
+            // nobody writes to it, so readable means end-of-file and the read returns 0 at
+            // once.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n == 0 {
+                // SAFETY: signals this very process.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// What watches a native child process, with no thread of its own (a second thread would
+/// cost every start a thread, a malloc arena, and a TLB shootdown on every copy-on-write
+/// fault after the fork): a timer of this process raises `SIGALRM` every tick, whose
+/// handler ([`on_tick`]) ticks `engine`'s epoch and kills this process when the run's
+/// `lifeline` closes (so it and its children end at once); a task on `runtime` calls
+/// `parent_gone` when the `parent` pipe closes (the parent process has ended). Nobody
+/// writes to either pipe: readable means end-of-file.
 fn watch(
     lifeline: OwnedFd,
     parent: OwnedFd,
-    engine: wasmtime::EngineWeak,
+    engine: &wasmtime::Engine,
     tick_ms: u64,
+    runtime: &tokio::runtime::Runtime,
     parent_gone: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<()> {
-    use rustix::event::{PollFd, PollFlags};
-    let tick = std::time::Duration::from_millis(tick_ms.max(1));
-    let ended = |fd: &OwnedFd| {
-        let mut buf = [0u8; 16];
-        loop {
-            match rustix::io::read(fd, &mut buf) {
-                Ok(0) => return true,
-                Ok(_) => return false,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(rustix::io::Errno::AGAIN) => return false,
-                Err(_) => return true,
-            }
+    let os = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
         }
     };
-    std::thread::Builder::new()
-        .name("wasmproc-watch".into())
-        .spawn(move || {
-            let mut parent = Some(parent);
-            let mut parent_gone = Some(parent_gone);
-            let mut ticking = true;
-            let mut next = std::time::Instant::now();
-            loop {
-                let now = std::time::Instant::now();
-                if ticking && now >= next {
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => ticking = false,
-                    }
-                    next = now + tick;
-                }
-                let timeout = ticking
-                    .then(|| rustix::event::Timespec::try_from(next.saturating_duration_since(now)))
-                    .and_then(Result::ok);
-                let mut fds = Vec::with_capacity(2);
-                fds.push(PollFd::new(&lifeline, PollFlags::IN));
-                if let Some(parent) = &parent {
-                    fds.push(PollFd::new(parent, PollFlags::IN));
-                }
-                match rustix::event::poll(&mut fds, timeout.as_ref()) {
-                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(_) => std::thread::sleep(tick),
-                }
-                let lifeline_ready = !fds[0].revents().is_empty();
-                let parent_ready = fds.get(1).is_some_and(|fd| !fd.revents().is_empty());
-                drop(fds);
-                if lifeline_ready && ended(&lifeline) {
-                    let _ = rustix::process::kill_process(
-                        rustix::process::getpid(),
-                        rustix::process::Signal::KILL,
-                    );
-                }
-                if parent_ready && parent.as_ref().is_some_and(ended) {
-                    parent = None;
-                    if let Some(gone) = parent_gone.take() {
-                        gone();
-                    }
-                }
+    let _ = TICKED.set(engine.clone());
+    // Kept open (and watched) for the life of the process.
+    LIFELINE.store(
+        std::os::fd::IntoRawFd::into_raw_fd(lifeline),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // SAFETY: a zeroed sigaction is valid; the handler only makes async-signal-safe calls.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_tick as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART | libc::SA_ONSTACK;
+        libc::sigemptyset(&mut action.sa_mask);
+        os(libc::sigaction(
+            libc::SIGALRM,
+            &action,
+            std::ptr::null_mut(),
+        ))?;
+    }
+    let tick = std::time::Duration::from_millis(tick_ms.max(1));
+    let every = libc::timespec {
+        tv_sec: tick.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(tick.subsec_nanos() as i32),
+    };
+    // SAFETY: a process-wide timer delivering SIGALRM, whose handler is installed above.
+    unsafe {
+        let mut event: libc::sigevent = std::mem::zeroed();
+        event.sigev_notify = libc::SIGEV_SIGNAL;
+        event.sigev_signo = libc::SIGALRM;
+        let mut timer: libc::timer_t = std::mem::zeroed();
+        os(libc::timer_create(
+            libc::CLOCK_MONOTONIC,
+            &mut event,
+            &mut timer,
+        ))?;
+        let spec = libc::itimerspec {
+            it_interval: every,
+            it_value: every,
+        };
+        os(libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()))?;
+    }
+    rustix::fs::fcntl_setfl(&parent, rustix::fs::OFlags::NONBLOCK)?;
+    let _context = runtime.enter();
+    // SAFETY: an `OwnedFd` is open and owned by the `AsyncFd` until it is dropped, and
+    // always gives the same descriptor.
+    let parent =
+        unsafe { tokio::io::unix::AsyncFd::register(parent) }.map_err(|e| e.into_parts().1)?;
+    runtime.spawn(async move {
+        loop {
+            let Ok(mut ready) = parent.readable().await else {
+                // The scheduler is shutting down: the process is ending anyway.
+                return;
+            };
+            let mut buf = [0u8; 16];
+            match rustix::io::read(parent.get_ref(), &mut buf) {
+                Ok(0) => break,
+                Err(rustix::io::Errno::AGAIN) => ready.clear_ready(),
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => break,
             }
-        })?;
+        }
+        parent_gone();
+    });
     Ok(())
 }
 
@@ -892,11 +944,12 @@ fn run_spec(
     watch(
         lifeline_watched,
         parent_watched,
-        engine.engine().weak(),
+        engine.engine(),
         config.epoch_tick_ms,
+        &runtime,
         move || parent_core.exited(ExitStatus::Signaled(Signal::Kill)),
     )
-    .context("failed to start the watcher thread")?;
+    .context("failed to start watching the run and the parent")?;
     let backend = NativeBackend {
         engine: engine.clone(),
         exe: spec.exe,
