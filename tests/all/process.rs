@@ -430,6 +430,43 @@ fn process_parent() {
 }
 
 #[test]
+fn process_joinhelp() {
+    for &backend in BACKENDS {
+        let out = run(backend, PROCESS_JOINHELP, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- a join that times out",
+                "after join(0.05): alive true exitcode None",
+                "after join(30): alive false exitcode Some(0)",
+                "-- a parent terminated while it joins",
+                "middle exitcode Some(-15)",
+                "Process-2:1 ran on; parent Process-2 alive: false",
+                "-- a child never joined",
+                "event set: true",
+                "setter exitcode Some(0)",
+                "-- children of joined children",
+                "outer exitcode Some(0)",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(out.stdout_of("Process-1"), "nap done\n", "{backend:?}");
+        assert_eq!(out.stdout_of("Process-2"), "", "{backend:?}");
+        assert_eq!(
+            out.stdout_of("Process-4"),
+            "outer: inner exitcode Some(0)\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-4:1"),
+            "inner is Process-4:1\n",
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
 fn process_stdin() {
     for &backend in BACKENDS {
         let out = run(backend, PROCESS_STDIN, &[]);
