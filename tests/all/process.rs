@@ -467,6 +467,19 @@ fn process_joinhelp() {
 }
 
 #[test]
+fn process_random() {
+    for &backend in BACKENDS {
+        let out = run(backend, PROCESS_RANDOM, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            "distinct values from 9 processes: 9\n",
+            "{backend:?}"
+        );
+    }
+}
+
+#[test]
 fn process_stdin() {
     for &backend in BACKENDS {
         let out = run(backend, PROCESS_STDIN, &[]);
