@@ -321,15 +321,22 @@ fn probe(exe: &Path) -> Result<(), Error> {
 
 /// Where hosts keep their work directories (the compiled programs their native children
 /// map, the slot lock files, captured output): `$TMPDIR` when it is set, otherwise
-/// `/dev/shm` when there is one to write to (memory: a file is created there in a few
-/// microseconds, against a few hundred on a disk's journal, and every native start creates
-/// some), otherwise the system's temporary directory.
+/// `/dev/shm` when there is one to write to with room to spare (memory: a file is created
+/// there in a few microseconds, against a few hundred on a disk's journal, and every native
+/// start creates some; containers often give it only 64 MiB), otherwise the system's
+/// temporary directory.
 fn work_root() -> PathBuf {
+    /// The least free space `/dev/shm` must have to be used.
+    const SHM_ROOM: u64 = 512 << 20;
     static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ROOT.get_or_init(|| {
         let shm = Path::new("/dev/shm");
         let writable = || rustix::fs::access(shm, rustix::fs::Access::WRITE_OK).is_ok();
-        if std::env::var_os("TMPDIR").is_none() && shm.is_dir() && writable() {
+        let roomy = || {
+            rustix::fs::statvfs(shm)
+                .is_ok_and(|v| v.f_bavail.saturating_mul(v.f_frsize) >= SHM_ROOM)
+        };
+        if std::env::var_os("TMPDIR").is_none() && shm.is_dir() && writable() && roomy() {
             shm.to_path_buf()
         } else {
             std::env::temp_dir()
