@@ -178,15 +178,12 @@ impl Host {
         // The main process runs on the calling thread (so that it and its children run in
         // parallel on a 2-core machine); a child it starts and joins at once runs there too
         // ([`sched`]).
-        let args = args.to_vec();
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.runtime.block_on(sched::flushing(async move {
-            let status = engine.run_main(ctx, args).await;
+        let status = self.runtime.block_on(sched::flushing(async move {
+            let status = engine.run_main(ctx, args.to_vec()).await;
             // No process outlives its run: orphans still running are killed now.
             run_tree.kill_all().await;
-            let _ = tx.send(status);
+            status
         }));
-        let status = rx.recv().unwrap_or(ExitStatus::FAILURE);
         Ok(MainRun {
             status,
             processes: tree.captured_owned(),

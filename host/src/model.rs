@@ -769,35 +769,29 @@ impl ProcessCtx {
     /// Carries out an operation on this process's sync objects if that needs no waiting
     /// and no other OS process; none otherwise.
     pub fn sync_now(&self, request: Request) -> Option<Response> {
-        match &self.sync {
-            // The table's lock is held only for this call, which never waits.
-            SyncPort::Local(table) => match lock(table).as_ref() {
-                Some(table) => table.serve_now(request).ok(),
-                None => Some(Response::Error(
-                    ProcessError::invalid_state("the process has ended").into(),
-                )),
-            },
-            SyncPort::Remote(_) => None,
+        match self.with_local_table(|table| Ok(table.serve_now(request).ok()))? {
+            Ok(response) => response,
+            Err(e) => Some(Response::Error(e.into())),
         }
     }
 
     /// `queue-try-put-small`: none when this process's objects are served from another OS
     /// process (the caller takes the general path).
     pub fn sync_try_put_small(&self, h: u64, item: &[u8]) -> Option<Result<bool>> {
-        match &self.sync {
-            SyncPort::Local(table) => Some(match lock(table).as_ref() {
-                Some(table) => table.try_put_small(h, item),
-                None => Err(ProcessError::invalid_state("the process has ended")),
-            }),
-            SyncPort::Remote(_) => None,
-        }
+        self.with_local_table(|table| table.try_put_small(h, item))
     }
 
     /// `queue-try-get-small`; none as for [`ProcessCtx::sync_try_put_small`].
     pub fn sync_try_get_small(&self, h: u64) -> Option<Result<Option<crate::sync::Taken>>> {
+        self.with_local_table(|table| table.try_get_small(h))
+    }
+
+    /// `f` on this process's own object table, whose lock is held for the call (which
+    /// never waits); none when the table is served from another OS process.
+    fn with_local_table<T>(&self, f: impl FnOnce(&SyncTable) -> Result<T>) -> Option<Result<T>> {
         match &self.sync {
             SyncPort::Local(table) => Some(match lock(table).as_ref() {
-                Some(table) => table.try_get_small(h),
+                Some(table) => f(table),
                 None => Err(ProcessError::invalid_state("the process has ended")),
             }),
             SyncPort::Remote(_) => None,

@@ -57,7 +57,7 @@ pub(crate) fn start(
     runtime: &Handle,
     fut: impl Future<Output = ()> + Send + 'static,
 ) {
-    let fut = flushing(fut);
+    let fut: ProcessFuture = Box::pin(flushing(fut));
     let inside = STARTED.with_borrow_mut(|started| match started {
         Some(list) => {
             list.push(core.clone());
@@ -75,21 +75,23 @@ pub(crate) fn start(
     }
 }
 
-/// `fut`, which spawns the children it starts at the end of each of its polls.
-pub(crate) fn flushing(fut: impl Future<Output = ()> + Send + 'static) -> ProcessFuture {
-    Box::pin(Flushing {
+/// `fut` (a process's life), which spawns the children it starts at the end of each of its
+/// polls.
+pub(crate) fn flushing<F: Future>(fut: F) -> Flushing<F> {
+    Flushing {
         inner: Box::pin(fut),
-    })
+    }
 }
 
-struct Flushing {
-    inner: ProcessFuture,
+/// See [`flushing`].
+pub(crate) struct Flushing<F> {
+    inner: Pin<Box<F>>,
 }
 
-impl Future for Flushing {
-    type Output = ();
+impl<F: Future> Future for Flushing<F> {
+    type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let outer = STARTED.with_borrow_mut(|started| started.replace(Vec::new()));
         // Restores the enclosing poll's list and spawns what this poll started, also when
         // the poll panics.

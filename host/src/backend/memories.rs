@@ -14,7 +14,7 @@
 //! out bounds checks because an access there traps.
 
 use rustix::mm::{Advice, MapFlags, MprotectFlags, ProtFlags};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 
 /// How many unused reservations are kept at most: 4 GiB of address space each (the host
@@ -27,7 +27,7 @@ const KEEP_RESIDENT: usize = 256 << 10;
 
 /// One reservation: `len` bytes of address space from `base`, of which the first
 /// `accessible` are readable and writable and the rest `PROT_NONE`.
-struct Region {
+pub(crate) struct Region {
     base: *mut u8,
     /// The reservation plus the guard region after it.
     len: usize,
@@ -169,10 +169,7 @@ impl Drop for Region {
 }
 
 /// The reservations no memory uses.
-#[derive(Default)]
-pub(crate) struct MemoryPool {
-    free: Mutex<Vec<Region>>,
-}
+pub(crate) type MemoryPool = super::Kept<Region, KEEP>;
 
 /// The creator wasmtime calls (`Config::with_host_memory`).
 pub(crate) struct PooledMemories(pub Arc<MemoryPool>);
@@ -204,12 +201,9 @@ unsafe impl MemoryCreator for PooledMemories {
         let capacity = round_up(wanted).ok_or_else(|| format!("{wanted} bytes is too large"))?;
         let guard = round_up(guard_size_in_bytes)
             .ok_or_else(|| format!("a guard of {guard_size_in_bytes} bytes is too large"))?;
-        let reused = {
-            let mut free = crate::model::lock(&self.0.free);
-            free.iter()
-                .position(|r| r.capacity == capacity && r.len == capacity + guard)
-                .map(|i| free.swap_remove(i))
-        };
+        let reused = self
+            .0
+            .take(|r| r.capacity == capacity && r.len == capacity + guard);
         let mut region = match reused {
             Some(region) => region,
             None => Region::map(capacity, guard)?,
@@ -258,10 +252,7 @@ impl Drop for PooledMemory {
         // A region whose pages could not be discarded is unmapped (by its drop), never
         // handed to another process.
         if region.zero().is_ok() {
-            let mut free = crate::model::lock(&self.pool.free);
-            if free.len() < KEEP {
-                free.push(region);
-            }
+            self.pool.give(region);
         }
     }
 }
@@ -296,12 +287,12 @@ mod tests {
             base.add(5 * WASM_PAGE - 1).write(9);
         }
         drop(m);
-        assert_eq!(crate::model::lock(&c.0.free).len(), 1);
+        assert_eq!(c.0.len(), 1);
 
         let m = new(&c, 1);
         assert_eq!(m.as_ptr(), base, "the reservation is reused");
         assert_eq!(m.byte_size(), WASM_PAGE);
-        assert_eq!(crate::model::lock(&c.0.free).len(), 0);
+        assert_eq!(c.0.len(), 0);
         // SAFETY: the first page is accessible.
         assert_eq!(
             unsafe { m.as_ptr().read() },

@@ -449,7 +449,6 @@ impl Backend for NativeBackend {
         let (parent_read, parent_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| failure("pipe", e))?;
         let (slot, slot_number) = run.take_slot(shared.config.limits.processes)?;
-        let run_for_wait = request.tree.clone();
         let lifeline_fd = run.lifeline_read.as_raw_fd();
         let parent_fd = parent_read.as_raw_fd();
         let slot_fd = slot.as_raw_fd();
@@ -520,16 +519,15 @@ impl Backend for NativeBackend {
                         .and_then(rustix::process::Pid::from_raw)
                         .ok_or_else(|| failure("pid", pid))?;
                     request.core.set_pid(u64::from(pid));
-                    let core = request.core.clone();
+                    let end = ChildEnd {
+                        tree: request.tree.clone(),
+                        core: request.core.clone(),
+                        pid,
+                        sync_token,
+                        slot: slot_number,
+                    };
                     self.engine.runtime().spawn(async move {
-                        let status = ended.await.unwrap_or(ExitStatus::FAILURE);
-                        // Its objects go first (a lock it held is released), then its end
-                        // is told.
-                        sync.process_gone(pid, sync_token).await;
-                        if let Some(run) = run_for_wait.native() {
-                            run.slot_freed(slot_number);
-                        }
-                        core.exited(status);
+                        end.report(ended.await.unwrap_or(ExitStatus::FAILURE)).await;
                     });
                     return Ok(Spawned {
                         pid: u64::from(pid),
@@ -587,7 +585,13 @@ impl Backend for NativeBackend {
         let rpid = rustix::process::Pid::from_raw(raw_pid).ok_or_else(|| failure("pid", pid))?;
         request.core.set_pid(u64::from(pid));
         let mut stdin = child.stdin.take();
-        let core = request.core.clone();
+        let end = ChildEnd {
+            tree: request.tree.clone(),
+            core: request.core.clone(),
+            pid,
+            sync_token,
+            slot: slot_number,
+        };
         self.engine.runtime().spawn(async move {
             if let Some(stdin) = stdin.as_mut() {
                 // A child that died before reading its description is reported by wait.
@@ -599,12 +603,7 @@ impl Backend for NativeBackend {
                 Ok(status) => exit_status(status),
                 Err(_) => ExitStatus::FAILURE,
             };
-            // Its objects go first (a lock it held is released), then its end is told.
-            sync.process_gone(pid, sync_token).await;
-            if let Some(run) = run_for_wait.native() {
-                run.slot_freed(slot_number);
-            }
-            core.exited(status);
+            end.report(status).await;
         });
         Ok(Spawned {
             pid: u64::from(pid),
@@ -613,6 +612,30 @@ impl Backend for NativeBackend {
                 _parent_pipe: parent_write,
             }),
         })
+    }
+}
+
+/// What the parent host does once a native child has ended, however it was started.
+struct ChildEnd {
+    tree: Arc<Tree>,
+    core: Arc<ProcessCore>,
+    pid: u32,
+    sync_token: u64,
+    slot: u64,
+}
+
+impl ChildEnd {
+    async fn report(self, status: ExitStatus) {
+        // Its objects go first (a lock it held is released), then its slot is offered to
+        // the next start, then its end is told.
+        self.tree
+            .sync()
+            .process_gone(self.pid, self.sync_token)
+            .await;
+        if let Some(run) = self.tree.native() {
+            run.slot_freed(self.slot);
+        }
+        self.core.exited(status);
     }
 }
 
@@ -707,7 +730,7 @@ fn watch(
     let tick = std::time::Duration::from_millis(tick_ms.max(1));
     let every = libc::timespec {
         tv_sec: tick.as_secs() as libc::time_t,
-        tv_nsec: libc::c_long::from(tick.subsec_nanos() as i32),
+        tv_nsec: libc::c_long::from(tick.subsec_nanos()),
     };
     // SAFETY: a process-wide timer delivering SIGALRM, whose handler is installed above.
     unsafe {

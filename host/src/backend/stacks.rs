@@ -6,7 +6,7 @@
 //! the stacks of ended processes (up to a bound) and hands them to the next ones.
 
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use wasmtime::{StackCreator, StackMemory};
 
 /// How many unused stacks are kept at most (each is `async_stack_size`, 2 MiB by default,
@@ -14,7 +14,7 @@ use wasmtime::{StackCreator, StackMemory};
 const KEEP: usize = 64;
 
 /// One mapping: a guard page at the bottom, then the stack.
-struct Region {
+pub(crate) struct Region {
     base: *mut u8,
     len: usize,
     guard: usize,
@@ -64,10 +64,7 @@ impl Drop for Region {
 }
 
 /// Hands out fiber stacks, reusing those of ended processes.
-#[derive(Default)]
-pub(crate) struct StackPool {
-    free: Mutex<Vec<Region>>,
-}
+pub(crate) type StackPool = super::Kept<Region, KEEP>;
 
 /// A stack in use; goes back to the pool when dropped.
 struct PooledStack {
@@ -85,13 +82,7 @@ unsafe impl StackCreator for PooledStacks {
     fn new_stack(&self, size: usize, zeroed: bool) -> wasmtime::Result<Box<dyn StackMemory>> {
         let page = rustix::param::page_size();
         let size = size.div_ceil(page) * page;
-        let reused = {
-            let mut free = crate::model::lock(&self.0.free);
-            free.iter()
-                .position(|r| r.size() == size)
-                .map(|i| free.swap_remove(i))
-        };
-        let region = match reused {
+        let region = match self.0.take(|r| r.size() == size) {
             Some(region) => {
                 if zeroed {
                     // SAFETY: the stack part of a region no fiber uses.
@@ -143,10 +134,7 @@ unsafe impl StackMemory for PooledStack {
 impl Drop for PooledStack {
     fn drop(&mut self) {
         if let Some(region) = self.region.take() {
-            let mut free = crate::model::lock(&self.pool.free);
-            if free.len() < KEEP {
-                free.push(region);
-            }
+            self.pool.give(region);
         }
     }
 }

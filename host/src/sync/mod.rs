@@ -948,7 +948,6 @@ impl SyncTable {
         })
     }
 
-    /// Runs `f` on queue `h` without taking a reference to it (the fast path).
     /// `queue-try-put-small`: true when `item` was appended, false when the bounded queue
     /// is full.
     pub fn try_put_small(&self, h: u64, item: &[u8]) -> Result<bool> {
@@ -965,6 +964,7 @@ impl SyncTable {
             .map(Item::taken))
     }
 
+    /// Runs `f` on queue `h` without taking a reference to it (the fast path).
     fn with_queue<T>(&self, h: u64, f: impl FnOnce(&Channel) -> T) -> Result<T> {
         match lock(&self.objects).get(&h).map(|o| &o.kind) {
             Some(Kind::Queue(q)) => Ok(f(q)),
