@@ -497,6 +497,14 @@ impl Backend for NativeBackend {
             None => None,
         };
 
+        // What reports the child's end, once its pid is known.
+        let child_end = |pid| ChildEnd {
+            tree: request.tree.clone(),
+            core: request.core.clone(),
+            pid,
+            sync_token,
+            slot: slot_number,
+        };
         let mut zygote_failed = None;
         if let Some(zygote) = &self.zygote {
             let (stdout, stderr) = (std::io::stdout(), std::io::stderr());
@@ -519,13 +527,7 @@ impl Backend for NativeBackend {
                         .and_then(rustix::process::Pid::from_raw)
                         .ok_or_else(|| failure("pid", pid))?;
                     request.core.set_pid(u64::from(pid));
-                    let end = ChildEnd {
-                        tree: request.tree.clone(),
-                        core: request.core.clone(),
-                        pid,
-                        sync_token,
-                        slot: slot_number,
-                    };
+                    let end = child_end(pid);
                     self.engine.runtime().spawn(async move {
                         end.report(ended.await.unwrap_or(ExitStatus::FAILURE)).await;
                     });
@@ -585,13 +587,7 @@ impl Backend for NativeBackend {
         let rpid = rustix::process::Pid::from_raw(raw_pid).ok_or_else(|| failure("pid", pid))?;
         request.core.set_pid(u64::from(pid));
         let mut stdin = child.stdin.take();
-        let end = ChildEnd {
-            tree: request.tree.clone(),
-            core: request.core.clone(),
-            pid,
-            sync_token,
-            slot: slot_number,
-        };
+        let end = child_end(pid);
         self.engine.runtime().spawn(async move {
             if let Some(stdin) = stdin.as_mut() {
                 // A child that died before reading its description is reported by wait.
