@@ -9,7 +9,8 @@
 //!
 //! A task is one chunk of calls of one function. Inbox messages are `[1] id func count
 //! args...` (postcard varints and strings, then each call's postcard-encoded arguments) or
-//! `[0]` (stop). Results are `[1] id results...` or `[0] id message`.
+//! `[0]` (stop). Results are `[1] id results...`, `[0] id message` (failed) or `[2] id
+//! message` (failed, and the worker ends: a panic).
 
 use crate::__private::bindings::wasmproc::process::sync as sync_host;
 use crate::sync::serialize_error;
@@ -27,10 +28,18 @@ use std::time::{Duration, Instant};
 pub const WORKER_TARGET: &str = "__wasmproc_pool_worker";
 
 /// The most tasks (chunks) dispatched to one worker and not yet answered: enough that a
-/// worker finishing small tasks rarely waits for the parent to hand out more (2 gave 85,000
-/// tasks per second on `Pool.map` with chunksize 1, 16 gives 400,000 and more), few enough
-/// that the work stays shared out when tasks differ in length.
-const WINDOW: usize = 16;
+/// worker finishing small tasks rarely waits for the parent to hand out more. `Pool.map`
+/// with chunksize 1, in tasks per second: under `wasm` a window of 2 gave 85,000 and 16 gave
+/// 400,000 and more; under `native`, where a worker takes its window in one round trip,
+/// 16 gave 108,000 and 64 gave 200,000. The work stays shared out when tasks differ in
+/// length because a worker takes more than one task at a time only while its tasks are
+/// quick ([`QUICK`]), and a worker left idle takes tasks back from the inboxes of the
+/// others (see `PoolState::rebalance`).
+const WINDOW: usize = 64;
+
+/// A worker whose tasks took less than this on average takes its whole inbox at once;
+/// otherwise one task at a time, leaving the rest where an idle worker can be given them.
+const QUICK: Duration = Duration::from_micros(200);
 
 // ---------------------------------------------------------------------------------------
 // Typed pool functions
@@ -199,9 +208,11 @@ fn task_id(msg: &[u8]) -> Option<u64> {
     }
 }
 
-fn failure_message(id: u64, message: &str) -> Vec<u8> {
+/// A failed task's result; `last`: the worker ends after it (a panic), so that the tasks
+/// it took with it were never started.
+fn failure_message(id: u64, message: &str, last: bool) -> Vec<u8> {
     let mut m = Vec::with_capacity(12 + message.len());
-    m.push(0);
+    m.push(if last { 2 } else { 0 });
     push_varint(&mut m, id);
     m.extend_from_slice(message.as_bytes());
     m
@@ -229,49 +240,65 @@ pub fn run_worker(args: &[u8], dispatch: Dispatch) -> Result<(), String> {
     std::panic::set_hook(Box::new(|info| {
         if let Some((results, id)) = RUNNING.get() {
             let message = format!("task failed in worker {}: {info}", current_name());
-            let _ = sync_host::queue_put(results, &failure_message(id, &message), true, None);
+            let _ = sync_host::queue_put(results, &failure_message(id, &message, true), true, None);
         }
         crate::process::child_panic(info)
     }));
     let mut out = Vec::new();
     let mut done = 0u64;
-    while maxtasks == 0 || done < maxtasks {
-        let msg = inbox.get_bytes().map_err(|e| e.to_string())?;
-        let Some((1, rest)) = msg.split_first() else {
-            break;
-        };
-        let ((id, func, count), mut input) = postcard::take_from_bytes::<(u64, &str, u32)>(rest)
-            .map_err(|e| format!("bad pool task: {e}"))?;
-        RUNNING.set(Some((results.handle(), id)));
-        out.clear();
-        out.push(1);
-        push_varint(&mut out, id);
-        let mut failure = None;
-        for _ in 0..count {
-            match dispatch(func, &mut input, &mut out) {
-                Some(Ok(())) => {}
-                Some(Err(e)) => {
-                    failure = Some(e);
-                    break;
-                }
-                None => {
-                    failure = Some(format!(
-                        "the program has no pool function named '{func}' (register it with \
-                         targets![...; pool: {func}])"
-                    ));
-                    break;
+    // Whether the last batch's tasks were quick: then take every task waiting (the
+    // parent never gives a worker more than `WINDOW`, nor more than its
+    // `maxtasksperchild`), else one.
+    let mut quick = false;
+    'tasks: while maxtasks == 0 || done < maxtasks {
+        let take = if quick { WINDOW } else { 1 };
+        let batch = inbox
+            .get_many_bytes(take, None)
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let count = batch.len() as u32;
+        for msg in batch {
+            let Some((1, rest)) = msg.split_first() else {
+                break 'tasks;
+            };
+            let ((id, func, count), mut input) =
+                postcard::take_from_bytes::<(u64, &str, u32)>(rest)
+                    .map_err(|e| format!("bad pool task: {e}"))?;
+            RUNNING.set(Some((results.handle(), id)));
+            out.clear();
+            out.push(1);
+            push_varint(&mut out, id);
+            let mut failure = None;
+            for _ in 0..count {
+                match dispatch(func, &mut input, &mut out) {
+                    Some(Ok(())) => {}
+                    Some(Err(e)) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    None => {
+                        failure = Some(format!(
+                            "the program has no pool function named '{func}' (register it \
+                             with targets![...; pool: {func}])"
+                        ));
+                        break;
+                    }
                 }
             }
+            if let Some(e) = failure {
+                out = failure_message(
+                    id,
+                    &format!("task failed in worker {}: {e}", current_name()),
+                    false,
+                );
+            }
+            // Posted: a native worker sends it with its next call (or within a
+            // millisecond), so a batch of quick tasks costs one round trip.
+            results.post_bytes(&out).map_err(|e| e.to_string())?;
+            RUNNING.set(None);
+            done += 1;
         }
-        if let Some(e) = failure {
-            out = failure_message(
-                id,
-                &format!("task failed in worker {}: {e}", current_name()),
-            );
-        }
-        results.put_bytes(&out).map_err(|e| e.to_string())?;
-        RUNNING.set(None);
-        done += 1;
+        quick = started.elapsed() < QUICK * count;
     }
     Ok(())
 }
@@ -321,6 +348,8 @@ struct Worker {
     outstanding: VecDeque<u64>,
     dispatched: usize,
     stop_sent: bool,
+    /// The worker answered the task it was running as its last (it panicked).
+    answered_last: bool,
 }
 
 struct PoolState {
@@ -373,6 +402,7 @@ impl PoolState {
             outstanding: VecDeque::new(),
             dispatched: 0,
             stop_sent: false,
+            answered_last: false,
         });
         Ok(())
     }
@@ -445,6 +475,9 @@ impl PoolState {
                 break;
             }
         }
+        if self.pending.is_empty() {
+            self.rebalance()?;
+        }
         if self.state == RunState::Closed && self.pending.is_empty() {
             for w in &mut self.workers {
                 if !w.stop_sent && w.outstanding.is_empty() {
@@ -456,13 +489,80 @@ impl PoolState {
         Ok(())
     }
 
+    /// With nothing pending: gives each idle worker half the tasks still waiting in the
+    /// inbox of the worker with the most unanswered, so that tasks queued behind a long one
+    /// do not wait for it while a worker is free.
+    fn rebalance(&mut self) -> Result<(), Error> {
+        loop {
+            let maxtasks = self.maxtasks;
+            let Some(idle) = self.workers.iter().position(|w| {
+                !w.stop_sent
+                    && w.outstanding.is_empty()
+                    && maxtasks.is_none_or(|m| w.dispatched < m)
+            }) else {
+                return Ok(());
+            };
+            let Some(busy) = (0..self.workers.len())
+                .filter(|&i| i != idle && !self.workers[i].stop_sent)
+                .max_by_key(|&i| self.workers[i].outstanding.len())
+            else {
+                return Ok(());
+            };
+            let room = maxtasks.map_or(usize::MAX, |m| m - self.workers[idle].dispatched);
+            let wanted = (self.workers[busy].outstanding.len() / 2).min(room);
+            let mut moved = 0;
+            while moved < wanted {
+                let msg = match self.workers[busy].inbox.get_bytes_nowait() {
+                    Ok(msg) => msg,
+                    Err(e) if e.kind() == ErrorKind::Empty => break,
+                    Err(e) => return Err(e),
+                };
+                let Some(id) = task_id(&msg) else {
+                    continue;
+                };
+                let from = &mut self.workers[busy];
+                if let Some(pos) = from.outstanding.iter().position(|&t| t == id) {
+                    from.outstanding.remove(pos);
+                    from.dispatched -= 1;
+                }
+                let to = &mut self.workers[idle];
+                let Some(task) = self.tasks.get_mut(&id) else {
+                    continue;
+                };
+                if let Err(e) = to.inbox.put_bytes(&msg) {
+                    task.worker = None;
+                    self.pending.push_front(id);
+                    return Err(e);
+                }
+                task.worker = Some(to.id);
+                to.outstanding.push_back(id);
+                to.dispatched += 1;
+                moved += 1;
+            }
+            if moved == 0 {
+                return Ok(());
+            }
+        }
+    }
+
     /// Takes every result waiting on the results queue.
     fn collect(&mut self) -> Result<(), Error> {
         loop {
-            match self.results.get_bytes_nowait() {
-                Ok(msg) => self.on_result(msg),
-                Err(e) if e.kind() == ErrorKind::Empty => return Ok(()),
-                Err(e) => return Err(e),
+            // Many in one call: under `native` a batch of results comes in at once.
+            match sync_host::queue_get_many(self.results.handle(), 1024, false, None) {
+                Ok(msgs) => {
+                    for msg in msgs {
+                        self.on_result(msg);
+                    }
+                }
+                Err(e) => {
+                    let e = Error::from(e);
+                    return if e.kind() == ErrorKind::Empty {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    };
+                }
             }
         }
     }
@@ -482,6 +582,7 @@ impl PoolState {
             && let Some(pos) = w.outstanding.iter().position(|&t| t == id)
         {
             w.outstanding.remove(pos);
+            w.answered_last |= flag == 2;
         }
         let outcome = if flag == 1 {
             let start = msg.len() - body.len();
@@ -521,8 +622,11 @@ impl PoolState {
         }
     }
 
-    /// Forgets a worker that ended: tasks still in its inbox go back to pending, the one
-    /// it had started fails.
+    /// Forgets a worker that ended: of the tasks it had not answered (its results are
+    /// collected first), the oldest it had taken from its inbox is the one it was running,
+    /// and fails (unless the worker answered that one itself, as a panic does); the rest,
+    /// taken with it but not started or still in the inbox, go back to pending. (A worker
+    /// runs its tasks in the order given and answers each before starting the next.)
     fn reap(&mut self, index: usize) -> Result<(), Error> {
         let w = self.workers.remove(index);
         let code = w.process.exitcode()?;
@@ -544,11 +648,13 @@ impl PoolState {
             code.map_or_else(|| "None".to_string(), |c| c.to_string())
         );
         let mut requeue = Vec::new();
+        let mut running = !w.answered_last;
         for &id in &w.outstanding {
-            if back.contains(&id) {
-                requeue.push(id);
-            } else {
+            if running && !back.contains(&id) {
                 self.fail(id, &message);
+                running = false;
+            } else {
+                requeue.push(id);
             }
         }
         for id in requeue.into_iter().rev() {

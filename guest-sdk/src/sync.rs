@@ -294,6 +294,29 @@ impl<T> Queue<T> {
         Ok(host::queue_get(self.live()?, false, None)?)
     }
 
+    /// Removes and returns the oldest items as the bytes that were put: waits for the
+    /// first (at most `timeout`, then [`ErrorKind::Empty`]), then takes those already
+    /// waiting behind it, `max` in all. Under `native` that is one round trip to the run's
+    /// root host for the lot. A `max` of 0 is [`ErrorKind::InvalidArgument`].
+    pub fn get_many_bytes(
+        &self,
+        max: usize,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<Vec<Vec<u8>>, Error> {
+        let max = u32::try_from(max).unwrap_or(u32::MAX);
+        Ok(host::queue_get_many(
+            self.live()?,
+            max,
+            true,
+            nanos(timeout.into()),
+        )?)
+    }
+
+    /// Appends an item already serialised by the caller as [`post`](Self::post) does.
+    pub fn post_bytes(&self, item: &[u8]) -> Result<(), Error> {
+        Ok(host::queue_post(self.live()?, item)?)
+    }
+
     /// The number of items in the queue now. Python: `qsize()`.
     pub fn qsize(&self) -> Result<usize, Error> {
         Ok(host::queue_qsize(self.live()?)? as usize)
@@ -357,6 +380,33 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         with_serialized(item, "a queue item", |b| {
             Ok(host::queue_put(h, b, false, None)?)
         })
+    }
+
+    /// Appends `item` like [`put`](Self::put), except that a process of the `native`
+    /// backend does not wait for the run's root host to answer: the put is sent with the
+    /// process's next call on its objects, within about a millisecond (a guest that is
+    /// computing: at its next scheduler tick), or when the process ends, whichever is
+    /// first. Puts, posts and other calls take effect in the order they were made. The
+    /// post's own failure (a limit, say) is then the error of the process's next call, with
+    /// "an earlier queue-post failed: " before its message. A post not yet sent when the
+    /// process is killed by a signal is lost. Under `wasm` it is [`put`](Self::put).
+    pub fn post(&self, item: &T) -> Result<(), Error> {
+        let h = self.live()?;
+        with_serialized(item, "a queue item", |b| Ok(host::queue_post(h, b)?))
+    }
+
+    /// Removes and returns the oldest items, at most `max`: waits for the first (at most
+    /// `timeout`, then [`ErrorKind::Empty`]), then takes those already waiting behind it.
+    /// See [`get_many_bytes`](Self::get_many_bytes).
+    pub fn get_many(
+        &self,
+        max: usize,
+        timeout: impl Into<Option<Duration>>,
+    ) -> Result<Vec<T>, Error> {
+        self.get_many_bytes(max, timeout)?
+            .iter()
+            .map(|b| decode(b, "a queue item"))
+            .collect()
     }
 
     /// Removes and returns the oldest item, waiting for one. Python: `get()`.

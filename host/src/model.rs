@@ -205,6 +205,9 @@ pub(crate) enum SyncHome {
     Server(Arc<RemoteSync>),
 }
 
+/// How long a native process's `queue-post` may wait to be sent with a later call.
+const POST_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A native child process's way to the run's objects: connected on first use, or at
 /// start when its parent shared objects with it.
 pub(crate) struct RemoteSync {
@@ -237,6 +240,26 @@ impl RemoteSync {
         self.client
             .get_or_try_init(|| Client::connect(&self.socket, &self.name, self.token))
             .await
+    }
+
+    /// Posts `request` ([`Client::post`]): it goes with the next call, or by a flush at
+    /// most [`POST_DELAY`] later.
+    pub async fn post(self: &Arc<Self>, request: Request) -> Result<()> {
+        if self.client().await?.post(request)? {
+            let me = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(POST_DELAY).await;
+                me.flush().await;
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends the posts not sent yet (a lost connection is the next call's error).
+    pub async fn flush(&self) {
+        if let Some(client) = self.client.get() {
+            let _ = client.flush().await;
+        }
     }
 
     async fn control(&self) -> Result<&Client> {
@@ -763,6 +786,15 @@ impl ProcessCtx {
                 }
             }
             SyncPort::Remote(remote) => remote.client().await?.call(request).await,
+        }
+    }
+
+    /// `queue-post`: `request` (a blocking put) carried out without the caller waiting for
+    /// it when this process's objects are served from another OS process.
+    pub async fn sync_post(&self, request: Request) -> Result<()> {
+        match &self.sync {
+            SyncPort::Local(_) => self.sync_call(request).await?.unit(),
+            SyncPort::Remote(remote) => remote.post(request).await,
         }
     }
 

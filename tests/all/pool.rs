@@ -226,6 +226,17 @@ fn pool_failures() {
             format!("apply exit_with 7: {}", ended(7)),
             format!("apply exit_with 0: {}", ended(0)),
             "apply 3 afterwards: 9".into(),
+            "-- tasks given with one that exits".into(),
+            "warm-up: 100".into(),
+            "imap item 0: 10".into(),
+            "imap item 1: 20".into(),
+            format!("imap item 2: {}", ended(3)),
+            "imap item 3: 40".into(),
+            "imap item 4: 50".into(),
+            "-- a long task does not hold up the tasks given after it".into(),
+            "map of 20 while it runs: 20".into(),
+            "  the long task still running: true".into(),
+            "the long task: 3000".into(),
         ];
         for (signal, code) in [("kill", -9), ("terminate", -15)] {
             expected.extend([

@@ -788,3 +788,71 @@ fn sync_readme() {
         );
     }
 }
+
+#[test]
+fn sync_batch() {
+    for &backend in BACKENDS {
+        let out = crate::harness::run_limited(backend, &[("message", "1KiB")], SYNC_BATCH, &[]);
+        // The panicking child's report is its own stderr.
+        assert_clean(&out, backend, &["Process-4"]);
+        let too_large = "an item of 2048 bytes exceeds limit message = 1024 bytes";
+        // A native child is not told at once.
+        let child: [String; 3] = match backend {
+            wasmproc::BackendKind::Native => [
+                "post of 2048 bytes: ()".into(),
+                format!(
+                    "the next call: error LimitExceeded: an earlier queue-post failed: \
+                     {too_large}"
+                ),
+                "the call after: 0".into(),
+            ],
+            _ => [
+                format!("post of 2048 bytes: error LimitExceeded: {too_large}"),
+                "the next call: 0".into(),
+                "the call after: 0".into(),
+            ],
+        };
+        assert_eq!(
+            out.stdout_of("Process-5"),
+            lines(&child.each_ref().map(String::as_str)),
+            "{backend:?}"
+        );
+        let mut expected: Vec<String> = [
+            "-- get_many",
+            "get_many 3: [0, 1, 2]",
+            "get_many 10: [3, 4]",
+            "get_many on empty (0.1s): error Empty: the queue is empty",
+            "get_many on empty (0): error Empty: the queue is empty",
+            "get_many 0: error InvalidArgument: queue-get-many takes at least 1 item: max must \
+             not be 0",
+            "the item is still there: [9]",
+            "get_many waits for the first: [7]",
+            "get_many_bytes: [[1, 2]]",
+            "-- post",
+            "posts and puts in order: [1, 2, 3]",
+            "a child that posts 1000 and returns: exitcode Some(0), 1000 items, in order: true",
+            "a child that posts 1000 and exits with 4: exitcode Some(4), 1000 items, in order: \
+             true",
+            "a child that posts 1000 and panics: exitcode Some(1), 1000 items, in order: true",
+            "-- a post that fails",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        expected.extend([
+            format!("here: post of 2048 bytes: error LimitExceeded: {too_large}"),
+            "here: the next call: 0".into(),
+            "in a child: exitcode: Some(0)".into(),
+        ]);
+        assert_eq!(
+            out.stdout_of("MainProcess"),
+            lines(&expected.iter().map(String::as_str).collect::<Vec<_>>()),
+            "{backend:?}"
+        );
+        assert!(
+            out.stderr_of("Process-4").contains("after posting 1000"),
+            "{backend:?}: {:?}",
+            out.stderr_of("Process-4")
+        );
+    }
+}

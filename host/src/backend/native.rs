@@ -1030,7 +1030,7 @@ fn run_spec(
     }
     let ctx = ProcessCtx::new(NewCtx {
         shared,
-        tree: Arc::new(Tree::new(Some(run), SyncHome::Server(remote))),
+        tree: Arc::new(Tree::new(Some(run), SyncHome::Server(remote.clone()))),
         program: Some(program),
         me: ProcessCore::running(spec.identity, me),
         name: spec.name.clone(),
@@ -1047,7 +1047,12 @@ fn run_spec(
         },
         shares: crate::model::Shares::None,
     });
-    let status = runtime.block_on(engine.run_target(ctx, spec.target, spec.args));
+    let status = runtime.block_on(async {
+        let status = engine.run_target(ctx, spec.target, spec.args).await;
+        // Posts not sent yet are put before the process is seen to end.
+        remote.flush().await;
+        status
+    });
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();

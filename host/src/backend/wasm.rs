@@ -844,6 +844,37 @@ impl sync_wit::Host for ProcState {
         sync_on(self.model()?.clone(), request, Response::bytes).await
     }
 
+    async fn queue_get_many(
+        &mut self,
+        h: u64,
+        max: u32,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<Vec<Vec<u8>>> {
+        let request = Request::QueueGetMany {
+            h,
+            max,
+            block,
+            timeout,
+        };
+        sync_on(self.model()?.clone(), request, Response::items).await
+    }
+
+    async fn queue_post(&mut self, h: u64, item: Vec<u8>) -> HostResult<()> {
+        let request = Request::QueuePut {
+            h,
+            item,
+            block: true,
+            timeout: None,
+        };
+        Ok(self
+            .model()?
+            .clone()
+            .sync_post(request)
+            .await
+            .map_err(to_wit))
+    }
+
     fn queue_try_put(&mut self, h: u64, item: Vec<u8>) -> HostResult<bool> {
         let request = Request::QueuePut {
             h,

@@ -64,6 +64,13 @@ pub(crate) enum Request {
         block: bool,
         timeout: Option<u64>,
     },
+    /// The oldest items, at most `max`: waits as [`Request::QueueGet`] for the first.
+    QueueGetMany {
+        h: u64,
+        max: u32,
+        block: bool,
+        timeout: Option<u64>,
+    },
     QueueSize {
         h: u64,
     },
@@ -144,6 +151,7 @@ pub(crate) enum Response {
     Bool(bool),
     Count(u32),
     Handles(Vec<u64>),
+    Items(Vec<Vec<u8>>),
     Error(WireError),
     /// The request was cancelled before it completed (remote waits only).
     Cancelled,
@@ -154,6 +162,16 @@ pub(crate) enum Response {
 pub(crate) struct WireError {
     kind: u8,
     message: String,
+}
+
+impl WireError {
+    /// The same error with `prefix` before its message.
+    fn prefixed(self, prefix: &str) -> WireError {
+        WireError {
+            kind: self.kind,
+            message: format!("{prefix}{}", self.message),
+        }
+    }
 }
 
 impl From<ProcessError> for WireError {
@@ -238,6 +256,13 @@ impl Response {
     pub fn handles(self) -> Result<Vec<u64>> {
         match self {
             Response::Handles(h) => Ok(h),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    pub fn items(self) -> Result<Vec<Vec<u8>>> {
+        match self {
+            Response::Items(items) => Ok(items),
             other => Err(other.unexpected()),
         }
     }
@@ -663,6 +688,19 @@ impl Channel {
             self.changed.notify();
         }
         Ok(Some(item))
+    }
+
+    /// `first` and then the items waiting behind it, `max` in all.
+    fn take_more(&self, first: Vec<u8>, max: u32) -> Result<Vec<Vec<u8>>> {
+        let mut items = Vec::with_capacity((max as usize).min(self.len() + 1));
+        items.push(first);
+        while items.len() < max as usize {
+            match self.try_get(false)? {
+                Some(item) => items.push(item),
+                None => break,
+            }
+        }
+        Ok(items)
     }
 
     async fn get(&self, block: bool, timeout: Option<u64>, eof: bool) -> Result<Vec<u8>> {
@@ -1117,6 +1155,29 @@ impl SyncTable {
                     Ok(None) => Err(R::QueueGet { h, block, timeout }),
                 }
             }
+            R::QueueGetMany { max: 0, .. } => Ok(Response::Error(no_items().into())),
+            R::QueueGetMany {
+                h,
+                max,
+                block,
+                timeout,
+            } => {
+                let got = self.queue(h).and_then(|q| match q.try_get(false)? {
+                    Some(first) => q.take_more(first, max).map(Some),
+                    None => Ok(None),
+                });
+                match got {
+                    Ok(Some(items)) => Ok(Response::Items(items)),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(None) if !block => Ok(Response::Error(empty().into())),
+                    Ok(None) => Err(R::QueueGetMany {
+                        h,
+                        max,
+                        block,
+                        timeout,
+                    }),
+                }
+            }
             R::ConnRecv { h } => {
                 match self
                     .with_conn(h, |c| c.recv_channel().cloned())
@@ -1194,6 +1255,22 @@ impl SyncTable {
                     Err(e) => Err(e),
                 };
                 Response::from_result(r, Response::Bytes)
+            }
+            R::QueueGetMany {
+                h,
+                max,
+                block,
+                timeout,
+            } => {
+                let r = match self.queue(h) {
+                    _ if max == 0 => Err(no_items()),
+                    Ok(q) => match q.get(block, timeout, false).await {
+                        Ok(first) => q.take_more(first, max),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Items)
             }
             R::QueueSize { h } => Response::from_result(self.queue(h), |q| {
                 Response::Count(u32::try_from(q.len()).unwrap_or(u32::MAX))
@@ -1350,6 +1427,11 @@ impl SyncTable {
             l.abandon(&self.owner);
         }
     }
+}
+
+/// A `queue-get-many` for no items.
+fn no_items() -> ProcessError {
+    ProcessError::invalid_argument("queue-get-many takes at least 1 item: max must not be 0")
 }
 
 async fn event_wait(e: &EventObj, timeout: Option<u64>) -> bool {

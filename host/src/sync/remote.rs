@@ -5,12 +5,14 @@
 //! parent shared); then each [`ClientMsg::Call`] gets exactly one [`Response`]. While a
 //! call blocks, the client may send [`ClientMsg::Cancel`] (the call is answered at once,
 //! with `Cancelled` unless it completed first) and [`ClientMsg::Revoke`] (never answered).
+//! [`ClientMsg::Post`] is a call whose answer is not sent: its failure, if any, is the
+//! answer to the connection's next `Call` (which is then not carried out).
 //! When the connection closes (the process ended, however it ended), its table goes, with
 //! everything that implies (locks released, connections' peers at end-of-file).
 //!
 //! Frames are a 4-byte little-endian length and a postcard encoding.
 
-use super::{Registry, Request, Response, SyncTable};
+use super::{Registry, Request, Response, SyncTable, WireError};
 use crate::error::ProcessError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -31,6 +33,8 @@ struct Hello {
 #[derive(Serialize, Deserialize)]
 enum ClientMsg {
     Call(Request),
+    /// A call (a `queue-post`) the client does not wait for.
+    Post(Request),
     Cancel,
     Revoke(u64),
 }
@@ -62,13 +66,22 @@ impl FrameReader {
     }
 }
 
-async fn write_frame<T: Serialize>(write: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+/// Appends `value`'s frame to `out`.
+fn push_frame<T: Serialize>(out: Vec<u8>, value: &T) -> std::io::Result<Vec<u8>> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-    let mut frame = postcard::to_extend(value, vec![0u8; 4]).map_err(|e| invalid(e.to_string()))?;
-    let len = u32::try_from(frame.len() - 4)
-        .map_err(|_| invalid(format!("a message of {} bytes is too large", frame.len())))?;
-    frame[..4].copy_from_slice(&len.to_le_bytes());
-    write.write_all(&frame).await
+    let start = out.len();
+    let mut out = out;
+    out.extend_from_slice(&[0; 4]);
+    let mut out = postcard::to_extend(value, out).map_err(|e| invalid(e.to_string()))?;
+    let len = out.len() - start - 4;
+    let len = u32::try_from(len)
+        .map_err(|_| invalid(format!("a message of {len} bytes is too large")))?;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(out)
+}
+
+async fn write_frame<T: Serialize>(write: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+    write.write_all(&push_frame(Vec::new(), value)?).await
 }
 
 /// Serves the native processes of one run; runs until the listener is dropped.
@@ -106,9 +119,19 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
     let objects = registry.claim(hello.token);
     let table = SyncTable::new(registry.clone(), &hello.name, objects);
     write_frame(&mut write, &Response::Unit).await?;
+    // The failure of a post, for the next call.
+    let mut failed_post: Option<WireError> = None;
     loop {
         let request = match reader.next::<ClientMsg>().await? {
             ClientMsg::Call(request) => request,
+            ClientMsg::Post(request) => {
+                if let Response::Error(e) = table.serve(request).await
+                    && failed_post.is_none()
+                {
+                    failed_post = Some(e.prefixed("an earlier queue-post failed: "));
+                }
+                continue;
+            }
             // A cancel that crossed the answer: the call is already answered.
             ClientMsg::Cancel => continue,
             ClientMsg::Revoke(token) => {
@@ -116,6 +139,10 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
                 continue;
             }
         };
+        if let Some(e) = failed_post.take() {
+            write_frame(&mut write, &Response::Error(e)).await?;
+            continue;
+        }
         let call = table.serve(request);
         tokio::pin!(call);
         let response = loop {
@@ -124,7 +151,7 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
                 msg = reader.next::<ClientMsg>() => match msg? {
                     ClientMsg::Cancel => break Response::Cancelled,
                     ClientMsg::Revoke(token) => { registry.claim(token); }
-                    ClientMsg::Call(_) => {
+                    ClientMsg::Call(_) | ClientMsg::Post(_) => {
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::InvalidData,
                             "a call while another is in progress",
@@ -141,6 +168,8 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
 pub(crate) struct Client {
     reader: AsyncMutex<FrameReader>,
     writer: AsyncMutex<OwnedWriteHalf>,
+    /// Frames of posts not sent yet; sent ahead of the next call, or by [`Client::flush`].
+    posted: std::sync::Mutex<Vec<u8>>,
 }
 
 fn lost(e: std::io::Error) -> ProcessError {
@@ -177,15 +206,42 @@ impl Client {
         Ok(Client {
             reader: AsyncMutex::new(reader),
             writer: AsyncMutex::new(write),
+            posted: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Keeps `request` to be sent ahead of the next call or flush, whose answer nobody
+    /// waits for; true when no other post was waiting (the caller arranges a flush).
+    pub fn post(&self, request: Request) -> Result<bool, ProcessError> {
+        let mut posted = crate::model::lock(&self.posted);
+        let first = posted.is_empty();
+        *posted =
+            push_frame(std::mem::take(&mut *posted), &ClientMsg::Post(request)).map_err(lost)?;
+        Ok(first)
+    }
+
+    /// Sends the posts not sent yet.
+    pub async fn flush(&self) -> Result<(), ProcessError> {
+        let mut writer = self.writer.lock().await;
+        let posted = std::mem::take(&mut *crate::model::lock(&self.posted));
+        if posted.is_empty() {
+            return Ok(());
+        }
+        writer.write_all(&posted).await.map_err(lost)
+    }
+
+    /// Writes the posts not sent yet and then `msg`, in one write.
+    async fn send(&self, msg: &ClientMsg) -> Result<(), ProcessError> {
+        let mut writer = self.writer.lock().await;
+        let posted = std::mem::take(&mut *crate::model::lock(&self.posted));
+        let frame = push_frame(posted, msg).map_err(lost)?;
+        writer.write_all(&frame).await.map_err(lost)
     }
 
     /// Sends `request` and waits for its answer.
     pub async fn call(&self, request: Request) -> Result<Response, ProcessError> {
         let mut reader = self.reader.lock().await;
-        write_frame(&mut *self.writer.lock().await, &ClientMsg::Call(request))
-            .await
-            .map_err(lost)?;
+        self.send(&ClientMsg::Call(request)).await?;
         reader.next().await.map_err(lost)
     }
 
@@ -197,16 +253,12 @@ impl Client {
         cancel: impl std::future::Future<Output = ()>,
     ) -> Result<Response, ProcessError> {
         let mut reader = self.reader.lock().await;
-        write_frame(&mut *self.writer.lock().await, &ClientMsg::Call(request))
-            .await
-            .map_err(lost)?;
+        self.send(&ClientMsg::Call(request)).await?;
         tokio::select! {
             response = reader.next() => return response.map_err(lost),
             () = cancel => {}
         }
-        write_frame(&mut *self.writer.lock().await, &ClientMsg::Cancel)
-            .await
-            .map_err(lost)?;
+        self.send(&ClientMsg::Cancel).await?;
         reader.next().await.map_err(lost)
     }
 }

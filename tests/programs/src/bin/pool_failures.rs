@@ -19,12 +19,19 @@ fn exit_with(code: i32) -> i64 {
     wasmproc_guest::exit(code)
 }
 
+fn times_ten_unless_3(x: i64) -> i64 {
+    if x == 3 {
+        wasmproc_guest::exit(3)
+    }
+    10 * x
+}
+
 fn sleep_ms(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
 }
 
-targets![; pool: sqr_unless_13, exit_with, sleep_ms];
+targets![; pool: sqr_unless_13, exit_with, times_ten_unless_3, sleep_ms];
 
 /// The message with worker names and source positions made stable: `Process-3` and
 /// `Process-1:2` become `Process-N`, `file.rs:10:5` becomes `file.rs:L:C`.
@@ -133,6 +140,29 @@ fn main() {
     show("apply exit_with 7", pool.apply(pool_fn!(exit_with), 7));
     show("apply exit_with 0", pool.apply(pool_fn!(exit_with), 0));
     show("apply 3 afterwards", pool.apply(f, 3));
+
+    println!("-- tasks given with one that exits");
+    // One worker, made quick by a warm-up, takes its inbox in one batch: the tasks it took
+    // behind the one that exits were not started, and run on its replacement.
+    let one = Pool::new(1).unwrap();
+    show("warm-up", one.map(f, 20..120).map(|v| v.len()));
+    match one.imap(pool_fn!(times_ten_unless_3), [1, 2, 3, 4, 5], 1) {
+        Ok(it) => {
+            for (i, r) in it.enumerate() {
+                show(&format!("imap item {i}"), r);
+            }
+        }
+        Err(e) => show::<()>("imap", Err(e)),
+    }
+    drop(one);
+
+    println!("-- a long task does not hold up the tasks given after it");
+    let two = Pool::new(2).unwrap();
+    let long = two.apply_async(pool_fn!(sleep_ms), 3_000).unwrap();
+    show("map of 20 while it runs", two.map(f, 20..40).map(|v| v.len()));
+    println!("  the long task still running: {}", !long.ready());
+    show("the long task", long.get(LONG));
+    drop(two);
 
     for signal in ["kill", "terminate"] {
         println!("-- the worker is sent {signal} mid-task");

@@ -1,0 +1,88 @@
+//! `Queue::get_many` and `Queue::post` (no CPython counterpart): a batch taken in one call,
+//! waiting only for its first item; posted puts that keep their order with other calls and
+//! are delivered when the posting process ends, however it ends; a post's own failure
+//! (a native child learns of it at its next call).
+//! Run with `message = 1KiB`.
+
+use programs::show;
+use std::time::Duration;
+use wasmproc_guest::{Process, Queue, targets};
+
+const LONG: Duration = Duration::from_secs(30);
+const SHORT: Duration = Duration::from_millis(100);
+
+/// Posts `0..n`, then returns (`how` 0), exits with 4 (1) or panics (2).
+fn poster((q, n, how): (Queue<u32>, u32, u8)) {
+    for i in 0..n {
+        q.post(&i).unwrap();
+    }
+    match how {
+        0 => {}
+        1 => wasmproc_guest::exit(4),
+        _ => panic!("after posting {n}"),
+    }
+}
+
+/// Puts `x` after `ms` milliseconds.
+fn put_later((q, x, ms): (Queue<u32>, u32, u64)) {
+    std::thread::sleep(Duration::from_millis(ms));
+    q.put(&x).unwrap();
+}
+
+/// Posts an item above the host's `message` limit, then makes two calls.
+fn bad_post(b: Queue<Vec<u8>>) {
+    show!("post of 2048 bytes", b.post_bytes(&[0; 2048]));
+    show!("the next call", b.qsize());
+    show!("the call after", b.qsize());
+}
+
+targets![poster, put_later, bad_post];
+
+fn main() {
+    println!("-- get_many");
+    let q = Queue::<u32>::new().unwrap();
+    for i in 0..5 {
+        q.put(&i).unwrap();
+    }
+    show!("get_many 3", q.get_many(3, None));
+    show!("get_many 10", q.get_many(10, None));
+    show!("get_many on empty (0.1s)", q.get_many(10, SHORT));
+    show!("get_many on empty (0)", q.get_many(10, Duration::ZERO));
+    q.put(&9).unwrap();
+    show!("get_many 0", q.get_many(0, None));
+    show!("the item is still there", q.get_many(10, Duration::ZERO));
+    let p = Process::new("put_later", &(q.clone(), 7u32, 200u64)).unwrap();
+    p.start().unwrap();
+    show!("get_many waits for the first", q.get_many(10, LONG));
+    p.join(LONG).unwrap();
+    q.put_bytes(&[1, 2]).unwrap();
+    show!("get_many_bytes", q.get_many_bytes(10, None));
+
+    println!("-- post");
+    q.post(&1).unwrap();
+    q.put(&2).unwrap();
+    q.post(&3).unwrap();
+    show!("posts and puts in order", q.get_many(10, None));
+    for (how, label) in [(0u8, "returns"), (1, "exits with 4"), (2, "panics")] {
+        let n = 1000u32;
+        let p = Process::new("poster", &(q.clone(), n, how)).unwrap();
+        p.start().unwrap();
+        p.join(LONG).unwrap();
+        let got = q.get_many(2 * n as usize, Duration::ZERO).unwrap_or_default();
+        println!(
+            "a child that posts {n} and {label}: exitcode {:?}, {} items, in order: {}",
+            p.exitcode().unwrap(),
+            got.len(),
+            got.iter().copied().eq(0..n)
+        );
+    }
+
+    println!("-- a post that fails");
+    let b = Queue::<Vec<u8>>::new().unwrap();
+    show!("here: post of 2048 bytes", b.post_bytes(&[0; 2048]));
+    show!("here: the next call", b.qsize());
+    let p = Process::new("bad_post", &b).unwrap();
+    p.start().unwrap();
+    p.join(LONG).unwrap();
+    show!("in a child: exitcode", p.exitcode());
+}
