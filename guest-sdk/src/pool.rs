@@ -3,9 +3,16 @@
 //! Each worker is a child process running the hidden target `__wasmproc_pool_worker` with
 //! its own inbox queue of tasks and the pool's one results queue. The parent keeps every
 //! task until its result arrives, dispatches at most [`WINDOW`] tasks to a worker at a time
-//! (the rest wait in the parent), and drives the pool — dispatching, collecting results,
-//! replacing workers that ended — inside every [`Pool`], [`AsyncResult`] and iterator
-//! method. There is no background thread.
+//! (the rest wait in the parent; each worker's share goes in with one `put_many`), and
+//! drives the pool — dispatching, collecting results, replacing workers that ended, giving
+//! an idle worker tasks from a busy one's inbox — inside every [`Pool`], [`AsyncResult`]
+//! and iterator method. There is no background thread.
+//!
+//! A worker whose tasks are quick takes its whole inbox in one `get_many` and posts each
+//! result (`Queue::post`): under `native` a batch then costs one round trip to the run's
+//! root host instead of two per task. It runs its tasks in order and answers each before
+//! starting the next, so when it ends the oldest task it took and did not answer is the
+//! one it was running.
 //!
 //! A task is one chunk of calls of one function. Inbox messages are `[1] id func count
 //! args...` (postcard varints and strings, then each call's postcard-encoded arguments) or
@@ -447,33 +454,69 @@ impl PoolState {
     /// Gives pending tasks to workers with room in their window, one each in turn; after
     /// `close`, tells idle workers to stop once nothing is pending.
     fn dispatch(&mut self) -> Result<(), Error> {
+        // Who gets which, one each in turn while they have room...
+        let mut given: Vec<Vec<u64>> = vec![Vec::new(); self.workers.len()];
         while !self.pending.is_empty() {
             let mut progressed = false;
-            for w in &mut self.workers {
+            for (w, ids) in self.workers.iter().zip(&mut given) {
                 if w.stop_sent
-                    || w.outstanding.len() >= WINDOW
-                    || self.maxtasks.is_some_and(|m| w.dispatched >= m)
+                    || w.outstanding.len() + ids.len() >= WINDOW
+                    || self.maxtasks.is_some_and(|m| w.dispatched + ids.len() >= m)
                 {
                     continue;
                 }
                 let Some(id) = self.pending.pop_front() else {
                     break;
                 };
-                let Some(task) = self.tasks.get_mut(&id) else {
-                    continue;
-                };
-                if let Err(e) = w.inbox.put_bytes(&task.msg) {
-                    self.pending.push_front(id);
-                    return Err(e);
-                }
-                task.worker = Some(w.id);
-                w.outstanding.push_back(id);
-                w.dispatched += 1;
                 progressed = true;
+                // (A task that ended while pending, failed with its worker, is skipped.)
+                if self.tasks.contains_key(&id) {
+                    ids.push(id);
+                }
             }
             if !progressed {
                 break;
             }
+        }
+        // ...then each worker's in one call, so that it wakes to find them all.
+        let mut failure = None;
+        let mut back = Vec::new();
+        for (w, ids) in self.workers.iter_mut().zip(given) {
+            if ids.is_empty() {
+                continue;
+            }
+            if failure.is_some() {
+                back.extend(ids);
+                continue;
+            }
+            let msgs: Vec<Vec<u8>> = ids
+                .iter()
+                .map(|id| self.tasks.get(id).map_or_else(Vec::new, |t| t.msg.clone()))
+                .collect();
+            let appended = match w.inbox.put_many_bytes(&msgs) {
+                Ok(n) => n,
+                Err(e) => {
+                    failure = Some(e);
+                    0
+                }
+            };
+            for (i, id) in ids.into_iter().enumerate() {
+                match self.tasks.get_mut(&id) {
+                    Some(task) if i < appended => {
+                        task.worker = Some(w.id);
+                        w.outstanding.push_back(id);
+                        w.dispatched += 1;
+                    }
+                    Some(_) => back.push(id),
+                    None => {}
+                }
+            }
+        }
+        for id in back.into_iter().rev() {
+            self.pending.push_front(id);
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         if self.pending.is_empty() {
             self.rebalance()?;

@@ -312,6 +312,14 @@ impl<T> Queue<T> {
         )?)
     }
 
+    /// Appends items already serialised by the caller, in order, while a bounded queue has
+    /// room, without waiting; processes waiting on the queue are woken once, and see them
+    /// all. How many were appended (all, on an unbounded queue): an item that cannot be
+    /// appended ends the call, and is an error only when it is the first.
+    pub fn put_many_bytes(&self, items: &[Vec<u8>]) -> Result<usize, Error> {
+        Ok(host::queue_put_many(self.live()?, items)? as usize)
+    }
+
     /// Appends an item already serialised by the caller as [`post`](Self::post) does.
     pub fn post_bytes(&self, item: &[u8]) -> Result<(), Error> {
         Ok(host::queue_post(self.live()?, item)?)

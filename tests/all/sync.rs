@@ -443,7 +443,7 @@ fn sync_lock() {
             "{backend:?}"
         );
         assert_eq!(
-            out.stdout_of("Process-4"),
+            out.stdout_of("Process-5"),
             lines(&[
                 "child acquire: true",
                 "child acquire again: true",
@@ -794,7 +794,7 @@ fn sync_batch() {
     for &backend in BACKENDS {
         let out = crate::harness::run_limited(backend, &[("message", "1KiB")], SYNC_BATCH, &[]);
         // The panicking child's report is its own stderr.
-        assert_clean(&out, backend, &["Process-4"]);
+        assert_clean(&out, backend, &["Process-5"]);
         let too_large = "an item of 2048 bytes exceeds limit message = 1024 bytes";
         // A native child is not told at once.
         let child: [String; 3] = match backend {
@@ -813,8 +813,13 @@ fn sync_batch() {
             ],
         };
         assert_eq!(
-            out.stdout_of("Process-5"),
+            out.stdout_of("Process-6"),
             lines(&child.each_ref().map(String::as_str)),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-2"),
+            "child took [1, 2, 3, 4, 5] in one call\n",
             "{backend:?}"
         );
         let mut expected: Vec<String> = [
@@ -828,6 +833,18 @@ fn sync_batch() {
             "the item is still there: [9]",
             "get_many waits for the first: [7]",
             "get_many_bytes: [[1, 2]]",
+            "-- put_many",
+            "put_many_bytes of 3: 3",
+            "then: [10, 11, 12]",
+            "put_many_bytes of none: 0",
+            "put_many_bytes of 3 on maxsize 2: 2",
+            "put_many_bytes on the full queue: 0",
+            "then: [1, 2]",
+            "put_many_bytes of a first item too large: error LimitExceeded: an item of 2048 \
+             bytes exceeds limit message = 1024 bytes",
+            "put_many_bytes of a later item too large: 1",
+            "then: [[1]]",
+            "put_many_bytes of 5 to a waiting child: 5",
             "-- post",
             "posts and puts in order: [1, 2, 3]",
             "a child that posts 1000 and returns: exitcode Some(0), 1000 items, in order: true",
@@ -850,9 +867,9 @@ fn sync_batch() {
             "{backend:?}"
         );
         assert!(
-            out.stderr_of("Process-4").contains("after posting 1000"),
+            out.stderr_of("Process-5").contains("after posting 1000"),
             "{backend:?}: {:?}",
-            out.stderr_of("Process-4")
+            out.stderr_of("Process-5")
         );
     }
 }

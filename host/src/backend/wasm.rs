@@ -860,6 +860,11 @@ impl sync_wit::Host for ProcState {
         sync_on(self.model()?.clone(), request, Response::items).await
     }
 
+    async fn queue_put_many(&mut self, h: u64, items: Vec<Vec<u8>>) -> HostResult<u32> {
+        let request = Request::QueuePutMany { h, items };
+        sync_on(self.model()?.clone(), request, Response::count).await
+    }
+
     async fn queue_post(&mut self, h: u64, item: Vec<u8>) -> HostResult<()> {
         let request = Request::QueuePut {
             h,

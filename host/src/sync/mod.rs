@@ -64,6 +64,11 @@ pub(crate) enum Request {
         block: bool,
         timeout: Option<u64>,
     },
+    /// Appends `items` while there is room, without waiting; answers how many.
+    QueuePutMany {
+        h: u64,
+        items: Vec<Vec<u8>>,
+    },
     /// The oldest items, at most `max`: waits as [`Request::QueueGet`] for the first.
     QueueGetMany {
         h: u64,
@@ -605,6 +610,37 @@ impl Channel {
 
     /// `try_put` of an item already made: gives it back when a bounded queue is full.
     fn try_put_item(&self, item: Item) -> Result<Option<Item>> {
+        self.try_put_item_waking(item, true)
+    }
+
+    /// Appends `items` in order while there is room, waking waiters once: how many went
+    /// in. An item that fails ends the call; the failure is the answer only when it was the
+    /// first.
+    fn try_put_many(&self, items: Vec<Vec<u8>>) -> Result<u32> {
+        let mut appended = 0u32;
+        let mut failure = None;
+        for item in items {
+            let put = self
+                .check_size(item.len())
+                .and_then(|()| self.try_put_item_waking(Item::new(item), false));
+            match put {
+                Ok(None) => appended += 1,
+                Ok(Some(_)) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        if appended > 0 {
+            self.changed.notify();
+            return Ok(appended);
+        }
+        failure.map_or(Ok(0), Err)
+    }
+
+    /// `try_put_item`, waking waiters only if `wake`.
+    fn try_put_item_waking(&self, item: Item, wake: bool) -> Result<Option<Item>> {
         if self.no_receiver.load(Ordering::Acquire) {
             return Err(ProcessError::new(
                 ErrorKind::BrokenPipe,
@@ -628,7 +664,9 @@ impl Channel {
         self.bytes.fetch_add(len, Ordering::Relaxed);
         match self.tx.try_send(item) {
             Ok(()) => {
-                self.changed.notify();
+                if wake {
+                    self.changed.notify();
+                }
                 Ok(None)
             }
             Err(e) => {
@@ -1202,7 +1240,8 @@ impl SyncTable {
                     None => Err(R::LockAcquire { h, block, timeout }),
                 }
             }
-            request @ (R::ConnSend { .. }
+            request @ (R::QueuePutMany { .. }
+            | R::ConnSend { .. }
             | R::QueueSize { .. }
             | R::EventSet { .. }
             | R::EventClear { .. }
@@ -1272,6 +1311,10 @@ impl SyncTable {
                 };
                 Response::from_result(r, Response::Items)
             }
+            R::QueuePutMany { h, items } => Response::from_result(
+                self.queue(h).and_then(|q| q.try_put_many(items)),
+                Response::Count,
+            ),
             R::QueueSize { h } => Response::from_result(self.queue(h), |q| {
                 Response::Count(u32::try_from(q.len()).unwrap_or(u32::MAX))
             }),

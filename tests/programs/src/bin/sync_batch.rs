@@ -36,7 +36,13 @@ fn bad_post(b: Queue<Vec<u8>>) {
     show!("the call after", b.qsize());
 }
 
-targets![poster, put_later, bad_post];
+/// Waits for a batch and tells how many items it took.
+fn take_batch(q: Queue<u32>) {
+    let got = q.get_many(10, LONG).unwrap();
+    println!("child took {got:?} in one call");
+}
+
+targets![poster, put_later, bad_post, take_batch];
 
 fn main() {
     println!("-- get_many");
@@ -57,6 +63,26 @@ fn main() {
     p.join(LONG).unwrap();
     q.put_bytes(&[1, 2]).unwrap();
     show!("get_many_bytes", q.get_many_bytes(10, None));
+
+    println!("-- put_many");
+    // A `u32` below 128 is one byte, itself, in the queue's encoding (a postcard varint).
+    let items = |xs: &[u8]| -> Vec<Vec<u8>> { xs.iter().map(|&x| vec![x]).collect() };
+    show!("put_many_bytes of 3", q.put_many_bytes(&items(&[10, 11, 12])));
+    show!("then", q.get_many(10, None));
+    show!("put_many_bytes of none", q.put_many_bytes(&[]));
+    let bounded = Queue::<u32>::bounded(2).unwrap();
+    show!("put_many_bytes of 3 on maxsize 2", bounded.put_many_bytes(&items(&[1, 2, 3])));
+    show!("put_many_bytes on the full queue", bounded.put_many_bytes(&items(&[4])));
+    show!("then", bounded.get_many(10, None));
+    show!("put_many_bytes of a first item too large", q.put_many_bytes(&[vec![0; 2048], vec![1]]));
+    show!("put_many_bytes of a later item too large", q.put_many_bytes(&[vec![1], vec![0; 2048], vec![2]]));
+    show!("then", q.get_many_bytes(10, None));
+    let p = Process::new("take_batch", &q).unwrap();
+    p.start().unwrap();
+    // Time for the child to be waiting (it takes them all either way).
+    std::thread::sleep(Duration::from_millis(300));
+    show!("put_many_bytes of 5 to a waiting child", q.put_many_bytes(&items(&[1, 2, 3, 4, 5])));
+    p.join(LONG).unwrap();
 
     println!("-- post");
     q.post(&1).unwrap();
