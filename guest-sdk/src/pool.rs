@@ -38,11 +38,12 @@ pub const WORKER_TARGET: &str = "__wasmproc_pool_worker";
 /// worker finishing small tasks rarely waits for the parent to hand out more. `Pool.map`
 /// with chunksize 1, in tasks per second: under `wasm` a window of 2 gave 85,000 and 16 gave
 /// 400,000 and more; under `native`, where a worker takes its window in one round trip,
-/// 16 gave 108,000 and 64 gave 200,000. The work stays shared out when tasks differ in
+/// 16 gave 108,000, 64 gave 200,000 and 128 gave 255,000–300,000 (64: 185,000–235,000 in
+/// the same alternating run). The work stays shared out when tasks differ in
 /// length because a worker takes more than one task at a time only while its tasks are
 /// quick ([`QUICK`]), and a worker left idle takes tasks back from the inboxes of the
 /// others (see `PoolState::rebalance`).
-const WINDOW: usize = 64;
+const WINDOW: usize = 128;
 
 /// A worker whose tasks took less than this on average takes its whole inbox at once;
 /// otherwise one task at a time, leaving the rest where an idle worker can be given them.

@@ -405,7 +405,7 @@ fn main() {
             title: format!("Pool({workers}).map of a trivial function, chunksize=1"),
             n: [
                 env_usize("WASMPROC_BENCH_POOL_N", 100_000).max(1),
-                env_usize("WASMPROC_BENCH_POOL_NATIVE_N", 20_000).max(1),
+                env_usize("WASMPROC_BENCH_POOL_NATIVE_N", 100_000).max(1),
                 env_usize("WASMPROC_BENCH_POOL_PY_N", 40_000).max(1),
             ],
             workers,

@@ -125,7 +125,11 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
         let request = match reader.next::<ClientMsg>().await? {
             ClientMsg::Call(request) => request,
             ClientMsg::Post(request) => {
-                if let Response::Error(e) = table.serve(request).await
+                let response = match table.serve_now(request) {
+                    Ok(response) => response,
+                    Err(request) => table.serve(request).await,
+                };
+                if let Response::Error(e) = response
                     && failed_post.is_none()
                 {
                     failed_post = Some(e.prefixed("an earlier queue-post failed: "));
@@ -143,6 +147,14 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
             write_frame(&mut write, &Response::Error(e)).await?;
             continue;
         }
+        // Most calls need no waiting: answered without the cancellable wait below.
+        let request = match table.serve_now(request) {
+            Ok(response) => {
+                write_frame(&mut write, &response).await?;
+                continue;
+            }
+            Err(request) => request,
+        };
         let call = table.serve(request);
         tokio::pin!(call);
         let response = loop {
