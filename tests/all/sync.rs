@@ -443,7 +443,7 @@ fn sync_lock() {
             "{backend:?}"
         );
         assert_eq!(
-            out.stdout_of("Process-5"),
+            out.stdout_of("Process-4"),
             lines(&[
                 "child acquire: true",
                 "child acquire again: true",
