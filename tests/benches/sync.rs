@@ -7,7 +7,9 @@
 //! 1. `queue`: a child puts N `u64`s into an unbounded `Queue<u64>`, the main process gets
 //!    them (`tests/programs/src/bin/bench_queue.rs`); items/s from the main process's first
 //!    get to its last. CPython: the same with `multiprocessing.Queue`
-//!    (`scripts/bench_cpython_sync.py`).
+//!    (`scripts/bench_cpython_sync.py`). Selecting `queue` also runs `post`: the same with
+//!    the child's `Queue::post` (a native child does not wait for the host's answer), next
+//!    to the same CPython figure (whose `put` hands the item to a feeder thread).
 //! 2. `pool`: `Pool::map_chunked(f, 0..N, 1)` of a trivial `f` with W workers
 //!    (`tests/programs/src/bin/bench_pool.rs`), timed alone on a warmed-up pool; CPython:
 //!    `multiprocessing.Pool(W).map(f, range(N), chunksize=1)`, likewise.
@@ -29,6 +31,7 @@
 //! - items per round, chosen for about a second each on a quiet 2-CPU machine:
 //!   `WASMPROC_BENCH_QUEUE_N` (wasm, default 3,000,000), `WASMPROC_BENCH_QUEUE_NATIVE_N`
 //!   (default 50,000: every native get and put crosses to the host process),
+//!   `WASMPROC_BENCH_POST_NATIVE_N` (the native child posting, default 1,000,000),
 //!   `WASMPROC_BENCH_QUEUE_PY_N` (CPython, default 300,000),
 //! - tasks per round: `WASMPROC_BENCH_POOL_N` (wasm, default 100,000),
 //!   `WASMPROC_BENCH_POOL_NATIVE_N` (default 20,000), `WASMPROC_BENCH_POOL_PY_N` (CPython,
@@ -298,6 +301,7 @@ impl Bench {
     fn guest_args(&self, n: usize) -> Vec<String> {
         match self.name {
             "queue" => vec![n.to_string()],
+            "post" => vec![n.to_string(), "post".into()],
             _ => vec![n.to_string(), self.workers.to_string()],
         }
     }
@@ -305,7 +309,7 @@ impl Bench {
     fn python_args(&self) -> Vec<String> {
         let n = self.n[2].to_string();
         match self.name {
-            "queue" => vec!["queue".into(), n],
+            "queue" | "post" => vec!["queue".into(), n],
             _ => vec!["pool".into(), n, self.workers.to_string()],
         }
     }
@@ -314,7 +318,7 @@ impl Bench {
     fn guest_rate(&self, kv: &BTreeMap<String, String>) -> Result<(f64, String), String> {
         let items = num(kv, "items")?;
         match self.name {
-            "queue" => {
+            "queue" | "post" => {
                 let steady = num(kv, "steady_s")?;
                 let total = num(kv, "total_s")?;
                 let producer = num(kv, "producer_s")?;
@@ -344,12 +348,14 @@ impl Bench {
     }
 
     fn python_rate(&self, kv: &BTreeMap<String, String>) -> Result<(f64, String), String> {
-        if let Some(e) = kv.get(&format!("{}_error", self.name)) {
+        let name = if self.name == "post" { "queue" } else { self.name };
+        if let Some(e) = kv.get(&format!("{name}_error")) {
             return Err(e.clone());
         }
-        let items = num(kv, &format!("{}_items", self.name))?;
+        let name = if self.name == "post" { "queue" } else { self.name };
+        let items = num(kv, &format!("{name}_items"))?;
         match self.name {
-            "queue" => {
+            "queue" | "post" => {
                 let steady = num(kv, "queue_steady_s")?;
                 let total = num(kv, "queue_total_s")?;
                 Ok((
@@ -394,6 +400,18 @@ fn main() {
             n: [
                 env_usize("WASMPROC_BENCH_QUEUE_N", 3_000_000).max(2),
                 env_usize("WASMPROC_BENCH_QUEUE_NATIVE_N", 50_000).max(2),
+                env_usize("WASMPROC_BENCH_QUEUE_PY_N", 300_000).max(2),
+            ],
+            workers,
+        });
+        benches.push(Bench {
+            name: "post",
+            title: "Queue throughput, the child posting (Queue::post, which a native child \
+                    does not wait for); CPython's put is the same as above"
+                .into(),
+            n: [
+                env_usize("WASMPROC_BENCH_QUEUE_N", 3_000_000).max(2),
+                env_usize("WASMPROC_BENCH_POST_NATIVE_N", 1_000_000).max(2),
                 env_usize("WASMPROC_BENCH_QUEUE_PY_N", 300_000).max(2),
             ],
             workers,
@@ -459,7 +477,7 @@ fn main() {
                 let Ok((host, queue, pool)) = &b.setup else {
                     continue;
                 };
-                let program = if bench.name == "queue" { queue } else { pool };
+                let program = if bench.name == "pool" { pool } else { queue };
                 let n = bench.n[usize::from(b.label == "native")];
                 let r =
                     run(host, program, &bench.guest_args(n)).and_then(|kv| bench.guest_rate(&kv));
@@ -562,6 +580,12 @@ fn main() {
                     met(w >= QUEUE_MIN_ITEMS_PER_S),
                     rate(w),
                     ratio(QUEUE_MIN_RATIO)
+                ),
+                "post" => println!(
+                    "  post  {:<6}: no target (Queue::post is not in the issue); {} /s{}",
+                    b.label,
+                    rate(w),
+                    py.map_or(String::new(), |c| format!(", {} CPython", times(w / c)))
                 ),
                 "queue" => println!(
                     "  queue {:<6}: no target (the queue targets are the wasm backend's); {} /s{}",

@@ -7,16 +7,21 @@
 //!   start and end included),
 //! - `producer_s X`: the child's own time for its N `put`s (from its stdout, via the queue).
 //!
-//! Usage: `bench_queue [N]` (default 2,000,000).
+//! Usage: `bench_queue [N] [put|post]` (defaults 2,000,000 and `put`): the child appends
+//! with `Queue::put`, or with `Queue::post` (which a native child does not wait for).
 
 use std::time::Instant;
 use wasmproc_guest::{Process, Queue, targets};
 
 /// Puts 0..n, then its own time for that (in nanoseconds) on `done`.
-fn producer((items, done, n): (Queue<u64>, Queue<u64>, u64)) {
+fn producer((items, done, n, post): (Queue<u64>, Queue<u64>, u64, bool)) {
     let t = Instant::now();
     for i in 0..n {
-        items.put(&i).expect("bench_queue producer: put");
+        if post {
+            items.post(&i).expect("bench_queue producer: post");
+        } else {
+            items.put(&i).expect("bench_queue producer: put");
+        }
     }
     let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
     done.put(&ns)
@@ -31,10 +36,18 @@ fn main() -> Result<(), wasmproc_guest::Error> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(2_000_000)
         .max(2);
+    let post = match std::env::args().nth(2).as_deref() {
+        None | Some("put") => false,
+        Some("post") => true,
+        Some(other) => {
+            eprintln!("bench_queue: the second argument is put or post, not {other:?}");
+            wasmproc_guest::exit(2)
+        }
+    };
     let items: Queue<u64> = Queue::new()?;
     let done: Queue<u64> = Queue::new()?;
     let t0 = Instant::now();
-    let p = Process::new("producer", &(items.clone(), done.clone(), n))?;
+    let p = Process::new("producer", &(items.clone(), done.clone(), n, post))?;
     p.start()?;
     let first = items.get()?;
     let t1 = Instant::now();
