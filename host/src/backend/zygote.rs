@@ -388,6 +388,14 @@ fn serve() -> std::io::Result<()> {
     // Each child's pidfd, readable once it has ended.
     let mut children: HashMap<i32, OwnedFd> = HashMap::new();
     let mut server = ForkServer::new()?;
+    // WASI's random streams are ChaCha generators, whose first use probes the CPU for AVX2
+    // (cpuid: a VM exit under virtualisation, about 40 µs per child here). Probe once here,
+    // so that every child inherits the answer. A fixed seed and a generator dropped at once:
+    // no random state is shared, and each child seeds its own from the OS.
+    {
+        use rand::{Rng, SeedableRng};
+        let _ = rand::rngs::StdRng::from_seed([0; 32]).next_u64();
+    }
     // Ready: the host waits for this before its first request.
     write_all(requests, &0i64.to_le_bytes())?;
     let mut open = true;
