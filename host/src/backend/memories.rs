@@ -249,6 +249,11 @@ impl Drop for PooledMemory {
         let Some(mut region) = self.region.take() else {
             return;
         };
+        if super::last_process() {
+            // The OS process exits next; its exit unmaps everything at once.
+            std::mem::forget(region);
+            return;
+        }
         // A region whose pages could not be discarded is unmapped (by its drop), never
         // handed to another process.
         if region.zero().is_ok() {

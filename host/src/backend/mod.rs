@@ -17,6 +17,21 @@ use crate::output::ProcessOutput;
 use crate::program::Program;
 use std::sync::{Arc, Mutex};
 
+/// Set in a native child process, which runs one guest process and then exits: the stack
+/// and memory of its guest are then left for the exit to unmap, rather than zeroed or
+/// discarded for a next process that never comes.
+static LAST_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this OS process as one whose guest process is its last ([`LAST_PROCESS`]).
+pub(crate) fn run_last_process_only() {
+    LAST_PROCESS.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this OS process runs no guest process after the current one.
+fn last_process() -> bool {
+    LAST_PROCESS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Resources of ended processes (fiber stacks, linear memories) kept for the next ones, at
 /// most `KEEP` of them: handing one over maps nothing, and dropping one unmaps nothing.
 pub(crate) struct Kept<T, const KEEP: usize> {

@@ -923,6 +923,8 @@ fn run_spec(
     forked: Option<(WasmEngine, crate::Program)>,
 ) -> anyhow::Result<ExitStatus> {
     use anyhow::Context;
+    // One guest process runs here (its children are OS processes of their own).
+    super::run_last_process_only();
     // The inherited descriptors are this process's alone: its own children get theirs.
     for fd in [spec.lifeline_fd, spec.parent_fd, spec.slot_fd] {
         // SAFETY: these descriptors were inherited open, for this process.
