@@ -322,7 +322,7 @@ impl<T> Queue<T> {
 
     /// Appends an item already serialised by the caller as [`post`](Self::post) does.
     pub fn post_bytes(&self, item: &[u8]) -> Result<(), Error> {
-        Ok(host::queue_post(self.live()?, item)?)
+        post_item(self.live()?, item)
     }
 
     /// The number of items in the queue now. Python: `qsize()`.
@@ -400,7 +400,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// process is killed by a signal is lost. Under `wasm` it is [`put`](Self::put).
     pub fn post(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
-        with_serialized(item, "a queue item", |b| Ok(host::queue_post(h, b)?))
+        with_serialized(item, "a queue item", |b| post_item(h, b))
     }
 
     /// Removes and returns the oldest items, at most `max`: waits for the first (at most
@@ -451,6 +451,20 @@ fn put_blocking(h: u64, item: &[u8], timeout: Option<u64>) -> Result<(), Error> 
         return Ok(());
     }
     Ok(host::queue_put(h, item, true, timeout)?)
+}
+
+/// A post: the fast path of [`put_blocking`] first (it completes a post wherever the
+/// objects are in this host process), `queue-post` only when that cannot.
+#[inline]
+fn post_item(h: u64, item: &[u8]) -> Result<(), Error> {
+    let done = match small_item(item) {
+        Some(small) => host::queue_try_put_small(h, small)?,
+        None => host::queue_try_put(h, item)?,
+    };
+    if done {
+        return Ok(());
+    }
+    Ok(host::queue_post(h, item)?)
 }
 
 /// `item` in two words, when it has at most 16 bytes.
