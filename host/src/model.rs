@@ -208,6 +208,10 @@ pub(crate) enum SyncHome {
 /// How long a native process's `queue-post` may wait to be sent with a later call.
 const POST_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The most bytes of posts a native process keeps unsent; the post that reaches it sends
+/// them all, waiting for room in the socket.
+const POST_BUFFER: usize = 64 << 10;
+
 /// A native child process's way to the run's objects: connected on first use, or at
 /// start when its parent shared objects with it.
 pub(crate) struct RemoteSync {
@@ -245,12 +249,19 @@ impl RemoteSync {
     /// Posts `request` ([`Client::post`]): it goes with the next call, or by a flush at
     /// most [`POST_DELAY`] later.
     pub async fn post(self: &Arc<Self>, request: Request) -> Result<()> {
-        if self.client().await?.post(request)? {
-            let me = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(POST_DELAY).await;
-                me.flush().await;
-            });
+        let client = self.client().await?;
+        match client.post(request)? {
+            (0, _) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(POST_DELAY).await;
+                    me.flush().await;
+                });
+            }
+            // A process that posts faster than the server takes them waits here, for room
+            // in the socket, instead of piling up posts in memory.
+            (_, waiting) if waiting >= POST_BUFFER => client.flush().await?,
+            _ => {}
         }
         Ok(())
     }

@@ -223,13 +223,14 @@ impl Client {
     }
 
     /// Keeps `request` to be sent ahead of the next call or flush, whose answer nobody
-    /// waits for; true when no other post was waiting (the caller arranges a flush).
-    pub fn post(&self, request: Request) -> Result<bool, ProcessError> {
+    /// waits for. Gives the bytes that were waiting to be sent before it (0: the caller
+    /// arranges a flush) and after it.
+    pub fn post(&self, request: Request) -> Result<(usize, usize), ProcessError> {
+        let frame = push_frame(Vec::new(), &ClientMsg::Post(request)).map_err(lost)?;
         let mut posted = crate::model::lock(&self.posted);
-        let first = posted.is_empty();
-        *posted =
-            push_frame(std::mem::take(&mut *posted), &ClientMsg::Post(request)).map_err(lost)?;
-        Ok(first)
+        let before = posted.len();
+        posted.extend_from_slice(&frame);
+        Ok((before, posted.len()))
     }
 
     /// Sends the posts not sent yet.
