@@ -534,8 +534,8 @@ impl PoolState {
     }
 
     /// With nothing pending: gives each idle worker half the tasks still waiting in the
-    /// inbox of the worker with the most unanswered, so that tasks queued behind a long one
-    /// do not wait for it while a worker is free.
+    /// inbox of the worker with the most unanswered (of those with any left in their inbox),
+    /// so that tasks queued behind a long one do not wait for it while a worker is free.
     fn rebalance(&mut self) -> Result<(), Error> {
         loop {
             let maxtasks = self.maxtasks;
@@ -546,47 +546,58 @@ impl PoolState {
             }) else {
                 return Ok(());
             };
-            let Some(busy) = (0..self.workers.len())
-                .filter(|&i| i != idle && !self.workers[i].stop_sent)
-                .max_by_key(|&i| self.workers[i].outstanding.len())
-            else {
-                return Ok(());
-            };
+            let mut busiest: Vec<usize> = (0..self.workers.len())
+                .filter(|&i| i != idle && self.workers[i].outstanding.len() >= 2)
+                .collect();
+            busiest.sort_by_key(|&i| std::cmp::Reverse(self.workers[i].outstanding.len()));
             let room = maxtasks.map_or(usize::MAX, |m| m - self.workers[idle].dispatched);
-            let wanted = (self.workers[busy].outstanding.len() / 2).min(room);
             let mut moved = 0;
-            while moved < wanted {
-                let msg = match self.workers[busy].inbox.get_bytes_nowait() {
-                    Ok(msg) => msg,
-                    Err(e) if e.kind() == ErrorKind::Empty => break,
-                    Err(e) => return Err(e),
-                };
-                let Some(id) = task_id(&msg) else {
-                    continue;
-                };
-                let from = &mut self.workers[busy];
-                if let Some(pos) = from.outstanding.iter().position(|&t| t == id) {
-                    from.outstanding.remove(pos);
-                    from.dispatched -= 1;
+            for busy in busiest {
+                moved = self.move_tasks(busy, idle, room)?;
+                if moved > 0 {
+                    break;
                 }
-                let to = &mut self.workers[idle];
-                let Some(task) = self.tasks.get_mut(&id) else {
-                    continue;
-                };
-                if let Err(e) = to.inbox.put_bytes(&msg) {
-                    task.worker = None;
-                    self.pending.push_front(id);
-                    return Err(e);
-                }
-                task.worker = Some(to.id);
-                to.outstanding.push_back(id);
-                to.dispatched += 1;
-                moved += 1;
             }
             if moved == 0 {
                 return Ok(());
             }
         }
+    }
+
+    /// Moves up to half of worker `busy`'s unanswered tasks (at most `room`) that are
+    /// still in its inbox to worker `idle`'s; how many.
+    fn move_tasks(&mut self, busy: usize, idle: usize, room: usize) -> Result<usize, Error> {
+        let wanted = (self.workers[busy].outstanding.len() / 2).min(room);
+        let mut moved = 0;
+        while moved < wanted {
+            let msg = match self.workers[busy].inbox.get_bytes_nowait() {
+                Ok(msg) => msg,
+                Err(e) if e.kind() == ErrorKind::Empty => break,
+                Err(e) => return Err(e),
+            };
+            let Some(id) = task_id(&msg) else {
+                continue;
+            };
+            let from = &mut self.workers[busy];
+            if let Some(pos) = from.outstanding.iter().position(|&t| t == id) {
+                from.outstanding.remove(pos);
+                from.dispatched -= 1;
+            }
+            let to = &mut self.workers[idle];
+            let Some(task) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if let Err(e) = to.inbox.put_bytes(&msg) {
+                task.worker = None;
+                self.pending.push_front(id);
+                return Err(e);
+            }
+            task.worker = Some(to.id);
+            to.outstanding.push_back(id);
+            to.dispatched += 1;
+            moved += 1;
+        }
+        Ok(moved)
     }
 
     /// Takes every result waiting on the results queue.
