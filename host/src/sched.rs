@@ -1,4 +1,5 @@
-//! When and where the task of a `wasm` process starts running.
+//! When and where the task of a `wasm` process starts running (and the task that awaits the
+//! end of a native child forked by the fork server, which is deferred the same way).
 //!
 //! Every process is a task on the host's multi-threaded tokio runtime. A child started by a
 //! running process is not handed to the runtime at once: it is kept until the end of the
