@@ -248,9 +248,9 @@ impl RemoteSync {
 
     /// Posts `request` ([`Client::post`]): it goes with the next call, or by a flush at
     /// most [`POST_DELAY`] later.
-    pub async fn post(self: &Arc<Self>, request: Request) -> Result<()> {
+    pub async fn post(self: &Arc<Self>, h: u64, item: Vec<u8>) -> Result<()> {
         let client = self.client().await?;
-        match client.post(request)? {
+        match client.post(h, item)? {
             (0, _) => {
                 let me = self.clone();
                 tokio::spawn(async move {
@@ -800,12 +800,20 @@ impl ProcessCtx {
         }
     }
 
-    /// `queue-post`: `request` (a blocking put) carried out without the caller waiting for
-    /// it when this process's objects are served from another OS process.
-    pub async fn sync_post(&self, request: Request) -> Result<()> {
+    /// `queue-post`: a blocking put of `item` on queue `h`, carried out without the caller
+    /// waiting for it when this process's objects are served from another OS process.
+    pub async fn sync_post(&self, h: u64, item: Vec<u8>) -> Result<()> {
         match &self.sync {
-            SyncPort::Local(_) => self.sync_call(request).await?.unit(),
-            SyncPort::Remote(remote) => remote.post(request).await,
+            SyncPort::Local(_) => {
+                let request = Request::QueuePut {
+                    h,
+                    item,
+                    block: true,
+                    timeout: None,
+                };
+                self.sync_call(request).await?.unit()
+            }
+            SyncPort::Remote(remote) => remote.post(h, item).await,
         }
     }
 

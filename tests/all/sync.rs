@@ -813,7 +813,7 @@ fn sync_batch() {
             ],
         };
         assert_eq!(
-            out.stdout_of("Process-6"),
+            out.stdout_of("Process-7"),
             lines(&child.each_ref().map(String::as_str)),
             "{backend:?}"
         );
@@ -851,6 +851,9 @@ fn sync_batch() {
             "a child that posts 1000 and exits with 4: exitcode Some(4), 1000 items, in order: \
              true",
             "a child that posts 1000 and panics: exitcode Some(1), 1000 items, in order: true",
+            "two queues: the second's first: 2",
+            "two queues: the second's put: 4",
+            "two queues: then the first has: [1, 3, 5]",
             "-- a post that fails",
         ]
         .iter()

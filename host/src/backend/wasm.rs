@@ -866,16 +866,10 @@ impl sync_wit::Host for ProcState {
     }
 
     async fn queue_post(&mut self, h: u64, item: Vec<u8>) -> HostResult<()> {
-        let request = Request::QueuePut {
-            h,
-            item,
-            block: true,
-            timeout: None,
-        };
         Ok(self
             .model()?
             .clone()
-            .sync_post(request)
+            .sync_post(h, item)
             .await
             .map_err(to_wit))
     }

@@ -5,8 +5,9 @@
 //! parent shared); then each [`ClientMsg::Call`] gets exactly one [`Response`]. While a
 //! call blocks, the client may send [`ClientMsg::Cancel`] (the call is answered at once,
 //! with `Cancelled` unless it completed first) and [`ClientMsg::Revoke`] (never answered).
-//! [`ClientMsg::Post`] is a call whose answer is not sent: its failure, if any, is the
-//! answer to the connection's next `Call` (which is then not carried out).
+//! [`ClientMsg::Posts`] carries puts of consecutive posts to one queue, whose answers are
+//! not sent: the first failure, if any, is the answer to the connection's next `Call`
+//! (which is then not carried out).
 //! When the connection closes (the process ended, however it ended), its table goes, with
 //! everything that implies (locks released, connections' peers at end-of-file).
 //!
@@ -33,8 +34,11 @@ struct Hello {
 #[derive(Serialize, Deserialize)]
 enum ClientMsg {
     Call(Request),
-    /// A call (a `queue-post`) the client does not wait for.
-    Post(Request),
+    /// Posts (`queue-post`) to queue `h`, in order; the client does not wait for them.
+    Posts {
+        h: u64,
+        items: Vec<Vec<u8>>,
+    },
     Cancel,
     Revoke(u64),
 }
@@ -124,15 +128,23 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
     loop {
         let request = match reader.next::<ClientMsg>().await? {
             ClientMsg::Call(request) => request,
-            ClientMsg::Post(request) => {
-                let response = match table.serve_now(request) {
-                    Ok(response) => response,
-                    Err(request) => table.serve(request).await,
-                };
-                if let Response::Error(e) = response
-                    && failed_post.is_none()
-                {
-                    failed_post = Some(e.prefixed("an earlier queue-post failed: "));
+            ClientMsg::Posts { h, items } => {
+                for item in items {
+                    let request = Request::QueuePut {
+                        h,
+                        item,
+                        block: true,
+                        timeout: None,
+                    };
+                    let response = match table.serve_now(request) {
+                        Ok(response) => response,
+                        Err(request) => table.serve(request).await,
+                    };
+                    if let Response::Error(e) = response
+                        && failed_post.is_none()
+                    {
+                        failed_post = Some(e.prefixed("an earlier queue-post failed: "));
+                    }
                 }
                 continue;
             }
@@ -163,7 +175,7 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
                 msg = reader.next::<ClientMsg>() => match msg? {
                     ClientMsg::Cancel => break Response::Cancelled,
                     ClientMsg::Revoke(token) => { registry.claim(token); }
-                    ClientMsg::Call(_) | ClientMsg::Post(_) => {
+                    ClientMsg::Call(_) | ClientMsg::Posts { .. } => {
                         return Err(std::io::Error::new(
                             std::io::ErrorKind::InvalidData,
                             "a call while another is in progress",
@@ -176,12 +188,54 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
     }
 }
 
+/// A client's posts not sent yet: frames, and the items of the latest run of posts to one
+/// queue, which become one frame when a post to another queue comes or they are sent.
+#[derive(Default)]
+struct Posted {
+    frames: Vec<u8>,
+    run: Option<(u64, Vec<Vec<u8>>)>,
+    /// Bytes in `frames` and the run's items.
+    bytes: usize,
+}
+
+impl Posted {
+    fn push(&mut self, h: u64, item: Vec<u8>) -> std::io::Result<()> {
+        self.bytes += item.len() + 4;
+        match &mut self.run {
+            Some((run_h, items)) if *run_h == h => items.push(item),
+            _ => {
+                self.end_run()?;
+                self.run = Some((h, vec![item]));
+            }
+        }
+        Ok(())
+    }
+
+    /// Frames the current run.
+    fn end_run(&mut self) -> std::io::Result<()> {
+        if let Some((h, items)) = self.run.take() {
+            self.frames = push_frame(
+                std::mem::take(&mut self.frames),
+                &ClientMsg::Posts { h, items },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Every post's frames, to be sent; none kept.
+    fn take(&mut self) -> std::io::Result<Vec<u8>> {
+        self.end_run()?;
+        self.bytes = 0;
+        Ok(std::mem::take(&mut self.frames))
+    }
+}
+
 /// A native process's connection to its run's object server.
 pub(crate) struct Client {
     reader: AsyncMutex<FrameReader>,
     writer: AsyncMutex<OwnedWriteHalf>,
-    /// Frames of posts not sent yet; sent ahead of the next call, or by [`Client::flush`].
-    posted: std::sync::Mutex<Vec<u8>>,
+    /// Posts not sent yet; sent ahead of the next call, or by [`Client::flush`].
+    posted: std::sync::Mutex<Posted>,
 }
 
 fn lost(e: std::io::Error) -> ProcessError {
@@ -218,25 +272,24 @@ impl Client {
         Ok(Client {
             reader: AsyncMutex::new(reader),
             writer: AsyncMutex::new(write),
-            posted: std::sync::Mutex::new(Vec::new()),
+            posted: std::sync::Mutex::new(Posted::default()),
         })
     }
 
-    /// Keeps `request` to be sent ahead of the next call or flush, whose answer nobody
-    /// waits for. Gives the bytes that were waiting to be sent before it (0: the caller
-    /// arranges a flush) and after it.
-    pub fn post(&self, request: Request) -> Result<(usize, usize), ProcessError> {
-        let frame = push_frame(Vec::new(), &ClientMsg::Post(request)).map_err(lost)?;
+    /// Keeps a put of `item` on queue `h` to be sent ahead of the next call or flush, whose
+    /// answer nobody waits for. Gives the bytes that were waiting to be sent before it (0:
+    /// the caller arranges a flush) and after it.
+    pub fn post(&self, h: u64, item: Vec<u8>) -> Result<(usize, usize), ProcessError> {
         let mut posted = crate::model::lock(&self.posted);
-        let before = posted.len();
-        posted.extend_from_slice(&frame);
-        Ok((before, posted.len()))
+        let before = posted.bytes;
+        posted.push(h, item).map_err(lost)?;
+        Ok((before, posted.bytes))
     }
 
     /// Sends the posts not sent yet.
     pub async fn flush(&self) -> Result<(), ProcessError> {
         let mut writer = self.writer.lock().await;
-        let posted = std::mem::take(&mut *crate::model::lock(&self.posted));
+        let posted = crate::model::lock(&self.posted).take().map_err(lost)?;
         if posted.is_empty() {
             return Ok(());
         }
@@ -246,7 +299,7 @@ impl Client {
     /// Writes the posts not sent yet and then `msg`, in one write.
     async fn send(&self, msg: &ClientMsg) -> Result<(), ProcessError> {
         let mut writer = self.writer.lock().await;
-        let posted = std::mem::take(&mut *crate::model::lock(&self.posted));
+        let posted = crate::model::lock(&self.posted).take().map_err(lost)?;
         let frame = push_frame(posted, msg).map_err(lost)?;
         writer.write_all(&frame).await.map_err(lost)
     }

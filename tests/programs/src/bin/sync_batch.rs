@@ -42,7 +42,16 @@ fn take_batch(q: Queue<u32>) {
     println!("child took {got:?} in one call");
 }
 
-targets![poster, put_later, bad_post, take_batch];
+/// Posts to two queues in turn, then puts on the second.
+fn post_to_two((a, b): (Queue<u32>, Queue<u32>)) {
+    a.post(&1).unwrap();
+    b.post(&2).unwrap();
+    a.post(&3).unwrap();
+    a.post(&5).unwrap();
+    b.put(&4).unwrap();
+}
+
+targets![poster, put_later, bad_post, take_batch, post_to_two];
 
 fn main() {
     println!("-- get_many");
@@ -102,6 +111,14 @@ fn main() {
             got.iter().copied().eq(0..n)
         );
     }
+
+    let (a, b) = (Queue::<u32>::new().unwrap(), Queue::<u32>::new().unwrap());
+    let p = Process::new("post_to_two", &(a.clone(), b.clone())).unwrap();
+    p.start().unwrap();
+    show!("two queues: the second's first", b.get());
+    show!("two queues: the second's put", b.get());
+    show!("two queues: then the first has", a.get_many(10, Duration::ZERO));
+    p.join(LONG).unwrap();
 
     println!("-- a post that fails");
     let b = Queue::<Vec<u8>>::new().unwrap();
