@@ -443,25 +443,26 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 /// complete it.
 #[inline]
 fn put_blocking(h: u64, item: &[u8], timeout: Option<u64>) -> Result<(), Error> {
-    let done = match small_item(item) {
-        Some(small) => host::queue_try_put_small(h, small)?,
-        None => host::queue_try_put(h, item)?,
-    };
-    if done {
+    if try_put_fast(h, item)? {
         return Ok(());
     }
     Ok(host::queue_put(h, item, true, timeout)?)
+}
+
+/// The host's non-blocking put: true when `item` went in.
+#[inline]
+fn try_put_fast(h: u64, item: &[u8]) -> Result<bool, Error> {
+    Ok(match small_item(item) {
+        Some(small) => host::queue_try_put_small(h, small)?,
+        None => host::queue_try_put(h, item)?,
+    })
 }
 
 /// A post: the fast path of [`put_blocking`] first (it completes a post wherever the
 /// objects are in this host process), `queue-post` only when that cannot.
 #[inline]
 fn post_item(h: u64, item: &[u8]) -> Result<(), Error> {
-    let done = match small_item(item) {
-        Some(small) => host::queue_try_put_small(h, small)?,
-        None => host::queue_try_put(h, item)?,
-    };
-    if done {
+    if try_put_fast(h, item)? {
         return Ok(());
     }
     Ok(host::queue_post(h, item)?)

@@ -788,14 +788,7 @@ impl ProcessCtx {
     /// Carries out an operation on this process's sync objects.
     pub async fn sync_call(&self, request: Request) -> Result<Response> {
         match &self.sync {
-            SyncPort::Local(table) => {
-                let table = self.table(table)?;
-                match table.serve_now(request) {
-                    Ok(response) => Ok(response),
-                    // Boxed: the waiting path is rare, and its future is large.
-                    Err(request) => Ok(Box::pin(table.serve(request)).await),
-                }
-            }
+            SyncPort::Local(table) => Ok(self.table(table)?.call(request).await),
             SyncPort::Remote(remote) => remote.client().await?.call(request).await,
         }
     }

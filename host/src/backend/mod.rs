@@ -17,9 +17,9 @@ use crate::output::ProcessOutput;
 use crate::program::Program;
 use std::sync::{Arc, Mutex};
 
-/// Set in a native child process, which runs one guest process and then exits: the stack
-/// and memory of its guest are then left for the exit to unmap, rather than zeroed or
-/// discarded for a next process that never comes.
+/// Set in a native child process, which runs one guest process and then exits: the linear
+/// memory of its guest is then left for the exit to unmap, rather than zeroed or discarded
+/// for a next process that never comes.
 static LAST_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Marks this OS process as one whose guest process is its last ([`LAST_PROCESS`]).

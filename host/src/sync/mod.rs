@@ -1266,6 +1266,19 @@ impl SyncTable {
         }
     }
 
+    /// Carries out `request`: at once when it needs no waiting ([`serve_now`]), else by
+    /// [`serve`].
+    ///
+    /// [`serve_now`]: Self::serve_now
+    /// [`serve`]: Self::serve
+    pub async fn call(&self, request: Request) -> Response {
+        match self.serve_now(request) {
+            Ok(response) => response,
+            // Boxed: the waiting path is rare, and its future is large.
+            Err(request) => Box::pin(self.serve(request)).await,
+        }
+    }
+
     /// Carries out one request of this table's process.
     pub async fn serve(&self, request: Request) -> Response {
         use Request as R;

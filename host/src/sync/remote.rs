@@ -136,11 +136,7 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
                         block: true,
                         timeout: None,
                     };
-                    let response = match table.serve_now(request) {
-                        Ok(response) => response,
-                        Err(request) => table.serve(request).await,
-                    };
-                    if let Response::Error(e) = response
+                    if let Response::Error(e) = table.call(request).await
                         && failed_post.is_none()
                     {
                         failed_post = Some(e.prefixed("an earlier queue-post failed: "));
