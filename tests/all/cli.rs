@@ -287,6 +287,34 @@ fn running(pid: u32) -> bool {
     }
 }
 
+/// The processes descended from `pid`, from `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 #[test]
 fn native_processes_die_with_a_killed_host() {
     let mut host = wasmproc()
@@ -302,8 +330,15 @@ fn native_processes_die_with_a_killed_host() {
         pids.push(pid);
     }
     assert!(pids.iter().all(|&p| running(p)), "{pids:?}");
+    // Every OS process under the host: the tree's, and the fork server and its spare.
+    let all = descendants(host.id());
+    assert!(
+        pids.iter().all(|p| all.contains(p)) && all.len() > pids.len(),
+        "the host's descendants {all:?} are the tree's {pids:?} and its fork server's"
+    );
     host.kill().unwrap(); // SIGKILL: the host gets no chance to clean up
     host.wait().unwrap();
+    let pids = all;
     let deadline = Instant::now() + Duration::from_secs(10);
     while pids.iter().any(|&p| running(p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

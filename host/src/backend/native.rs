@@ -815,7 +815,10 @@ fn run_child() -> anyhow::Result<ExitStatus> {
 /// Decodes a child's description and runs it.
 fn run_spec_bytes(bytes: &[u8]) -> anyhow::Result<ExitStatus> {
     match decode_spec(bytes)? {
-        Some(spec) => run_spec(spec, None),
+        Some(spec) => {
+            let warm = Warm::new(None, &child_config(&spec))?;
+            match run_spec(spec, warm, None)? {}
+        }
         // The parent died while it was starting this process: there is nobody to report
         // to and nothing to run.
         None => Ok(ExitStatus::FAILURE),
@@ -903,28 +906,97 @@ impl ForkServer {
         Ok(Prepared { spec, program })
     }
 
+    /// How many programs this server has loaded: a spare forked when it had fewer lacks
+    /// one.
+    pub fn loaded(&self) -> usize {
+        self.programs.len()
+    }
+
+    /// Whether the server has made its engine (it does with its first request): a spare
+    /// is forked only then.
+    pub fn has_engine(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// In a spare (a process forked before its request came): decodes the request and
+    /// finds its program among those the spare inherited.
+    pub fn lookup(&self, bytes: &[u8]) -> anyhow::Result<Prepared> {
+        let spec =
+            decode_spec(bytes)?.ok_or_else(|| anyhow::anyhow!("a child description cut short"))?;
+        let program = self.programs.get(&spec.artifact).cloned().ok_or_else(|| {
+            anyhow::anyhow!("the fork server's spare lacks {}", spec.artifact.display())
+        })?;
+        Ok(Prepared { spec, program })
+    }
+
+    /// In a forked process, before or after its request: the scheduler, and the server's
+    /// engine driven by it.
+    pub fn warm(&mut self) -> anyhow::Result<Warm> {
+        let engine = self
+            .engine
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the fork server has no engine"))?;
+        Warm::new(Some(engine), &crate::Config::default())
+    }
+
     /// In a forked child: runs the child of `prepared`, which got the lifeline, parent-pipe
-    /// and slot descriptors `fds` (their numbers in this process); returns its exit code.
-    pub fn run_forked(&mut self, prepared: anyhow::Result<Prepared>, fds: [RawFd; 3]) -> u8 {
+    /// and slot descriptors `fds` (their numbers in this process), on `warm` (made now
+    /// when `None`); returns its exit code.
+    pub fn run_forked(
+        &mut self,
+        prepared: anyhow::Result<Prepared>,
+        warm: Option<anyhow::Result<Warm>>,
+        fds: [RawFd; 3],
+    ) -> u8 {
         let run = prepared.and_then(|Prepared { mut spec, program }| {
             [spec.lifeline_fd, spec.parent_fd, spec.slot_fd] = fds;
-            let engine = self
-                .engine
-                .take()
-                .ok_or_else(|| anyhow::anyhow!("the fork server has no engine"))?;
-            run_spec(spec, Some((engine, program)))
+            let warm = warm.unwrap_or_else(|| self.warm())?;
+            match run_spec(spec, warm, Some(program))? {}
         });
         child_exit_code(run)
     }
 }
 
-/// Runs one native child process as `spec` describes it, in this OS process: executed, or
-/// forked from the fork server with its engine (without ticker) and program in `forked`.
-/// Everything else (scheduler, threads, connections) is made here.
+/// What a native child process makes before it needs its description: its scheduler and
+/// the engine it drives. A spare of the fork server makes it before its request comes.
+pub(crate) struct Warm {
+    runtime: tokio::runtime::Runtime,
+    engine: Arc<WasmEngine>,
+}
+
+impl Warm {
+    /// A scheduler, and `engine` (the fork server's) driven by it, or a new engine made
+    /// for `config`.
+    fn new(engine: Option<WasmEngine>, config: &crate::Config) -> anyhow::Result<Warm> {
+        use anyhow::Context;
+        // One thread is enough for one process (and its children's bookkeeping), and it
+        // starts faster than a pool.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .enable_io()
+            .build()
+            .context("failed to start the scheduler")?;
+        let handle = runtime.handle().clone();
+        let engine = match engine {
+            Some(engine) => engine.with_runtime(handle),
+            None => WasmEngine::without_ticker(config, handle)?,
+        };
+        Ok(Warm {
+            runtime,
+            engine: Arc::new(engine),
+        })
+    }
+}
+
+/// Runs one native child process as `spec` describes it, in this OS process, on `warm`:
+/// executed (`program` is loaded here), or forked from the fork server, whose engine and
+/// `program` it inherited. Everything else (threads, connections) is made here. It
+/// returns only an error; once the process has run, it ends here ([`end_now`]).
 fn run_spec(
     spec: ChildSpec,
-    forked: Option<(WasmEngine, crate::Program)>,
-) -> anyhow::Result<ExitStatus> {
+    warm: Warm,
+    program: Option<crate::Program>,
+) -> anyhow::Result<std::convert::Infallible> {
     use anyhow::Context;
     // One guest process runs here (its children are OS processes of their own).
     super::run_last_process_only();
@@ -947,26 +1019,10 @@ fn run_spec(
     let lifeline = rustix::io::dup(&lifeline_watched).context("the run's lifeline is not open")?;
 
     let config = child_config(&spec);
-    // One thread is enough for one process (and its children's bookkeeping), and it starts
-    // faster than a pool.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .enable_io()
-        .build()
-        .context("failed to start the scheduler")?;
-    let (engine, program) = match forked {
-        Some((engine, program)) => (
-            Arc::new(engine.with_runtime(runtime.handle().clone())),
-            program,
-        ),
-        None => {
-            let engine = Arc::new(WasmEngine::without_ticker(
-                &config,
-                runtime.handle().clone(),
-            )?);
-            let program = engine.load_artifact(&spec.artifact, spec.display_name, spec.targets)?;
-            (engine, program)
-        }
+    let Warm { runtime, engine } = warm;
+    let program = match program {
+        Some(program) => program,
+        None => engine.load_artifact(&spec.artifact, spec.display_name, spec.targets)?,
     };
     let parent_identity = spec.identity[..spec.identity.len().saturating_sub(1)].to_vec();
     let parent = ProcessCore::running(parent_identity, spec.parent_pid);
@@ -1058,8 +1114,20 @@ fn run_spec(
         remote.flush().await;
         status
     });
+    end_now(status)
+}
+
+/// Ends this native child process with `status`'s exit code, now. Its guest has ended, its
+/// posts are sent and its output is flushed here; nothing else it holds needs tearing
+/// down: the kernel frees its memory and closes its descriptors. Dropping the engine (its
+/// linker of every WASI function), the scheduler and the store, and the C library's exit
+/// handlers, cost more than a fifth of a forked child's life (measured with `perf`).
+fn end_now(status: ExitStatus) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    Ok(status)
+    let code = child_exit_code(Ok(status));
+    // SAFETY: `_exit` ends the process without running destructors or exit handlers; the
+    // streams this process writes were flushed above.
+    unsafe { libc::_exit(i32::from(code)) }
 }

@@ -385,8 +385,17 @@ fn serve() -> std::io::Result<()> {
         epoll::EventData::new_u64(REQUESTS),
         epoll::EventFlags::IN,
     )?;
-    // Each child's pidfd, readable once it has ended.
-    let mut children: HashMap<i32, OwnedFd> = HashMap::new();
+    let mut procs = Procs {
+        epoll,
+        children: HashMap::new(),
+        spares: HashMap::new(),
+    };
+    // The spare waiting for the next request, if any.
+    let mut spare: Option<Spare> = None;
+    // The socket of the spare that was handed the last request, until that spare has
+    // closed it: it has the request, and has left the CPU it was woken on to the zygote.
+    const TAKEN: u64 = u64::MAX;
+    let mut taken: Option<UnixStream> = None;
     let mut server = ForkServer::new()?;
     // WASI's random streams are ChaCha generators, whose first use probes the CPU for AVX2
     // (cpuid: a VM exit under virtualisation, about 40 µs per child here). Probe once here,
@@ -400,9 +409,13 @@ fn serve() -> std::io::Result<()> {
     write_all(requests, &0i64.to_le_bytes())?;
     let mut open = true;
     let mut events = Vec::with_capacity(64);
-    while open || !children.is_empty() {
+    while open || !procs.children.is_empty() || !procs.spares.is_empty() {
         events.clear();
-        match epoll::wait(&epoll, rustix::buffer::spare_capacity(&mut events), None) {
+        match epoll::wait(
+            &procs.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            None,
+        ) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
@@ -412,14 +425,45 @@ fn serve() -> std::io::Result<()> {
             if key == REQUESTS {
                 match receive(requests)? {
                     Some(request) => {
-                        let pid = fork_child(&mut server, request, &epoll, &mut children);
+                        let pid = match start_child(&mut server, request, &mut spare, &mut procs) {
+                            Started::Forked(pid) => pid,
+                            Started::Spare(pid, socket) => {
+                                epoll::add(
+                                    &procs.epoll,
+                                    &socket,
+                                    epoll::EventData::new_u64(TAKEN),
+                                    epoll::EventFlags::IN,
+                                )?;
+                                taken = Some(socket);
+                                pid
+                            }
+                        };
                         write_all(requests, &pid.to_le_bytes())?;
+                        // The next request's process is made now, while this one runs (a
+                        // spare that took a request is let go first: see `TAKEN`).
+                        if spare.is_none() && taken.is_none() && server.has_engine() {
+                            spare = fork_spare(&mut server, &mut procs);
+                        }
                     }
                     None => {
-                        // The host is done with this zygote: no more children will come.
-                        epoll::delete(&epoll, requests)?;
+                        // The host is done with this zygote: no more children will come,
+                        // and the spare (its socket closes) exits.
+                        epoll::delete(&procs.epoll, requests)?;
                         open = false;
+                        spare = None;
                     }
+                }
+                continue;
+            }
+            if key == TAKEN {
+                // The spare that took the last request has it (or died): the next spare is
+                // forked now, not while the zygote's wake-up might hold the CPU that spare
+                // was about to run on.
+                if let Some(socket) = taken.take() {
+                    let _ = epoll::delete(&procs.epoll, &socket);
+                }
+                if open && spare.is_none() && server.has_engine() {
+                    spare = fork_spare(&mut server, &mut procs);
                 }
                 continue;
             }
@@ -435,10 +479,18 @@ fn serve() -> std::io::Result<()> {
                     Err(rustix::io::Errno::CHILD) => 1 << 8,
                     Err(e) => return Err(e.into()),
                 };
-            if let Some(pidfd) = children.remove(&pid) {
-                // Taken out of the set explicitly: a child forked a moment ago may still
-                // hold a copy of this pidfd, which would keep it registered.
-                let _ = epoll::delete(&epoll, &pidfd);
+            // Taken out of the set explicitly: a process forked a moment ago may still hold
+            // a copy of this pidfd, which would keep it registered.
+            if let Some(pidfd) = procs.spares.remove(&pid) {
+                // A spare that never got a request: nobody knows of it, nothing to report.
+                let _ = epoll::delete(&procs.epoll, &pidfd);
+                if spare.as_ref().is_some_and(|s| s.pid == pid) {
+                    spare = None;
+                }
+                continue;
+            }
+            if let Some(pidfd) = procs.children.remove(&pid) {
+                let _ = epoll::delete(&procs.epoll, &pidfd);
             }
             {
                 let mut report = [0u8; 8];
@@ -449,6 +501,114 @@ fn serve() -> std::io::Result<()> {
                 let _ = write_all(reports, &report);
             }
         }
+    }
+    Ok(())
+}
+
+/// The zygote's processes, each watched through its pidfd (readable once it has ended) in
+/// the zygote's epoll set, keyed by pid.
+struct Procs {
+    epoll: OwnedFd,
+    /// Children the host knows of: their ends are reported.
+    children: HashMap<i32, OwnedFd>,
+    /// Spares that have not been given a request (the current one, and retired ones that
+    /// are exiting): their ends are not reported.
+    spares: HashMap<i32, OwnedFd>,
+}
+
+impl Procs {
+    /// Watches the process `pid` just forked; `None` (it is killed and reaped) when it
+    /// cannot be watched: no process is left that nobody would reap.
+    fn watch(&self, pid: i32) -> Result<OwnedFd, rustix::io::Errno> {
+        let rpid = rustix::process::Pid::from_raw(pid).ok_or(rustix::io::Errno::SRCH)?;
+        let watched = rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty())
+            .and_then(|pidfd| {
+                let key = u64::try_from(pid).unwrap_or(0);
+                rustix::event::epoll::add(
+                    &self.epoll,
+                    &pidfd,
+                    rustix::event::epoll::EventData::new_u64(key),
+                    rustix::event::epoll::EventFlags::IN,
+                )?;
+                Ok(pidfd)
+            });
+        if let Err(e) = &watched {
+            say(format_args!(
+                "wasmproc: the native fork server cannot watch process {pid}: {e}"
+            ));
+            let _ = rustix::process::kill_process(rpid, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::empty());
+        }
+        watched
+    }
+}
+
+/// A process forked ahead of its request: it has closed what it inherited and made its
+/// scheduler, and waits on its socket for a request, which the zygote forwards. Dropping
+/// this closes the socket, and the spare exits.
+struct Spare {
+    pid: i32,
+    socket: UnixStream,
+    /// How many programs the server had loaded when it forked this spare.
+    loaded: usize,
+}
+
+/// How the child of a request was started.
+enum Started {
+    /// Forked: its pid, or minus the `fork` error number.
+    Forked(i64),
+    /// By the spare with this pid, and the zygote's end of its socket.
+    Spare(i64, UnixStream),
+}
+
+/// Starts the child of `request`: the spare runs it when there is one that has its program,
+/// else a process is forked for it.
+fn start_child(
+    server: &mut ForkServer,
+    request: Request,
+    spare: &mut Option<Spare>,
+    procs: &mut Procs,
+) -> Started {
+    let prepared = server.prepare(&request.spec);
+    if let Some(s) = spare.take() {
+        if s.loaded != server.loaded() {
+            // Forked before this request's program was loaded, it lacks it: retired.
+            drop(s);
+        } else if prepared.is_err() {
+            // The forked child reports the error; the spare waits for the next request.
+            *spare = Some(s);
+        } else if forward(&s, &request).is_ok()
+            && let Some(pidfd) = procs.spares.remove(&s.pid)
+        {
+            procs.children.insert(s.pid, pidfd);
+            return Started::Spare(i64::from(s.pid), s.socket);
+        }
+        // A spare that could not take the request (it died) is dropped too.
+    }
+    Started::Forked(fork_child(server, prepared, request, procs))
+}
+
+/// Hands `request` to `spare`.
+fn forward(spare: &Spare, request: &Request) -> std::io::Result<()> {
+    let fds: Vec<BorrowedFd<'_>> = request.fds.iter().map(|fd| fd.as_fd()).collect();
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+    let sent = loop {
+        match rustix::net::sendmsg(
+            &spare.socket,
+            &[IoSlice::new(&request.spec)],
+            &mut control,
+            rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT,
+        ) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    // A description is a few hundred bytes; the spare's socket is empty.
+    if sent < request.spec.len() {
+        return Err(std::io::ErrorKind::WriteZero.into());
     }
     Ok(())
 }
@@ -525,17 +685,19 @@ fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> std::io::Result<()> {
 /// Forks the child of `request`; returns its pid, or minus the `fork` error number.
 fn fork_child(
     server: &mut ForkServer,
+    prepared: anyhow::Result<super::native::Prepared>,
     request: Request,
-    epoll: &OwnedFd,
-    children: &mut HashMap<i32, OwnedFd>,
+    procs: &mut Procs,
 ) -> i64 {
     // SAFETY: this process is single-threaded (it starts no thread, and neither does
     // anything it calls), so the child is a complete copy: no lock is held by a thread that
     // does not exist in it, and it may allocate and run ordinary code before it exits.
-    let prepared = server.prepare(&request.spec);
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let code = run_forked(server, prepared, request.fds);
+        let code = match become_child(request.fds, true) {
+            Some(keep) => server.run_forked(prepared, None, keep),
+            None => 1,
+        };
         std::process::exit(i32::from(code));
     }
     if pid < 0 {
@@ -544,47 +706,92 @@ fn fork_child(
     }
     // This process's copies of the child's descriptors close here (the request drops).
     drop(request);
-    let Some(rpid) = rustix::process::Pid::from_raw(pid) else {
-        return i64::from(pid);
-    };
-    match rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty()) {
+    match procs.watch(pid) {
         Ok(pidfd) => {
-            let key = u64::try_from(pid).unwrap_or(0);
-            if rustix::event::epoll::add(
-                epoll,
-                &pidfd,
-                rustix::event::epoll::EventData::new_u64(key),
-                rustix::event::epoll::EventFlags::IN,
-            )
-            .is_ok()
-            {
-                children.insert(pid, pidfd);
-            }
+            procs.children.insert(pid, pidfd);
+            i64::from(pid)
         }
-        Err(e) => {
-            // Cannot watch it: do not leave a process nobody will ever reap or report.
-            say(format_args!(
-                "wasmproc: the native fork server cannot watch process {pid}: {e}"
-            ));
-            let _ = rustix::process::kill_process(rpid, rustix::process::Signal::KILL);
-            let _ = rustix::process::waitpid(Some(rpid), rustix::process::WaitOptions::empty());
-            return -i64::from(e.raw_os_error());
-        }
+        Err(e) => -i64::from(e.raw_os_error()),
     }
-    i64::from(pid)
 }
 
-/// In the forked child: sets up its descriptors as an executed child has them, then runs
-/// it; returns its exit code.
-fn run_forked(
-    server: &mut ForkServer,
-    prepared: anyhow::Result<super::native::Prepared>,
-    fds: Vec<OwnedFd>,
-) -> u8 {
-    let [stdout, stderr, parent, slot, lifeline]: [OwnedFd; FDS] = match fds.try_into() {
-        Ok(fds) => fds,
-        Err(_) => return 1,
+/// Forks a spare, which waits for the next request; `None` when none could be made (the
+/// next request is forked).
+fn fork_spare(server: &mut ForkServer, procs: &mut Procs) -> Option<Spare> {
+    let (socket, theirs) = UnixStream::pair().ok()?;
+    let zygote = rustix::process::getpid();
+    // SAFETY: as in `fork_child`, this process is single-threaded.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        drop(socket);
+        spare_main(server, OwnedFd::from(theirs), zygote);
+    }
+    drop(theirs);
+    if pid < 0 {
+        return None;
+    }
+    let pidfd = procs.watch(pid).ok()?;
+    procs.spares.insert(pid, pidfd);
+    Some(Spare {
+        pid,
+        socket,
+        loaded: server.loaded(),
+    })
+}
+
+/// A spare's life: it gets ready to run a child, waits for its request and runs it. It
+/// exits when the zygote closes its socket or dies.
+fn spare_main(server: &mut ForkServer, socket: OwnedFd, zygote: rustix::process::Pid) -> ! {
+    // Die with the zygote (it is this process's parent; if it died already, end now).
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    if rustix::process::getppid() != Some(zygote) {
+        std::process::exit(0);
+    }
+    // The zygote's sockets are its stdin and stdout: this process must not hold them.
+    let quiet = (|| -> std::io::Result<()> {
+        let null = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        dup_onto(null.as_fd(), 0)?;
+        dup_onto(null.as_fd(), 1)?;
+        Ok(())
+    })();
+    if quiet.is_err() {
+        std::process::exit(1);
+    }
+    let socket = socket.into_raw_fd();
+    close_all_but([socket]);
+    // SAFETY: the descriptor was just turned into a raw one, and close_all_but kept it.
+    let socket = unsafe { OwnedFd::from_raw_fd(socket) };
+    let warm = server.warm();
+    let request = match receive(socket.as_fd()) {
+        Ok(Some(request)) => request,
+        // Retired, or the zygote is gone.
+        Ok(None) => std::process::exit(0),
+        Err(e) => {
+            say(format_args!(
+                "wasmproc: native child failed: a bad request from the fork server: {e}"
+            ));
+            std::process::exit(1);
+        }
     };
+    let prepared = server.lookup(&request.spec);
+    drop(socket);
+    let code = match become_child(request.fds, false) {
+        Some(keep) => server.run_forked(prepared, Some(warm), keep),
+        None => 1,
+    };
+    std::process::exit(i32::from(code));
+}
+
+/// In a forked child with its request's descriptors: sets up its descriptors as an
+/// executed child has them (and closes all others if `close_others`: a spare closed what
+/// it inherited before it made its scheduler); returns the numbers of the three it keeps
+/// (lifeline, parent pipe, slot), or `None` (reported on stderr) when it cannot.
+fn become_child(fds: Vec<OwnedFd>, close_others: bool) -> Option<[RawFd; 3]> {
+    let [stdout, stderr, parent, slot, lifeline]: [OwnedFd; FDS] = fds.try_into().ok()?;
     let standard = (|| -> std::io::Result<()> {
         let null = rustix::fs::open(
             "/dev/null",
@@ -601,7 +808,7 @@ fn run_forked(
         say(format_args!(
             "wasmproc: native child failed: cannot set up its standard streams: {e}"
         ));
-        return 1;
+        return None;
     }
     drop((stdout, stderr));
     let keep = [
@@ -609,8 +816,10 @@ fn run_forked(
         parent.into_raw_fd(),
         slot.into_raw_fd(),
     ];
-    close_all_but(keep);
-    server.run_forked(prepared, keep)
+    if close_others {
+        close_all_but(keep);
+    }
+    Some(keep)
 }
 
 /// Writes a line on stderr, if it can (`eprintln!` would panic on a closed pipe).
