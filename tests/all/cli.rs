@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use wasmproc_tests::{
-    DEMO, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN, PROGRAMS_MAIN, PROGRAMS_OTHER,
+    CLI_SPARES, DEMO, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN, PROGRAMS_MAIN,
+    PROGRAMS_OTHER,
 };
 
 fn wasmproc() -> Command {
@@ -348,4 +349,101 @@ fn native_processes_die_with_a_killed_host() {
         left.is_empty(),
         "processes outlived their killed host: {left:?}"
     );
+}
+
+/// One line to `cli_spares`: starts a child (`self` or `other`, the `n`-th child of the
+/// run) and checks what the run prints for it, exactly; returns the child's pid.
+fn spares_child(
+    stdin: &mut std::process::ChildStdin,
+    lines: &mut std::io::Lines<BufReader<std::process::ChildStdout>>,
+    what: &str,
+    n: usize,
+) -> u32 {
+    writeln!(stdin, "{what}").unwrap();
+    let mut next = || lines.next().expect("a line from the run").unwrap();
+    if what == "other" {
+        assert_eq!(
+            next(),
+            format!(
+                "other program: hello spares, I am Process-{n}, my parent is \
+                 Some(\"MainProcess\")"
+            )
+        );
+    }
+    let line = next();
+    let pid: u32 = line
+        .strip_prefix("child ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("not a child line: {line:?}"));
+    assert_eq!(line, format!("child {pid} exitcode Some(0)"));
+    pid
+}
+
+/// The spares of the native fork server under `host` (the host's one child process):
+/// that server's children, once it has made some (at most 10 s).
+fn spares_under(host: u32) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let spares: Vec<u32> = descendants(host)
+            .first()
+            .map(|&server| descendants(server))
+            .unwrap_or_default();
+        if !spares.is_empty() || Instant::now() > deadline {
+            return spares;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The native fork server's spares (processes forked ahead of their request): starts go on
+/// when they are killed, and spares forked before a program was loaded run it all the same.
+#[test]
+fn native_starts_survive_killed_spares_and_new_programs() {
+    let other = format!("other={PROGRAMS_OTHER}");
+    let mut host = wasmproc()
+        .args([
+            "run",
+            "--backend",
+            "native",
+            "--program",
+            &other,
+            CLI_SPARES,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = host.stdin.take().unwrap();
+    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    let mut pids = Vec::new();
+    let mut start = |what: &str| {
+        let n = pids.len() + 1;
+        pids.push(spares_child(&mut stdin, &mut lines, what, n));
+    };
+    start("self");
+    for _ in 0..3 {
+        let spares = spares_under(host.id());
+        assert!(!spares.is_empty(), "the fork server made no spare");
+        for spare in spares {
+            let killed = Command::new("kill")
+                .args(["-KILL", &spare.to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        }
+        start("self");
+    }
+    // These spares were forked before `other` was loaded.
+    assert!(!spares_under(host.id()).is_empty());
+    start("other");
+    start("other");
+    start("self");
+    drop(start);
+    drop(stdin);
+    assert_eq!(host.wait().unwrap().code(), Some(0));
+    let mut distinct = pids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), pids.len(), "{pids:?}");
 }

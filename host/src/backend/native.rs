@@ -864,10 +864,11 @@ pub(crate) struct ForkServer {
     programs: std::collections::HashMap<PathBuf, crate::Program>,
 }
 
-/// A child's description and program, ready to run in a forked process.
+/// A child's description and program, ready to run in a forked process (a spare forked
+/// before the program was loaded has no program: its child maps it).
 pub(crate) struct Prepared {
     spec: ChildSpec,
-    program: crate::Program,
+    program: Option<crate::Program>,
 }
 
 impl ForkServer {
@@ -903,13 +904,10 @@ impl ForkServer {
                 program
             }
         };
-        Ok(Prepared { spec, program })
-    }
-
-    /// How many programs this server has loaded: a spare forked when it had fewer lacks
-    /// one.
-    pub fn loaded(&self) -> usize {
-        self.programs.len()
+        Ok(Prepared {
+            spec,
+            program: Some(program),
+        })
     }
 
     /// Whether the server has made its engine (it does with its first request): a spare
@@ -923,9 +921,7 @@ impl ForkServer {
     pub fn lookup(&self, bytes: &[u8]) -> anyhow::Result<Prepared> {
         let spec =
             decode_spec(bytes)?.ok_or_else(|| anyhow::anyhow!("a child description cut short"))?;
-        let program = self.programs.get(&spec.artifact).cloned().ok_or_else(|| {
-            anyhow::anyhow!("the fork server's spare lacks {}", spec.artifact.display())
-        })?;
+        let program = self.programs.get(&spec.artifact).cloned();
         Ok(Prepared { spec, program })
     }
 
@@ -951,7 +947,7 @@ impl ForkServer {
         let run = prepared.and_then(|Prepared { mut spec, program }| {
             [spec.lifeline_fd, spec.parent_fd, spec.slot_fd] = fds;
             let warm = warm.unwrap_or_else(|| self.warm())?;
-            match run_spec(spec, warm, Some(program))? {}
+            match run_spec(spec, warm, program)? {}
         });
         child_exit_code(run)
     }

@@ -94,6 +94,8 @@ struct ReportsInner {
     /// The zygote is gone: no report will come any more.
     dead: bool,
     pids: HashMap<i32, Entry>,
+    /// The spares the zygote made ready, oldest first: pid and request socket.
+    spares: std::collections::VecDeque<(i32, UnixStream)>,
 }
 
 enum Entry {
@@ -146,6 +148,9 @@ impl Zygote {
             return Err(StartError::NotSent("no fork server".into()));
         };
         let reports = link.reports.clone();
+        if let Some((pid, ended)) = reports.start_on_spare(spec, fds) {
+            return Ok((pid.unsigned_abs(), ended));
+        }
         let pid = match link.request(spec, fds) {
             Ok(pid) => pid,
             Err(e) => {
@@ -169,7 +174,13 @@ impl Drop for Zygote {
     /// host ends its processes first); if not, the zygote reaps them before it exits.
     fn drop(&mut self) {
         if let Some(link) = crate::model::lock(&self.link).take() {
-            let Link { requests, gone, .. } = link;
+            let Link {
+                requests,
+                gone,
+                reports,
+            } = link;
+            // The spares not taken exit when their sockets close; the zygote waits for them.
+            crate::model::lock(&reports.inner).spares.clear();
             drop(requests);
             let _ = gone.recv_timeout(std::time::Duration::from_secs(1));
         }
@@ -235,27 +246,9 @@ impl Link {
 
     /// Sends one request and reads the pid of the child the zygote forked.
     fn request(&mut self, spec: &[u8], fds: &ChildFds<'_>) -> Result<i32, StartError> {
-        let borrowed = [fds.stdout, fds.stderr, fds.parent, fds.slot, fds.lifeline];
-        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
-        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-        control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed));
         let not_sent = |e: std::io::Error| StartError::NotSent(format!("fork server: {e}"));
-        let sent = loop {
-            match rustix::net::sendmsg(
-                &self.requests,
-                &[IoSlice::new(spec)],
-                &mut control,
-                rustix::net::SendFlags::NOSIGNAL,
-            ) {
-                Ok(n) => break n,
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(not_sent(e.into())),
-            }
-        };
+        let sent = send_request(&self.requests, spec, fds, false).map_err(not_sent)?;
         let lost = |e: std::io::Error| StartError::Lost(format!("the fork server died: {e}"));
-        if sent == 0 {
-            return Err(not_sent(std::io::ErrorKind::WriteZero.into()));
-        }
         self.requests.write_all(&spec[sent..]).map_err(lost)?;
         let mut reply = [0u8; 8];
         self.requests.read_exact(&mut reply).map_err(lost)?;
@@ -268,7 +261,65 @@ impl Link {
     }
 }
 
+/// Sends a request: the first bytes of `spec` (at least one) with the descriptors `fds`;
+/// returns how many bytes went. `whole`: all of `spec` in this one call, without waiting
+/// (a spare's socket is empty), or an error.
+fn send_request(
+    socket: &UnixStream,
+    spec: &[u8],
+    fds: &ChildFds<'_>,
+    whole: bool,
+) -> std::io::Result<usize> {
+    let borrowed = [fds.stdout, fds.stderr, fds.parent, fds.slot, fds.lifeline];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed));
+    let mut flags = rustix::net::SendFlags::NOSIGNAL;
+    if whole {
+        flags |= rustix::net::SendFlags::DONTWAIT;
+    }
+    let sent = loop {
+        match rustix::net::sendmsg(socket, &[IoSlice::new(spec)], &mut control, flags) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if sent == 0 || (whole && sent < spec.len()) {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    Ok(sent)
+}
+
+/// What the zygote writes on its report socket: 12 bytes, kind, pid and wait status.
+/// A child ended.
+const ENDED: u32 = 0;
+/// A spare is ready: its request socket comes with the message (no status).
+const SPARE: u32 = 1;
+/// A spare ended: the child it ran if it was handed a request, else nothing to report.
+const SPARE_ENDED: u32 = 2;
+
 impl Reports {
+    /// Hands the request to the spare the zygote made ready, if there is one; returns its
+    /// pid and where its end will be reported.
+    fn start_on_spare(
+        &self,
+        spec: &[u8],
+        fds: &ChildFds<'_>,
+    ) -> Option<(i32, oneshot::Receiver<ExitStatus>)> {
+        let mut inner = crate::model::lock(&self.inner);
+        let (pid, socket) = inner.spares.pop_front()?;
+        // Registered before it is sent: a spare's end is reported only to a waiter.
+        let (tx, rx) = oneshot::channel();
+        inner.pids.insert(pid, Entry::Waiting(tx));
+        drop(inner);
+        match send_request(&socket, spec, fds, true) {
+            Ok(_) => Some((pid, rx)),
+            // It died (its end, reported, goes to the dropped receiver): fork one instead.
+            Err(_) => None,
+        }
+    }
+
     /// Hands the end of `pid` to `tx`, now if it was already reported.
     fn register(&self, pid: i32, tx: oneshot::Sender<ExitStatus>) {
         let mut inner = crate::model::lock(&self.inner);
@@ -287,11 +338,15 @@ impl Reports {
     }
 
     /// Reads the zygote's reports until it is gone, then ends every child it left.
-    fn read_all(&self, mut reports: UnixStream) {
-        let mut report = [0u8; 8];
-        while reports.read_exact(&mut report).is_ok() {
-            let pid = i32::from_le_bytes([report[0], report[1], report[2], report[3]]);
-            let raw = i32::from_le_bytes([report[4], report[5], report[6], report[7]]);
+    fn read_all(&self, reports: UnixStream) {
+        while let Ok((kind, pid, raw, fd)) = read_report(&reports) {
+            if kind == SPARE {
+                if let Some(fd) = fd {
+                    let spare = (pid, UnixStream::from(fd));
+                    crate::model::lock(&self.inner).spares.push_back(spare);
+                }
+                continue;
+            }
             let status = {
                 use std::os::unix::process::ExitStatusExt;
                 super::native::exit_status(std::process::ExitStatus::from_raw(raw))
@@ -302,6 +357,10 @@ impl Reports {
                     drop(inner);
                     let _ = tx.send(status);
                 }
+                _ if kind == SPARE_ENDED => {
+                    // A spare that never ran a child.
+                    inner.spares.retain(|(p, _)| *p != pid);
+                }
                 _ => {
                     inner.pids.insert(pid, Entry::Ended(status));
                 }
@@ -311,6 +370,7 @@ impl Reports {
         let pending: Vec<(i32, Entry)> = {
             let mut inner = crate::model::lock(&self.inner);
             inner.dead = true;
+            inner.spares.clear();
             let waiting: Vec<i32> = inner
                 .pids
                 .iter()
@@ -328,6 +388,46 @@ impl Reports {
             }
         }
     }
+}
+
+/// Reads one message of the zygote's report socket: kind, pid, status, and the descriptor
+/// that came with it.
+fn read_report(socket: &UnixStream) -> std::io::Result<(u32, i32, i32, Option<OwnedFd>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut message = [0u8; 12];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = loop {
+        match rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(&mut message)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC | RecvFlags::WAITALL,
+        ) {
+            Ok(msg) => break msg.bytes,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut fd = None;
+    for received in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = received {
+            fd = fd.or(fds.next());
+        }
+    }
+    if got == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    if got < message.len() {
+        read_exact(socket.as_fd(), &mut message[got..])?;
+    }
+    let word = |i: usize| [message[i], message[i + 1], message[i + 2], message[i + 3]];
+    Ok((
+        u32::from_le_bytes(word(0)),
+        i32::from_le_bytes(word(4)),
+        i32::from_le_bytes(word(8)),
+        fd,
+    ))
 }
 
 /// Ends a child whose zygote died (nobody can report its end any more): it is killed.
@@ -390,12 +490,44 @@ fn serve() -> std::io::Result<()> {
         children: HashMap::new(),
         spares: HashMap::new(),
     };
-    // The spare waiting for the next request, if any.
-    let mut spare: Option<Spare> = None;
-    // The socket of the spare that was handed the last request, until that spare has
-    // closed it: it has the request, and has left the CPU it was woken on to the zygote.
-    const TAKEN: u64 = u64::MAX;
-    let mut taken: Option<UnixStream> = None;
+    // The note sockets of the spares not yet handed a request (see `fork_spare`), by key:
+    // `NOTE` and the spare's pid.
+    const NOTE: u64 = 1 << 40;
+    let mut notes: HashMap<u64, UnixStream> = HashMap::new();
+    // New spares are due when this timer fires (see `SPARE_DELAY`); the requests the last
+    // spares copied, whose programs this server loads then.
+    const DUE: u64 = 1 << 41;
+    let due = rustix::time::timerfd_create(
+        rustix::time::TimerfdClockId::Monotonic,
+        rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
+    )?;
+    epoll::add(
+        &procs.epoll,
+        &due,
+        epoll::EventData::new_u64(DUE),
+        epoll::EventFlags::IN,
+    )?;
+    let mut copied: Vec<Vec<u8>> = Vec::new();
+    let mut armed = false;
+    let arm = |armed: &mut bool| -> std::io::Result<()> {
+        if *armed {
+            return Ok(());
+        }
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let delay = rustix::time::Itimerspec {
+            it_interval: zero,
+            it_value: rustix::time::Timespec {
+                tv_sec: 0,
+                tv_nsec: i64::from(SPARE_DELAY.subsec_nanos()),
+            },
+        };
+        rustix::time::timerfd_settime(&due, rustix::time::TimerfdTimerFlags::empty(), &delay)?;
+        *armed = true;
+        Ok(())
+    };
     let mut server = ForkServer::new()?;
     // WASI's random streams are ChaCha generators, whose first use probes the CPU for AVX2
     // (cpuid: a VM exit under virtualisation, about 40 µs per child here). Probe once here,
@@ -425,45 +557,52 @@ fn serve() -> std::io::Result<()> {
             if key == REQUESTS {
                 match receive(requests)? {
                     Some(request) => {
-                        let pid = match start_child(&mut server, request, &mut spare, &mut procs) {
-                            Started::Forked(pid) => pid,
-                            Started::Spare(pid, socket) => {
-                                epoll::add(
-                                    &procs.epoll,
-                                    &socket,
-                                    epoll::EventData::new_u64(TAKEN),
-                                    epoll::EventFlags::IN,
-                                )?;
-                                taken = Some(socket);
-                                pid
-                            }
-                        };
+                        let prepared = server.prepare(&request.spec);
+                        let pid = fork_child(&mut server, prepared, request, &mut procs);
                         write_all(requests, &pid.to_le_bytes())?;
-                        // The next request's process is made now, while this one runs (a
-                        // spare that took a request is let go first: see `TAKEN`).
-                        if spare.is_none() && taken.is_none() && server.has_engine() {
-                            spare = fork_spare(&mut server, &mut procs);
+                        // Spares for the next requests are made soon, while this one runs.
+                        if notes.len() < SPARES && server.has_engine() {
+                            arm(&mut armed)?;
                         }
                     }
                     None => {
-                        // The host is done with this zygote: no more children will come,
-                        // and the spare (its socket closes) exits.
+                        // The host is done with this zygote: no more children will come
+                        // (the host has closed its spare's socket: the spare exits).
                         epoll::delete(&procs.epoll, requests)?;
                         open = false;
-                        spare = None;
                     }
                 }
                 continue;
             }
-            if key == TAKEN {
-                // The spare that took the last request has it (or died): the next spare is
-                // forked now, not while the zygote's wake-up might hold the CPU that spare
-                // was about to run on.
-                if let Some(socket) = taken.take() {
-                    let _ = epoll::delete(&procs.epoll, &socket);
+            if key == DUE {
+                let mut expirations = [0u8; 8];
+                let _ = rustix::io::read(&due, &mut expirations);
+                armed = false;
+                for spec in copied.drain(..) {
+                    let _ = server.prepare(&spec);
                 }
-                if open && spare.is_none() && server.has_engine() {
-                    spare = fork_spare(&mut server, &mut procs);
+                while open && notes.len() < SPARES && server.has_engine() {
+                    match fork_spare(&mut server, &mut procs, NOTE, reports)? {
+                        Some((key, note)) => {
+                            notes.insert(key, note);
+                        }
+                        None => break,
+                    }
+                }
+                continue;
+            }
+            if key & NOTE != 0 {
+                // The spare was handed a request (which it copies here, so that this server
+                // loads its program for the spares to come), or it is exiting: a new spare
+                // is due.
+                if let Some(socket) = notes.remove(&key) {
+                    let _ = epoll::delete(&procs.epoll, &socket);
+                    if let Ok(Some(spec)) = read_note(socket.as_fd()) {
+                        copied.push(spec);
+                    }
+                    if open {
+                        arm(&mut armed)?;
+                    }
                 }
                 continue;
             }
@@ -481,38 +620,40 @@ fn serve() -> std::io::Result<()> {
                 };
             // Taken out of the set explicitly: a process forked a moment ago may still hold
             // a copy of this pidfd, which would keep it registered.
-            if let Some(pidfd) = procs.spares.remove(&pid) {
-                // A spare that never got a request: nobody knows of it, nothing to report.
+            let kind = if let Some(pidfd) = procs.spares.remove(&pid) {
                 let _ = epoll::delete(&procs.epoll, &pidfd);
-                if spare.as_ref().is_some_and(|s| s.pid == pid) {
-                    spare = None;
+                SPARE_ENDED
+            } else {
+                if let Some(pidfd) = procs.children.remove(&pid) {
+                    let _ = epoll::delete(&procs.epoll, &pidfd);
                 }
-                continue;
-            }
-            if let Some(pidfd) = procs.children.remove(&pid) {
-                let _ = epoll::delete(&procs.epoll, &pidfd);
-            }
-            {
-                let mut report = [0u8; 8];
-                report[..4].copy_from_slice(&pid.to_le_bytes());
-                report[4..].copy_from_slice(&status.to_le_bytes());
-                // A host that stopped listening has no use for the report; the child is
-                // reaped all the same.
-                let _ = write_all(reports, &report);
-            }
+                ENDED
+            };
+            // A host that stopped listening has no use for the report; the child is reaped
+            // all the same.
+            let _ = write_report(reports, kind, pid, status, None);
         }
     }
     Ok(())
 }
 
+/// How many spares the zygote keeps ready. One is handed the next request; the others
+/// cover the time until the zygote has made its replacement, which may be a millisecond or
+/// more: the zygote's wake-up may wait for the CPU that the child it just started runs on.
+const SPARES: usize = 2;
+
+/// How long after a spare was handed its request (or after a forked start) new spares are
+/// forked. Woken by the spare's note, this process may be on the CPU that the spare's child
+/// runs on; forking there at once (hundreds of µs) would hold that child up.
+const SPARE_DELAY: std::time::Duration = std::time::Duration::from_micros(300);
+
 /// The zygote's processes, each watched through its pidfd (readable once it has ended) in
 /// the zygote's epoll set, keyed by pid.
 struct Procs {
     epoll: OwnedFd,
-    /// Children the host knows of: their ends are reported.
+    /// Children forked for a request.
     children: HashMap<i32, OwnedFd>,
-    /// Spares that have not been given a request (the current one, and retired ones that
-    /// are exiting): their ends are not reported.
+    /// Spares (forked ahead of their request, which the host hands them).
     spares: HashMap<i32, OwnedFd>,
 }
 
@@ -543,74 +684,57 @@ impl Procs {
     }
 }
 
-/// A process forked ahead of its request: it has closed what it inherited and made its
-/// scheduler, and waits on its socket for a request, which the zygote forwards. Dropping
-/// this closes the socket, and the spare exits.
-struct Spare {
+/// Writes one message on the report socket (see [`ENDED`]), with descriptor `fd`.
+fn write_report(
+    socket: BorrowedFd<'_>,
+    kind: u32,
     pid: i32,
-    socket: UnixStream,
-    /// How many programs the server had loaded when it forked this spare.
-    loaded: usize,
-}
-
-/// How the child of a request was started.
-enum Started {
-    /// Forked: its pid, or minus the `fork` error number.
-    Forked(i64),
-    /// By the spare with this pid, and the zygote's end of its socket.
-    Spare(i64, UnixStream),
-}
-
-/// Starts the child of `request`: the spare runs it when there is one that has its program,
-/// else a process is forked for it.
-fn start_child(
-    server: &mut ForkServer,
-    request: Request,
-    spare: &mut Option<Spare>,
-    procs: &mut Procs,
-) -> Started {
-    let prepared = server.prepare(&request.spec);
-    if let Some(s) = spare.take() {
-        if s.loaded != server.loaded() {
-            // Forked before this request's program was loaded, it lacks it: retired.
-            drop(s);
-        } else if prepared.is_err() {
-            // The forked child reports the error; the spare waits for the next request.
-            *spare = Some(s);
-        } else if forward(&s, &request).is_ok()
-            && let Some(pidfd) = procs.spares.remove(&s.pid)
-        {
-            procs.children.insert(s.pid, pidfd);
-            return Started::Spare(i64::from(s.pid), s.socket);
-        }
-        // A spare that could not take the request (it died) is dropped too.
-    }
-    Started::Forked(fork_child(server, prepared, request, procs))
-}
-
-/// Hands `request` to `spare`.
-fn forward(spare: &Spare, request: &Request) -> std::io::Result<()> {
-    let fds: Vec<BorrowedFd<'_>> = request.fds.iter().map(|fd| fd.as_fd()).collect();
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    status: i32,
+    fd: Option<BorrowedFd<'_>>,
+) -> std::io::Result<()> {
+    let mut message = [0u8; 12];
+    message[..4].copy_from_slice(&kind.to_le_bytes());
+    message[4..8].copy_from_slice(&pid.to_le_bytes());
+    message[8..].copy_from_slice(&status.to_le_bytes());
+    let Some(fd) = fd else {
+        return write_all(socket, &message);
+    };
+    let fds = [fd];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
     control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
     let sent = loop {
         match rustix::net::sendmsg(
-            &spare.socket,
-            &[IoSlice::new(&request.spec)],
+            socket,
+            &[IoSlice::new(&message)],
             &mut control,
-            rustix::net::SendFlags::NOSIGNAL | rustix::net::SendFlags::DONTWAIT,
+            rustix::net::SendFlags::NOSIGNAL,
         ) {
             Ok(n) => break n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
     };
-    // A description is a few hundred bytes; the spare's socket is empty.
-    if sent < request.spec.len() {
+    if sent == 0 {
         return Err(std::io::ErrorKind::WriteZero.into());
     }
-    Ok(())
+    write_all(socket, &message[sent..])
+}
+
+/// Reads what a spare wrote on its note socket before closing it: the description it was
+/// handed, or `None` when it closed it without one.
+fn read_note(socket: BorrowedFd<'_>) -> std::io::Result<Option<Vec<u8>>> {
+    let mut header = [0u8; 4];
+    match rustix::io::read(socket, &mut header) {
+        Ok(0) => return Ok(None),
+        Ok(n) => read_exact(socket, &mut header[n..])?,
+        Err(e) => return Err(e.into()),
+    }
+    let len = u32::from_le_bytes(header) as usize;
+    let mut spec = vec![0u8; 4 + len];
+    spec[..4].copy_from_slice(&header);
+    read_exact(socket, &mut spec[4..])?;
+    Ok(Some(spec))
 }
 
 /// Reads one request; `None` at end-of-file.
@@ -715,33 +839,67 @@ fn fork_child(
     }
 }
 
-/// Forks a spare, which waits for the next request; `None` when none could be made (the
-/// next request is forked).
-fn fork_spare(server: &mut ForkServer, procs: &mut Procs) -> Option<Spare> {
-    let (socket, theirs) = UnixStream::pair().ok()?;
+/// Forks a spare, which waits for the next request from the host: the host gets the
+/// spare's request socket in a [`SPARE`] message. Returns the zygote's end of the spare's
+/// *note* socket, registered in the epoll set as `key` and its pid (the key returned): the
+/// spare writes its request on it
+/// and closes it once it has one, and it closes when the spare dies. `None` when no spare
+/// could be made (requests are forked). An error only when the report socket failed.
+fn fork_spare(
+    server: &mut ForkServer,
+    procs: &mut Procs,
+    key: u64,
+    reports: BorrowedFd<'_>,
+) -> std::io::Result<Option<(u64, UnixStream)>> {
+    let (Ok((requests, theirs)), Ok((note, their_note))) = (UnixStream::pair(), UnixStream::pair())
+    else {
+        return Ok(None);
+    };
     let zygote = rustix::process::getpid();
     // SAFETY: as in `fork_child`, this process is single-threaded.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        drop(socket);
-        spare_main(server, OwnedFd::from(theirs), zygote);
+        drop((requests, note));
+        spare_main(
+            server,
+            OwnedFd::from(theirs),
+            OwnedFd::from(their_note),
+            zygote,
+        );
     }
-    drop(theirs);
+    drop((theirs, their_note));
     if pid < 0 {
-        return None;
+        return Ok(None);
     }
-    let pidfd = procs.watch(pid).ok()?;
+    let Ok(pidfd) = procs.watch(pid) else {
+        return Ok(None);
+    };
     procs.spares.insert(pid, pidfd);
-    Some(Spare {
-        pid,
-        socket,
-        loaded: server.loaded(),
-    })
+    let key = key | u64::try_from(pid).unwrap_or(0);
+    let watched = rustix::event::epoll::add(
+        &procs.epoll,
+        &note,
+        rustix::event::epoll::EventData::new_u64(key),
+        rustix::event::epoll::EventFlags::IN,
+    );
+    if watched.is_err() {
+        // Not announced: its socket closes here, and it exits.
+        return Ok(None);
+    }
+    // The host takes this copy; the spare's end is its only other one.
+    write_report(reports, SPARE, pid, 0, Some(requests.as_fd()))?;
+    Ok(Some((key, note)))
 }
 
-/// A spare's life: it gets ready to run a child, waits for its request and runs it. It
-/// exits when the zygote closes its socket or dies.
-fn spare_main(server: &mut ForkServer, socket: OwnedFd, zygote: rustix::process::Pid) -> ! {
+/// A spare's life: it gets ready to run a child, waits for its request from the host,
+/// copies it to the zygote and runs it. It exits when the host closes its request socket
+/// or the zygote dies.
+fn spare_main(
+    server: &mut ForkServer,
+    requests: OwnedFd,
+    note: OwnedFd,
+    zygote: rustix::process::Pid,
+) -> ! {
     // Die with the zygote (it is this process's parent; if it died already, end now).
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     if rustix::process::getppid() != Some(zygote) {
@@ -761,24 +919,26 @@ fn spare_main(server: &mut ForkServer, socket: OwnedFd, zygote: rustix::process:
     if quiet.is_err() {
         std::process::exit(1);
     }
-    let socket = socket.into_raw_fd();
-    close_all_but([socket]);
-    // SAFETY: the descriptor was just turned into a raw one, and close_all_but kept it.
-    let socket = unsafe { OwnedFd::from_raw_fd(socket) };
+    let (requests, note) = (requests.into_raw_fd(), note.into_raw_fd());
+    close_all_but([requests, note]);
+    // SAFETY: the descriptors were just turned into raw ones, and close_all_but kept them.
+    let (requests, note) = unsafe { (OwnedFd::from_raw_fd(requests), OwnedFd::from_raw_fd(note)) };
     let warm = server.warm();
-    let request = match receive(socket.as_fd()) {
+    let request = match receive(requests.as_fd()) {
         Ok(Some(request)) => request,
-        // Retired, or the zygote is gone.
+        // The host let it go, or is gone.
         Ok(None) => std::process::exit(0),
         Err(e) => {
             say(format_args!(
-                "wasmproc: native child failed: a bad request from the fork server: {e}"
+                "wasmproc: native child failed: a bad request: {e}"
             ));
             std::process::exit(1);
         }
     };
+    // The zygote learns this request's program (and forks the next spare) from this.
+    let _ = write_all(note.as_fd(), &request.spec);
+    drop((note, requests));
     let prepared = server.lookup(&request.spec);
-    drop(socket);
     let code = match become_child(request.fds, false) {
         Some(keep) => server.run_forked(prepared, Some(warm), keep),
         None => 1,
