@@ -439,7 +439,6 @@ fn native_starts_survive_killed_spares_and_new_programs() {
     start("other");
     start("other");
     start("self");
-    drop(start);
     drop(stdin);
     assert_eq!(host.wait().unwrap().code(), Some(0));
     let mut distinct = pids.clone();
