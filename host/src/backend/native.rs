@@ -935,6 +935,14 @@ impl ForkServer {
         Warm::new(Some(engine), &crate::Config::default())
     }
 
+    /// In a spare, before its request: instantiates each program it has once, running
+    /// none of their code (see [`WasmEngine::rehearse`]).
+    pub fn rehearse(&self, warm: &Warm) {
+        for program in self.programs.values() {
+            warm.runtime.block_on(warm.engine.rehearse(program));
+        }
+    }
+
     /// In a forked child: runs the child of `prepared`, which got the lifeline, parent-pipe
     /// and slot descriptors `fds` (their numbers in this process), on `warm` (made now
     /// when `None`); returns its exit code.

@@ -924,6 +924,9 @@ fn spare_main(
     // SAFETY: the descriptors were just turned into raw ones, and close_all_but kept them.
     let (requests, note) = unsafe { (OwnedFd::from_raw_fd(requests), OwnedFd::from_raw_fd(note)) };
     let warm = server.warm();
+    if let Ok(warm) = &warm {
+        server.rehearse(warm);
+    }
     let request = match receive(requests.as_fd()) {
         Ok(Some(request)) => request,
         // The host let it go, or is gone.
