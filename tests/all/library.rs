@@ -184,26 +184,46 @@ fn authkey_is_random_per_host_and_shared_by_its_processes() {
 
 #[test]
 fn native_backend_refuses_an_executable_that_is_not_wasmproc() {
+    // An executable of an older build of the same version: it answers the probe without
+    // the protocol this host speaks.
+    let older = std::env::temp_dir().join(format!("wasmproc-older-{}", std::process::id()));
+    std::fs::write(&older, "#!/bin/sh\necho wasmproc-native-child 0.1.0\n").unwrap();
+    let mut perms = std::fs::metadata(&older).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&older, perms).unwrap();
+    let refused = "it is not wasmproc 0.1.0 speaking protocol 2 (asked `__child --probe`, \
+                   expected \"wasmproc-native-child 0.1.0 protocol 2\")";
     for (exe, why) in [
         (
             "/nonexistent/wasmproc",
             "No such file or directory (os error 2)",
         ),
-        (
-            "/bin/true",
-            "it is not wasmproc 0.1.0 (asked `__child --probe`, expected \"wasmproc-native-child 0.1.0\")",
-        ),
+        ("/bin/true", refused),
+        (older.to_str().unwrap(), refused),
     ] {
-        let err = Host::new(Config {
-            backend: wasmproc::BackendKind::Native,
-            native_exe: Some(exe.into()),
-            ..Config::default()
-        })
-        .err()
-        .expect("a bad native executable must be refused");
+        let refuse = || {
+            Host::new(Config {
+                backend: wasmproc::BackendKind::Native,
+                native_exe: Some(exe.into()),
+                ..Config::default()
+            })
+            .err()
+            .expect("a bad native executable must be refused")
+        };
+        // The script was just written: a fork by another test's thread may briefly hold a
+        // copy of its descriptor (until that child executes), and running it fails then.
+        let mut err = refuse();
+        for _ in 0..50 {
+            if !err.to_string().contains("Text file busy") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            err = refuse();
+        }
         assert_eq!(
             err.to_string(),
             format!("the native backend cannot use {exe} as its child executable: {why}")
         );
     }
+    std::fs::remove_file(&older).unwrap();
 }

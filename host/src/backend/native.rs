@@ -42,9 +42,16 @@ use tokio::io::AsyncWriteExt;
 /// The hidden subcommand a native child runs.
 pub const CHILD_SUBCOMMAND: &str = "__child";
 
-/// `<exe> __child --probe` prints this (and the version), so that a host can check that
-/// its native executable speaks the same protocol before starting any process.
+/// `<exe> __child --probe` prints this (and the version and [`PROTOCOL`]), so that a host
+/// can check that its native executable speaks the same protocol before starting any
+/// process.
 const PROBE_REPLY: &str = "wasmproc-native-child";
+
+/// The version of what a host and its native executable exchange (a child's description,
+/// the fork server's requests and reports): raised with every change of it, so that a host
+/// refuses an executable of another build of the same version instead of misreading it.
+/// 2: the fork server's spares (session 5).
+const PROTOCOL: u32 = 2;
 
 /// What a native child is told on its stdin.
 #[derive(Serialize, Deserialize)]
@@ -298,7 +305,10 @@ impl NativeBackend {
 
 /// Checks that `exe` is a wasmproc binary of this very version.
 fn probe(exe: &Path) -> Result<(), Error> {
-    let expected = format!("{PROBE_REPLY} {}", env!("CARGO_PKG_VERSION"));
+    let expected = format!(
+        "{PROBE_REPLY} {} protocol {PROTOCOL}",
+        env!("CARGO_PKG_VERSION")
+    );
     let bad = |why: String| Error::NativeExe {
         exe: exe.to_path_buf(),
         why,
@@ -312,7 +322,8 @@ fn probe(exe: &Path) -> Result<(), Error> {
     let reply = String::from_utf8_lossy(&out.stdout);
     if reply.trim_end() != expected {
         return Err(bad(format!(
-            "it is not wasmproc {} (asked `{CHILD_SUBCOMMAND} --probe`, expected \"{expected}\")",
+            "it is not wasmproc {} speaking protocol {PROTOCOL} (asked `{CHILD_SUBCOMMAND} \
+             --probe`, expected \"{expected}\")",
             env!("CARGO_PKG_VERSION")
         )));
     }
@@ -779,7 +790,10 @@ fn watch(
 pub fn child_main() -> u8 {
     let mode = std::env::args_os().nth(2);
     if mode.as_ref().is_some_and(|a| a == "--probe") {
-        println!("{PROBE_REPLY} {}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "{PROBE_REPLY} {} protocol {PROTOCOL}",
+            env!("CARGO_PKG_VERSION")
+        );
         return 0;
     }
     if mode.as_ref().is_some_and(|a| a == zygote::ZYGOTE_FLAG) {
