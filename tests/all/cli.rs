@@ -425,12 +425,18 @@ fn native_starts_survive_killed_spares_and_new_programs() {
     for _ in 0..3 {
         let spares = spares_under(host.id());
         assert!(!spares.is_empty(), "the fork server made no spare");
-        for spare in spares {
+        for &spare in &spares {
             let killed = Command::new("kill")
                 .args(["-KILL", &spare.to_string()])
                 .status()
                 .unwrap();
             assert!(killed.success());
+        }
+        // Once they have exited, no start hands a child to them. (A spare killed at the
+        // moment a start hands it the child makes that child end killed, -9.)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while spares.iter().any(|&p| running(p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
         start("self");
     }

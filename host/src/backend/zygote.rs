@@ -9,9 +9,22 @@
 //!   bytes an executed child reads on its stdin — with five descriptors attached
 //!   (`SCM_RIGHTS`: the child's stdout, stderr, parent-pipe read end, process-slot lock and
 //!   the run's lifeline), and reads back the child's pid (or the `fork` error);
-//! - *reports* (the zygote's stdout): the zygote writes `(pid, wait status)` whenever one
-//!   of its children ends, and reaps it; one host thread reads them and hands each to the
-//!   task waiting for that pid.
+//! - *reports* (the zygote's stdout): 12-byte messages, kind, pid and wait status: a child
+//!   ended ([`ENDED`]; the zygote reaps it), a spare is ready ([`SPARE`], with the spare's
+//!   request socket attached), a spare ended ([`SPARE_ENDED`]). One host thread reads them
+//!   and hands each end to the task waiting for that pid.
+//!
+//! *Spares*: once it has its engine (with the first request), the zygote keeps [`SPARES`]
+//! processes forked ahead of their requests. A spare closes what it inherited, makes its
+//! scheduler and instantiates each program it has once (running none of its code), then
+//! waits on its own request socket, which the host holds. The host hands a request straight
+//! to a spare (no reply: it knows the pid) and asks the zygote only when it has none, or
+//! when the spare it picked has exited (its socket is closed). The spare copies the request
+//! to the zygote on a *note* socket and becomes the child; the zygote loads that program if
+//! it had not, and forks new spares [`SPARE_DELAY`] later. A start+join so crosses from the
+//! host to its child directly, and the fork, the scheduler and the instantiation's page
+//! faults happen while the previous child runs. A spare killed by someone else just as a
+//! start hands it its child makes that child end killed.
 //!
 //! A forked child closes every descriptor but its standard streams (stdin `/dev/null`,
 //! stdout and stderr as sent) and the three it inherits as an executed child would, then
@@ -20,11 +33,12 @@
 //!
 //! Lifetimes: the zygote stops taking requests when its request socket closes (the host
 //! dropped its backend, or died: even a SIGKILLed host closes its sockets), reaps its
-//! remaining children (they end with their run's lifeline) and exits; it is also killed
-//! when the host thread that started it ends (`PR_SET_PDEATHSIG`), which happens only when
-//! the host process dies: that thread lives as long as the zygote. When the zygote dies
-//! unexpectedly, its children still running are killed and reported killed, and the next
-//! start makes a new zygote.
+//! remaining children (they end with their run's lifeline) and spares (they exit when the
+//! host's copies of their sockets close) and exits; it is also killed when the host thread
+//! that started it ends (`PR_SET_PDEATHSIG`), which happens only when the host process
+//! dies: that thread lives as long as the zygote. A spare dies with the zygote the same
+//! way. When the zygote dies unexpectedly, its children still running are killed and
+//! reported killed, and the next start makes a new zygote.
 
 use crate::exit::{ExitStatus, Signal};
 use std::collections::HashMap;
