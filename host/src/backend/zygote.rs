@@ -285,24 +285,68 @@ fn send_request(
     whole: bool,
 ) -> std::io::Result<usize> {
     let borrowed = [fds.stdout, fds.stderr, fds.parent, fds.slot, fds.lifeline];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
-    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-    control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed));
     let mut flags = rustix::net::SendFlags::NOSIGNAL;
     if whole {
         flags |= rustix::net::SendFlags::DONTWAIT;
     }
-    let sent = loop {
-        match rustix::net::sendmsg(socket, &[IoSlice::new(spec)], &mut control, flags) {
-            Ok(n) => break n,
+    let sent = send_with_fds(socket.as_fd(), spec, &borrowed, flags)?;
+    if whole && sent < spec.len() {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    Ok(sent)
+}
+
+/// Sends the first bytes of `bytes` (at least one) with the descriptors `fds` (at most
+/// [`FDS`]) attached; returns how many bytes went.
+fn send_with_fds(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+    flags: rustix::net::SendFlags,
+) -> std::io::Result<usize> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    if !control.push(rustix::net::SendAncillaryMessage::ScmRights(fds)) {
+        return Err(std::io::Error::other(
+            "too many descriptors for one message",
+        ));
+    }
+    loop {
+        match rustix::net::sendmsg(socket, &[IoSlice::new(bytes)], &mut control, flags) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Receives into `buf`, waiting for all of it unless the peer closes or a message with
+/// descriptors ends first; returns how many bytes came (0: end-of-file) and the
+/// descriptors that came with them (close-on-exec).
+fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = loop {
+        match rustix::net::recvmsg(
+            socket,
+            &mut [IoSliceMut::new(buf)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC | RecvFlags::WAITALL,
+        ) {
+            Ok(msg) => break msg.bytes,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
     };
-    if sent == 0 || (whole && sent < spec.len()) {
-        return Err(std::io::ErrorKind::WriteZero.into());
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
     }
-    Ok(sent)
+    Ok((got, fds))
 }
 
 /// What the zygote writes on its report socket: 12 bytes, kind, pid and wait status.
@@ -407,28 +451,8 @@ impl Reports {
 /// Reads one message of the zygote's report socket: kind, pid, status, and the descriptor
 /// that came with it.
 fn read_report(socket: &UnixStream) -> std::io::Result<(u32, i32, i32, Option<OwnedFd>)> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut message = [0u8; 12];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let got = loop {
-        match rustix::net::recvmsg(
-            socket,
-            &mut [IoSliceMut::new(&mut message)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC | RecvFlags::WAITALL,
-        ) {
-            Ok(msg) => break msg.bytes,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let mut fd = None;
-    for received in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = received {
-            fd = fd.or(fds.next());
-        }
-    }
+    let (got, fds) = recv_with_fds(socket.as_fd(), &mut message)?;
     if got == 0 {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
@@ -440,7 +464,7 @@ fn read_report(socket: &UnixStream) -> std::io::Result<(u32, i32, i32, Option<Ow
         u32::from_le_bytes(word(0)),
         i32::from_le_bytes(word(4)),
         i32::from_le_bytes(word(8)),
-        fd,
+        fds.into_iter().next(),
     ))
 }
 
@@ -713,25 +737,7 @@ fn write_report(
     let Some(fd) = fd else {
         return write_all(socket, &message);
     };
-    let fds = [fd];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-    control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
-    let sent = loop {
-        match rustix::net::sendmsg(
-            socket,
-            &[IoSlice::new(&message)],
-            &mut control,
-            rustix::net::SendFlags::NOSIGNAL,
-        ) {
-            Ok(n) => break n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    if sent == 0 {
-        return Err(std::io::ErrorKind::WriteZero.into());
-    }
+    let sent = send_with_fds(socket, &message, &[fd], rustix::net::SendFlags::NOSIGNAL)?;
     write_all(socket, &message[sent..])
 }
 
@@ -753,28 +759,8 @@ fn read_note(socket: BorrowedFd<'_>) -> std::io::Result<Option<Vec<u8>>> {
 
 /// Reads one request; `None` at end-of-file.
 fn receive(socket: BorrowedFd<'_>) -> std::io::Result<Option<Request>> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut header = [0u8; 4];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let got = loop {
-        match rustix::net::recvmsg(
-            socket,
-            &mut [IoSliceMut::new(&mut header)],
-            &mut control,
-            RecvFlags::CMSG_CLOEXEC | RecvFlags::WAITALL,
-        ) {
-            Ok(msg) => break msg.bytes,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    let mut fds = Vec::with_capacity(FDS);
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
+    let (got, fds) = recv_with_fds(socket, &mut header)?;
     if got == 0 {
         return Ok(None);
     }
