@@ -830,7 +830,8 @@ fn run_child() -> anyhow::Result<ExitStatus> {
 fn run_spec_bytes(bytes: &[u8]) -> anyhow::Result<ExitStatus> {
     match decode_spec(bytes)? {
         Some(spec) => {
-            let warm = Warm::new(None, &child_config(&spec))?;
+            let config = child_config(&spec);
+            let warm = Warm::new(|runtime| WasmEngine::without_ticker(&config, runtime))?;
             match run_spec(spec, warm, None)? {}
         }
         // The parent died while it was starting this process: there is nobody to report
@@ -946,7 +947,7 @@ impl ForkServer {
             .engine
             .take()
             .ok_or_else(|| anyhow::anyhow!("the fork server has no engine"))?;
-        Warm::new(Some(engine), &crate::Config::default())
+        Warm::new(|runtime| Ok(engine.with_runtime(runtime)))
     }
 
     /// In a spare, before its request: instantiates each program it has once, running
@@ -983,9 +984,10 @@ pub(crate) struct Warm {
 }
 
 impl Warm {
-    /// A scheduler, and `engine` (the fork server's) driven by it, or a new engine made
-    /// for `config`.
-    fn new(engine: Option<WasmEngine>, config: &crate::Config) -> anyhow::Result<Warm> {
+    /// A scheduler, and the engine `engine` gives for it (the fork server's, or a new one).
+    fn new(
+        engine: impl FnOnce(tokio::runtime::Handle) -> Result<WasmEngine, Error>,
+    ) -> anyhow::Result<Warm> {
         use anyhow::Context;
         // One thread is enough for one process (and its children's bookkeeping), and it
         // starts faster than a pool.
@@ -994,11 +996,7 @@ impl Warm {
             .enable_io()
             .build()
             .context("failed to start the scheduler")?;
-        let handle = runtime.handle().clone();
-        let engine = match engine {
-            Some(engine) => engine.with_runtime(handle),
-            None => WasmEngine::without_ticker(config, handle)?,
-        };
+        let engine = engine(runtime.handle().clone())?;
         Ok(Warm {
             runtime,
             engine: Arc::new(engine),
@@ -1007,8 +1005,9 @@ impl Warm {
 }
 
 /// Runs one native child process as `spec` describes it, in this OS process, on `warm`:
-/// executed (`program` is loaded here), or forked from the fork server, whose engine and
-/// `program` it inherited. Everything else (threads, connections) is made here. It
+/// executed, or forked from the fork server, whose engine and `program` it inherited (a
+/// `program` of `None`, an executed child's or a spare's forked before its program was
+/// loaded, is mapped here). Everything else (threads, connections) is made here. It
 /// returns only an error; once the process has run, it ends here ([`end_now`]).
 fn run_spec(
     spec: ChildSpec,
@@ -1138,8 +1137,9 @@ fn run_spec(
 /// Ends this native child process with `status`'s exit code, now. Its guest has ended, its
 /// posts are sent and its output is flushed here; nothing else it holds needs tearing
 /// down: the kernel frees its memory and closes its descriptors. Dropping the engine (its
-/// linker of every WASI function), the scheduler and the store, and the C library's exit
-/// handlers, cost more than a fifth of a forked child's life (measured with `perf`).
+/// linker of every WASI function), the scheduler and the store, and running the C
+/// library's exit handlers, took about 100 µs of a forked child's life; the exit then has
+/// more memory to free, so a start+join gains about 40 µs (alternating `perf` traces).
 fn end_now(status: ExitStatus) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
