@@ -818,7 +818,7 @@ fn fork_child(
     // does not exist in it, and it may allocate and run ordinary code before it exits.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let code = match become_child(request.fds, true) {
+        let code = match become_child(request.fds, false) {
             Some(keep) => server.run_forked(prepared, None, keep),
             None => 1,
         };
@@ -907,11 +907,7 @@ fn spare_main(
     }
     // The zygote's sockets are its stdin and stdout: this process must not hold them.
     let quiet = (|| -> std::io::Result<()> {
-        let null = rustix::fs::open(
-            "/dev/null",
-            rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )?;
+        let null = open_null()?;
         dup_onto(null.as_fd(), 0)?;
         dup_onto(null.as_fd(), 1)?;
         Ok(())
@@ -942,27 +938,34 @@ fn spare_main(
     let _ = write_all(note.as_fd(), &request.spec);
     drop((note, requests));
     let prepared = server.lookup(&request.spec);
-    let code = match become_child(request.fds, false) {
+    let code = match become_child(request.fds, true) {
         Some(keep) => server.run_forked(prepared, Some(warm), keep),
         None => 1,
     };
     std::process::exit(i32::from(code));
 }
 
+/// `/dev/null`, for reading and writing (close-on-exec).
+fn open_null() -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )?)
+}
+
 /// In a forked child with its request's descriptors: sets up its descriptors as an
-/// executed child has them (and closes all others if `close_others`: a spare closed what
-/// it inherited before it made its scheduler); returns the numbers of the three it keeps
-/// (lifeline, parent pipe, slot), or `None` (reported on stderr) when it cannot.
-fn become_child(fds: Vec<OwnedFd>, close_others: bool) -> Option<[RawFd; 3]> {
+/// executed child has them; returns the numbers of the three it keeps (lifeline, parent
+/// pipe, slot), or `None` (reported on stderr) when it cannot. A spare (`spare`) has
+/// `/dev/null` as its stdin already, and closed what it inherited before it made its
+/// scheduler; a child forked for its request closes everything else here.
+fn become_child(fds: Vec<OwnedFd>, spare: bool) -> Option<[RawFd; 3]> {
     let [stdout, stderr, parent, slot, lifeline]: [OwnedFd; FDS] = fds.try_into().ok()?;
     let standard = (|| -> std::io::Result<()> {
-        let null = rustix::fs::open(
-            "/dev/null",
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )?;
         // These replace the zygote's sockets (its stdin and stdout) in this process.
-        dup_onto(null.as_fd(), 0)?;
+        if !spare {
+            dup_onto(open_null()?.as_fd(), 0)?;
+        }
         dup_onto(stdout.as_fd(), 1)?;
         dup_onto(stderr.as_fd(), 2)?;
         Ok(())
@@ -979,7 +982,7 @@ fn become_child(fds: Vec<OwnedFd>, close_others: bool) -> Option<[RawFd; 3]> {
         parent.into_raw_fd(),
         slot.into_raw_fd(),
     ];
-    if close_others {
+    if !spare {
         close_all_but(keep);
     }
     Some(keep)
