@@ -452,3 +452,81 @@ fn native_starts_survive_killed_spares_and_new_programs() {
     distinct.dedup();
     assert_eq!(distinct.len(), pids.len(), "{pids:?}");
 }
+
+/// The anonymous executable mappings of process `pid` that lie between its executable's
+/// first and last file mappings (`/proc/PID/smaps`): `(size, AnonHugePages)` in KiB.
+fn anonymous_code(pid: u32) -> Vec<(u64, u64)> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let exe = exe.to_str().unwrap().trim_end_matches(" (deleted)");
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    // (start, end, executable, path) of each mapping, and its Size and AnonHugePages.
+    let mut maps: Vec<(u64, u64, bool, String, u64, u64)> = Vec::new();
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        let first = fields.next().unwrap_or_default();
+        if !first.ends_with(':') {
+            let (start, end) = first.split_once('-').unwrap();
+            let perms = fields.next().unwrap();
+            let path = fields.nth(3).unwrap_or_default().to_string();
+            maps.push((
+                u64::from_str_radix(start, 16).unwrap(),
+                u64::from_str_radix(end, 16).unwrap(),
+                perms.contains('x'),
+                path,
+                0,
+                0,
+            ));
+        } else if let Some(last) = maps.last_mut() {
+            let kib = || fields.clone().next().unwrap().parse::<u64>().unwrap();
+            match first {
+                "Size:" => last.4 = kib(),
+                "AnonHugePages:" => last.5 = kib(),
+                _ => {}
+            }
+        }
+    }
+    let of_exe = || maps.iter().filter(|m| m.3 == exe);
+    let first = of_exe().map(|m| m.0).min().unwrap();
+    let last = of_exe().map(|m| m.1).max().unwrap();
+    maps.iter()
+        .filter(|m| m.2 && m.3.is_empty() && m.0 > first && m.1 < last)
+        .map(|m| (m.4, m.5))
+        .collect()
+}
+
+/// The native fork server moves its executable's code onto transparent huge pages before
+/// it forks (when the kernel has them: `madvise` or `always`), so its spares share those
+/// pages from the fork on; with them off, the code stays mapped from the file.
+#[test]
+fn native_fork_server_code_is_on_huge_pages() {
+    let mut host = wasmproc()
+        .args(["run", "--backend", "native", CLI_SPARES])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = host.stdin.take().unwrap();
+    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    spares_child(&mut stdin, &mut lines, "self", 1);
+    let server = descendants(host.id())[0];
+    let spares = spares_under(host.id());
+    assert!(!spares.is_empty(), "the fork server made no spare");
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let on = thp.contains("[madvise]") || thp.contains("[always]");
+    for pid in [server, spares[0]] {
+        let code = anonymous_code(pid);
+        if on {
+            assert!(!code.is_empty(), "no anonymous code in process {pid}");
+            for (size, huge) in code {
+                assert!(size > 0 && size % 2048 == 0, "{size} KiB in process {pid}");
+                assert_eq!(huge, size, "huge pages for {size} KiB in process {pid}");
+            }
+        } else {
+            assert_eq!(code, [], "process {pid}, transparent huge pages {thp}");
+        }
+    }
+    spares_child(&mut stdin, &mut lines, "self", 2);
+    drop(stdin);
+    assert_eq!(host.wait().unwrap().code(), Some(0));
+}

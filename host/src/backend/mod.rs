@@ -4,6 +4,7 @@
 //! starts a process for a [`SpawnRequest`], delivers signals through the [`Control`] it
 //! returns, and reports the end through [`crate::model::supervise`].
 
+mod hugetext;
 mod memories;
 pub(crate) mod native;
 mod stacks;

@@ -501,6 +501,9 @@ pub(crate) fn zygote_main(host: Option<&str>) -> u8 {
     }
     // Nothing the host process happened to leave inheritable stays open here.
     close_all_but([]);
+    // Before anything is forked, and while this process has one thread. (When it cannot,
+    // the code stays mapped from the file: children then fault it in, as before.)
+    let _ = super::hugetext::back_code_with_huge_pages();
     match serve() {
         Ok(()) => 0,
         Err(e) => {
