@@ -33,7 +33,7 @@ use crate::output::ProcessOutput;
 use crate::sync::Registry;
 use serde::{Deserialize, Serialize};
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -1141,10 +1141,33 @@ fn run_spec(
 /// library's exit handlers, took about 100 µs of a forked child's life; the exit then has
 /// more memory to free, so a start+join gains about 40 µs (alternating `perf` traces).
 fn end_now(status: ExitStatus) -> ! {
+    exit_now(child_exit_code(Ok(status)))
+}
+
+/// The descriptor on which this native child tells its host its exit code ([`exit_now`]),
+/// if it has one (a child that ran on a spare of the fork server: its request socket).
+static TELL_END: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Makes this native child tell its exit code on `socket` when it ends.
+pub(crate) fn tell_end_on(socket: OwnedFd) {
+    use std::os::fd::IntoRawFd;
+    TELL_END.store(socket.into_raw_fd(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Ends this native child process with exit code `code`, now: its streams flushed, and
+/// `code` told on its [`TELL_END`] socket, the last thing before `_exit` (its host takes
+/// it as the wait status once the process has exited).
+pub(crate) fn exit_now(code: u8) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    let code = child_exit_code(Ok(status));
+    let fd = TELL_END.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: `tell_end_on` gave this process's ownership of the descriptor away to
+        // `TELL_END`; nothing else closes it.
+        let socket = unsafe { BorrowedFd::borrow_raw(fd) };
+        let _ = rustix::net::send(socket, &[code], rustix::net::SendFlags::NOSIGNAL);
+    }
     // SAFETY: `_exit` ends the process without running destructors or exit handlers; the
     // streams this process writes were flushed above.
     unsafe { libc::_exit(i32::from(code)) }
