@@ -8,11 +8,16 @@
 //! an idle worker tasks from a busy one's inbox — inside every [`Pool`], [`AsyncResult`]
 //! and iterator method. There is no background thread.
 //!
-//! A worker whose tasks are quick takes its whole inbox in one `get_many` and posts each
-//! result (`Queue::post`): under `native` a batch then costs one round trip to the run's
-//! root host instead of two per task. It runs its tasks in order and answers each before
-//! starting the next, so when it ends the oldest task it took and did not answer is the
-//! one it was running.
+//! A worker takes one task at a time from its inbox, so that every task it has not started
+//! stays there, where the parent can give it to a worker left idle: no task waits behind a
+//! long one while another worker is free, as with CPython's one shared task queue. (A task
+//! a worker has taken cannot be given back: the worker does nothing else until it has run
+//! it.) The exception is a pool of one worker, which takes its whole inbox in one
+//! `get_many`: there is no other worker to give those tasks to. A worker posts each result
+//! (`Queue::post`), so that under `native` a task costs one round trip to the run's root
+//! host (the take, which carries the posts) instead of two. It runs its tasks in order and
+//! answers each before starting the next, so when it ends the oldest task it took and did
+//! not answer is the one it was running.
 //!
 //! A task is one chunk of calls of one function. Inbox messages are `[1] id func count
 //! args...` (postcard varints and strings, then each call's postcard-encoded arguments) or
@@ -36,18 +41,11 @@ pub const WORKER_TARGET: &str = "__wasmproc_pool_worker";
 
 /// The most tasks (chunks) dispatched to one worker and not yet answered: enough that a
 /// worker finishing small tasks rarely waits for the parent to hand out more. `Pool.map`
-/// with chunksize 1, in tasks per second: under `wasm` a window of 2 gave 85,000 and 16 gave
-/// 400,000 and more; under `native`, where a worker takes its window in one round trip,
-/// 16 gave 108,000, 64 gave 200,000 and 128 gave 255,000–300,000 (64: 185,000–235,000 in
-/// the same alternating run). The work stays shared out when tasks differ in
-/// length because a worker takes more than one task at a time only while its tasks are
-/// quick ([`QUICK`]), and a worker left idle takes tasks back from the inboxes of the
-/// others (see `PoolState::rebalance`).
+/// with chunksize 1 under `wasm`, workers taking one task at a time: a window of 2 gave
+/// 85,000 tasks per second, 16 gave 400,000 and more. The work stays shared out when tasks
+/// differ in length because the tasks a worker has not started wait in its inbox, where a
+/// worker left idle is given some of them (see `PoolState::rebalance`).
 const WINDOW: usize = 128;
-
-/// A worker whose tasks took less than this on average takes its whole inbox at once;
-/// otherwise one task at a time, leaving the rest where an idle worker can be given them.
-const QUICK: Duration = Duration::from_micros(200);
 
 // ---------------------------------------------------------------------------------------
 // Typed pool functions
@@ -243,7 +241,7 @@ fn current_name() -> String {
 /// `maxtasksperchild`, putting each task's results on the results queue.
 #[doc(hidden)]
 pub fn run_worker(args: &[u8], dispatch: Dispatch) -> Result<(), String> {
-    let (inbox, results, maxtasks): (Queue<Vec<u8>>, Queue<Vec<u8>>, u64) =
+    let (inbox, results, maxtasks, alone): (Queue<Vec<u8>>, Queue<Vec<u8>>, u64, bool) =
         postcard::from_bytes(args).map_err(|e| format!("bad pool worker arguments: {e}"))?;
     std::panic::set_hook(Box::new(|info| {
         if let Some((results, id)) = RUNNING.get() {
@@ -254,17 +252,16 @@ pub fn run_worker(args: &[u8], dispatch: Dispatch) -> Result<(), String> {
     }));
     let mut out = Vec::new();
     let mut done = 0u64;
-    // Whether the last batch's tasks were quick: then take every task waiting (the
-    // parent never gives a worker more than `WINDOW`, nor more than its
-    // `maxtasksperchild`), else one.
-    let mut quick = false;
     'tasks: while maxtasks == 0 || done < maxtasks {
-        let take = if quick { WINDOW } else { 1 };
-        let batch = inbox
-            .get_many_bytes(take, None)
-            .map_err(|e| e.to_string())?;
-        let started = Instant::now();
-        let count = batch.len() as u32;
+        // One task, so that those behind it stay in the inbox, where an idle worker can be
+        // given them; the pool's only worker takes every task waiting (the parent never
+        // gives a worker more than `WINDOW`, nor more than its `maxtasksperchild`).
+        let batch = if alone {
+            inbox.get_many_bytes(WINDOW, None)
+        } else {
+            inbox.get_bytes().map(|msg| vec![msg])
+        }
+        .map_err(|e| e.to_string())?;
         for msg in batch {
             let Some((1, rest)) = msg.split_first() else {
                 break 'tasks;
@@ -300,13 +297,12 @@ pub fn run_worker(args: &[u8], dispatch: Dispatch) -> Result<(), String> {
                     false,
                 );
             }
-            // Posted: a native worker sends it with its next call (or within a
-            // millisecond), so a batch of quick tasks costs one round trip.
+            // Posted: a native worker sends it with its next call, the take of its next
+            // task (or within a millisecond).
             results.post_bytes(&out).map_err(|e| e.to_string())?;
             RUNNING.set(None);
             done += 1;
         }
-        quick = started.elapsed() < QUICK * count;
     }
     Ok(())
 }
@@ -382,8 +378,10 @@ impl PoolState {
     fn start_worker(&mut self) -> Result<(), Error> {
         let inbox = Queue::<Vec<u8>>::new()?;
         let maxtasks = self.maxtasks.map_or(0, |m| m as u64);
+        // The pool's one worker takes its inbox in batches: no other could be given them.
+        let alone = self.processes == 1;
         let process = Process::builder(WORKER_TARGET)
-            .args(&(&inbox, &self.results, maxtasks))?
+            .args(&(&inbox, &self.results, maxtasks, alone))?
             .daemon(true)
             .build()
             .map_err(|e| {
@@ -536,6 +534,8 @@ impl PoolState {
     /// With nothing pending: gives each idle worker half the tasks still waiting in the
     /// inbox of the worker with the most unanswered (of those with any left in their inbox),
     /// so that tasks queued behind a long one do not wait for it while a worker is free.
+    /// (A worker takes one task at a time, so its inbox holds every task it has not
+    /// started; a pool's only worker, which takes batches, has no idle worker beside it.)
     fn rebalance(&mut self) -> Result<(), Error> {
         loop {
             let maxtasks = self.maxtasks;

@@ -237,6 +237,8 @@ fn pool_failures() {
             "map of 20 while it runs: 20".into(),
             "  the long task still running: true".into(),
             "the long task: 3000".into(),
+            "warm-up: 200".into(),
+            "  the first 20 results are the quick tasks': true".into(),
         ];
         for (signal, code) in [("kill", -9), ("terminate", -15)] {
             expected.extend([

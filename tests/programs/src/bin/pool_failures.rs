@@ -142,8 +142,8 @@ fn main() {
     show("apply 3 afterwards", pool.apply(f, 3));
 
     println!("-- tasks given with one that exits");
-    // One worker, made quick by a warm-up, takes its inbox in one batch: the tasks it took
-    // behind the one that exits were not started, and run on its replacement.
+    // A pool's only worker takes its whole inbox in one batch: the tasks it took behind the
+    // one that exits were not started, and run on its replacement.
     let one = Pool::new(1).unwrap();
     show("warm-up", one.map(f, 20..120).map(|v| v.len()));
     match one.imap(pool_fn!(times_ten_unless_3), [1, 2, 3, 4, 5], 1) {
@@ -162,6 +162,23 @@ fn main() {
     show("map of 20 while it runs", two.map(f, 20..40).map(|v| v.len()));
     println!("  the long task still running: {}", !long.ready());
     show("the long task", long.get(LONG));
+    // The same with warm workers, each waiting for tasks, and the long task given to one
+    // of them in the same `put_many` as quick ones: it must leave those to the other worker
+    // (in completion order, the long task's result comes last). A worker that took its
+    // whole inbox at once ran them after the long one, every time.
+    show("warm-up", two.map(f, 20..220).map(|v| v.len()));
+    let mut items = vec![3_000u64];
+    items.extend([0; 20]);
+    match two.imap_unordered(pool_fn!(sleep_ms), items, 1) {
+        Ok(it) => {
+            let first: Vec<u64> = it.take(20).map(|r| r.unwrap_or(u64::MAX)).collect();
+            println!(
+                "  the first 20 results are the quick tasks': {}",
+                first.iter().all(|&ms| ms == 0)
+            );
+        }
+        Err(e) => show::<()>("imap_unordered", Err(e)),
+    }
     drop(two);
 
     for signal in ["kill", "terminate"] {
