@@ -351,6 +351,27 @@ fn native_processes_die_with_a_killed_host() {
     );
 }
 
+/// `wasmproc run --backend native ARGS cli_spares`, its stdin and its stdout's lines.
+fn spares_host(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::process::ChildStdin,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut host = wasmproc()
+        .args(["run", "--backend", "native"])
+        .args(args)
+        .arg(CLI_SPARES)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = host.stdin.take().unwrap();
+    let lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    (host, stdin, lines)
+}
+
 /// One line to `cli_spares`: starts a child (`self` or `other`, the `n`-th child of the
 /// run) and checks what the run prints for it, exactly; returns the child's pid.
 fn spares_child(
@@ -401,21 +422,7 @@ fn spares_under(host: u32) -> Vec<u32> {
 #[test]
 fn native_starts_survive_killed_spares_and_new_programs() {
     let other = format!("other={PROGRAMS_OTHER}");
-    let mut host = wasmproc()
-        .args([
-            "run",
-            "--backend",
-            "native",
-            "--program",
-            &other,
-            CLI_SPARES,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = host.stdin.take().unwrap();
-    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    let (mut host, mut stdin, mut lines) = spares_host(&["--program", &other]);
     let mut pids = Vec::new();
     let mut start = |what: &str| {
         let n = pids.len() + 1;
@@ -499,14 +506,7 @@ fn anonymous_code(pid: u32) -> Vec<(u64, u64)> {
 /// pages from the fork on; with them off, the code stays mapped from the file.
 #[test]
 fn native_fork_server_code_is_on_huge_pages() {
-    let mut host = wasmproc()
-        .args(["run", "--backend", "native", CLI_SPARES])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = host.stdin.take().unwrap();
-    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+    let (mut host, mut stdin, mut lines) = spares_host(&[]);
     spares_child(&mut stdin, &mut lines, "self", 1);
     let server = descendants(host.id())[0];
     let spares = spares_under(host.id());

@@ -419,12 +419,7 @@ impl Reports {
         // Its end is watched from now on (a pidfd already readable fires at once).
         let key = TOLD | u64::try_from(pid).unwrap_or(0);
         let mut inner = crate::model::lock(&self.inner);
-        let watched = rustix::event::epoll::add(
-            &self.epoll,
-            &pidfd,
-            rustix::event::epoll::EventData::new_u64(key),
-            rustix::event::epoll::EventFlags::IN,
-        );
+        let watched = watch_in(&self.epoll, &pidfd, key);
         // Unwatched, its end comes with the zygote's report.
         if watched.is_ok() {
             inner.running.insert(pid, (socket, pidfd));
@@ -482,25 +477,12 @@ impl Reports {
     /// Reads the zygote's reports until it is gone (and takes the ends the children on
     /// spares tell), then ends every child it left.
     fn read_all(&self, reports: UnixStream) {
-        use rustix::event::epoll;
-        let watched = epoll::add(
-            &self.epoll,
-            &reports,
-            epoll::EventData::new_u64(REPORTS_KEY),
-            epoll::EventFlags::IN,
-        );
+        let watched = watch_in(&self.epoll, &reports, REPORTS_KEY);
         let mut events = Vec::with_capacity(16);
         let mut reading = watched.is_ok();
         while reading {
-            events.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                None,
-            ) {
-                Ok(_) => {}
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(_) => break,
+            if wait_in(&self.epoll, &mut events).is_err() {
+                break;
             }
             // The told ends first: the zygote's reports of the same ends may be among
             // these events.
@@ -660,12 +642,7 @@ fn serve() -> std::io::Result<()> {
     let (requests, reports) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
     let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
     const REQUESTS: u64 = 0;
-    epoll::add(
-        &epoll,
-        requests,
-        epoll::EventData::new_u64(REQUESTS),
-        epoll::EventFlags::IN,
-    )?;
+    watch_in(&epoll, requests, REQUESTS)?;
     let mut procs = Procs {
         epoll,
         children: HashMap::new(),
@@ -682,12 +659,7 @@ fn serve() -> std::io::Result<()> {
         rustix::time::TimerfdClockId::Monotonic,
         rustix::time::TimerfdFlags::CLOEXEC | rustix::time::TimerfdFlags::NONBLOCK,
     )?;
-    epoll::add(
-        &procs.epoll,
-        &due,
-        epoll::EventData::new_u64(DUE),
-        epoll::EventFlags::IN,
-    )?;
+    watch_in(&procs.epoll, &due, DUE)?;
     let mut copied: Vec<Vec<u8>> = Vec::new();
     let mut armed = false;
     let arm = |armed: &mut bool| -> std::io::Result<()> {
@@ -723,16 +695,7 @@ fn serve() -> std::io::Result<()> {
     let mut open = true;
     let mut events = Vec::with_capacity(64);
     while open || !procs.children.is_empty() || !procs.spares.is_empty() {
-        events.clear();
-        match epoll::wait(
-            &procs.epoll,
-            rustix::buffer::spare_capacity(&mut events),
-            None,
-        ) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        wait_in(&procs.epoll, &mut events)?;
         for event in events.drain(..) {
             let key = event.data.u64();
             if key == REQUESTS {
@@ -852,12 +815,7 @@ impl Procs {
         let watched = rustix::process::pidfd_open(rpid, rustix::process::PidfdFlags::empty())
             .and_then(|pidfd| {
                 let key = u64::try_from(pid).unwrap_or(0);
-                rustix::event::epoll::add(
-                    &self.epoll,
-                    &pidfd,
-                    rustix::event::epoll::EventData::new_u64(key),
-                    rustix::event::epoll::EventFlags::IN,
-                )?;
+                watch_in(&self.epoll, &pidfd, key)?;
                 Ok(pidfd)
             });
         if let Err(e) = &watched {
@@ -869,6 +827,32 @@ impl Procs {
         }
         watched
     }
+}
+
+/// Waits for events of the epoll set `epoll` (as many as `events` has room for), in place
+/// of those `events` held; a signal does not end the wait.
+fn wait_in(
+    epoll: &OwnedFd,
+    events: &mut Vec<rustix::event::epoll::Event>,
+) -> rustix::io::Result<()> {
+    events.clear();
+    loop {
+        match rustix::event::epoll::wait(epoll, rustix::buffer::spare_capacity(events), None) {
+            Err(rustix::io::Errno::INTR) => continue,
+            result => return result.map(drop),
+        }
+    }
+}
+
+/// Adds `fd` to the epoll set `epoll`, to be reported readable under `key`.
+fn watch_in(epoll: &OwnedFd, fd: impl AsFd, key: u64) -> rustix::io::Result<()> {
+    use rustix::event::epoll;
+    epoll::add(
+        epoll,
+        fd,
+        epoll::EventData::new_u64(key),
+        epoll::EventFlags::IN,
+    )
 }
 
 /// Writes one message on the report socket (see [`ENDED`]), with descriptors `fds`.
@@ -1025,12 +1009,7 @@ fn fork_spare(
     };
     procs.spares.insert(pid, pidfd);
     let key = key | u64::try_from(pid).unwrap_or(0);
-    let watched = rustix::event::epoll::add(
-        &procs.epoll,
-        &note,
-        rustix::event::epoll::EventData::new_u64(key),
-        rustix::event::epoll::EventFlags::IN,
-    );
+    let watched = watch_in(&procs.epoll, &note, key);
     if watched.is_err() {
         // Not announced: its socket closes here, and it exits.
         return Ok(None);
