@@ -726,6 +726,12 @@ fn watch(
         }
     };
     let _ = TICKED.set(engine.clone());
+    // The lifeline again, for the scheduler to watch while this process waits (its own
+    // descriptor, close-on-exec: the tick handler keeps polling the first, which an
+    // `AsyncFd` dropped with the scheduler would close). Non-blocking then holds for every
+    // process of the run, which share the pipe: each only reads it once it is readable,
+    // which means end-of-file.
+    let lifeline_copy = rustix::io::fcntl_dupfd_cloexec(&lifeline, 3)?;
     // Kept open (and watched) for the life of the process.
     LIFELINE.store(
         std::os::fd::IntoRawFd::into_raw_fd(lifeline),
@@ -766,11 +772,7 @@ fn watch(
         os(libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()))?;
     }
     let _context = runtime.enter();
-    // The lifeline again, for the scheduler to watch while this process waits (its own
-    // descriptor, close-on-exec: the tick handler keeps polling the first). Non-blocking
-    // then holds for every process of the run, which share the pipe: each only reads it
-    // once it is readable, which means end-of-file.
-    let watched = pipe_watcher(rustix::io::fcntl_dupfd_cloexec(lifeline_copy(), 3)?)?;
+    let watched = pipe_watcher(lifeline_copy)?;
     let parent = pipe_watcher(parent)?;
     runtime.spawn(async move {
         if until_closed(watched).await.is_ok() {
@@ -784,13 +786,6 @@ fn watch(
         }
     });
     Ok(())
-}
-
-/// The lifeline's read end, as [`watch`] stored it.
-fn lifeline_copy() -> BorrowedFd<'static> {
-    let fd = LIFELINE.load(std::sync::atomic::Ordering::Relaxed);
-    // SAFETY: `watch` stored an open descriptor that stays open for the process's life.
-    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 /// The read end of a pipe nobody writes to, made non-blocking and registered with the
