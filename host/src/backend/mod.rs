@@ -1,122 +1,119 @@
-//! The seam between the process model and the ways of running a process.
+//! The seam between the process model and the ways of running a process: the traits only.
 //!
-//! The model ([`crate::model`]) decides everything a user can observe; a backend only
-//! starts a process for a [`SpawnRequest`], delivers signals through the [`Control`] it
-//! returns, and reports the end through [`crate::model::supervise`].
+//! The model ([`crate::model`]) decides everything a user can observe. A [`Backend`] makes
+//! the backend's part of each run ([`BackendRun`]); the run's part starts each child the
+//! model asks for ([`BackendRun::spawn`]) and says where it runs:
+//! - [`Spawned::Here`]: in this OS process; the model runs it as a task (the `wasm`
+//!   backend, [`wasm`]);
+//! - [`Spawned::Elsewhere`]: in another OS process, which a [`Control`] signals and whose
+//!   end a future reports (the `native` backend, [`native`]).
+//!
+//! Either way the model ends the process through its one end path. Nothing here knows
+//! the model's types: a backend sees a [`SpawnRequest`] of plain data.
 
-mod hugetext;
-mod memories;
 pub(crate) mod native;
-mod stacks;
 pub(crate) mod wasm;
-mod zygote;
 
+use crate::config::Config;
 use crate::error::{Error, ProcessError};
-use crate::exit::Signal;
-use crate::model::{ParentLink, ProcessCore, RunShared, Tree};
+use crate::exit::{ExitStatus, Signal};
 use crate::output::ProcessOutput;
-use crate::program::Program;
-use std::sync::{Arc, Mutex};
+use crate::program::{Program, Programs};
+use crate::sync::{Link, Shares};
+use futures::future::BoxFuture;
+use std::path::Path;
 
-/// Set in a native child process, which runs one guest process and then exits: the linear
-/// memory of its guest is then left for the exit to unmap, rather than zeroed or discarded
-/// for a next process that never comes.
-static LAST_PROCESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// A way of running processes.
+pub(crate) trait Backend: Send + Sync {
+    /// The backend's part of a new run (a main process and its descendants), and where
+    /// the run's sync objects live.
+    fn new_run(&self, config: &Config) -> Result<(Box<dyn BackendRun>, Link), Error>;
 
-/// Marks this OS process as one whose guest process is its last ([`LAST_PROCESS`]).
-pub(crate) fn run_last_process_only() {
-    LAST_PROCESS.store(true, std::sync::atomic::Ordering::Relaxed);
+    /// The pid of a main process run in this host process.
+    fn main_pid(&self) -> u64;
 }
 
-/// Whether this OS process runs no guest process after the current one.
-fn last_process() -> bool {
-    LAST_PROCESS.load(std::sync::atomic::Ordering::Relaxed)
-}
+/// The backend's part of one run.
+pub(crate) trait BackendRun: Send + Sync {
+    /// Starts the child `request` describes, if the run has room for one more live
+    /// process (the `processes` limit, which the backend counts: under `native` the run
+    /// spans OS processes).
+    fn spawn(&self, request: &SpawnRequest<'_>) -> Result<Spawned, SpawnError>;
 
-/// Resources of ended processes (fiber stacks, linear memories) kept for the next ones, at
-/// most `KEEP` of them: handing one over maps nothing, and dropping one unmaps nothing.
-pub(crate) struct Kept<T, const KEEP: usize> {
-    free: Mutex<Vec<T>>,
-}
+    /// Where processes in other OS processes write captured output, if they do.
+    fn capture_dir(&self) -> Option<&Path>;
 
-impl<T, const KEEP: usize> Default for Kept<T, KEEP> {
-    fn default() -> Self {
-        Kept {
-            free: Mutex::new(Vec::new()),
-        }
-    }
-}
-
-impl<T, const KEEP: usize> Kept<T, KEEP> {
-    /// A kept resource that `fits`, if there is one.
-    pub fn take(&self, fits: impl Fn(&T) -> bool) -> Option<T> {
-        let mut free = crate::model::lock(&self.free);
-        let i = free.iter().position(fits)?;
-        Some(free.swap_remove(i))
-    }
-
-    /// Keeps `item` for a later process, or drops it (outside the lock) when `KEEP` are
-    /// kept already.
-    pub fn give(&self, item: T) {
-        let rejected = {
-            let mut free = crate::model::lock(&self.free);
-            if free.len() < KEEP {
-                free.push(item);
-                None
-            } else {
-                Some(item)
-            }
-        };
-        drop(rejected);
-    }
-
-    /// How many are kept now.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        crate::model::lock(&self.free).len()
-    }
+    /// Ends the run's processes in other OS processes; returns once they are gone.
+    fn end(&self);
 }
 
 /// Everything a backend needs to start one child process.
-pub(crate) struct SpawnRequest {
-    /// The child's shared record; the backend reports its end there.
-    pub core: Arc<ProcessCore>,
-    pub name: String,
+pub(crate) struct SpawnRequest<'a> {
+    pub name: &'a str,
     pub daemon: bool,
-    pub target: String,
-    pub args: Vec<u8>,
-    pub parent: ParentLink,
-    pub program: Program,
-    pub tree: Arc<Tree>,
-    pub output: ProcessOutput,
+    pub target: &'a str,
+    pub args: &'a [u8],
+    /// The child's identity (`Process-1:2` is `[1, 2]`).
+    pub identity: &'a [u32],
+    pub parent: ParentInfo<'a>,
+    pub program: &'a Program,
+    pub output: &'a ProcessOutput,
     /// The sync objects the parent shares with the child.
-    pub shares: crate::model::Shares,
+    pub shares: &'a Shares,
+    /// Where the run's sync objects live.
+    pub link: &'a Link,
+    pub config: &'a Config,
+    pub authkey: &'a [u8; 32],
+    /// The other programs the child may start children of.
+    pub programs: &'a Programs,
 }
 
-/// A started process as its backend returns it.
-pub(crate) struct Spawned {
+/// The parent of a process being started, as its backend sees it.
+pub(crate) struct ParentInfo<'a> {
+    pub name: &'a str,
     pub pid: u64,
+    pub daemon: bool,
+}
+
+/// Where a started process runs.
+pub(crate) enum Spawned {
+    /// In this OS process: the model runs it. `place` holds its place in the run's
+    /// `processes` count until it ends.
+    Here {
+        pid: u64,
+        place: Option<Box<dyn Send>>,
+    },
+    /// In another OS process.
+    Elsewhere(Elsewhere),
+}
+
+/// A process running in another OS process.
+pub(crate) struct Elsewhere {
+    /// Its OS pid.
+    pub pid: u32,
     pub control: Box<dyn Control>,
+    /// Completes with how it ended, once its OS process has exited.
+    pub ended: BoxFuture<'static, ExitStatus>,
+    /// The token of the objects its parent shared with it (0: none), dropped when it
+    /// ends if it never claimed them.
+    pub token: u64,
+}
+
+/// Why a start failed.
+pub(crate) enum SpawnError {
+    /// The run has `live` live processes, its `processes` limit.
+    Full { live: u64 },
+    Failed(ProcessError),
+}
+
+impl From<ProcessError> for SpawnError {
+    fn from(e: ProcessError) -> Self {
+        SpawnError::Failed(e)
+    }
 }
 
 /// Delivers signals to one running process.
 pub(crate) trait Control: Send + Sync {
     /// Ends the process as `sig` would. Only the first signal counts.
     fn signal(&self, sig: Signal);
-}
-
-/// A way of running processes.
-pub(crate) trait Backend: Send + Sync {
-    /// The shared state of a new run (a main process and its descendants).
-    fn new_tree(&self, config: &crate::Config) -> Result<Tree, Error>;
-
-    /// The pid of a main process run in this host process.
-    fn main_pid(&self) -> u64;
-
-    /// Starts the child described by `request`; it runs until it ends or is signalled.
-    fn spawn(
-        &self,
-        request: SpawnRequest,
-        shared: &Arc<RunShared>,
-    ) -> Result<Spawned, ProcessError>;
 }

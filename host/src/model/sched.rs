@@ -21,7 +21,7 @@
 //! child's task on the spot, which polls it again at once, so the wakers the child's
 //! futures had given the joiner's task are replaced by its own.
 
-use crate::model::ProcessCore;
+use super::core::ProcessCore;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;

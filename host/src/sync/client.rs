@@ -1,0 +1,311 @@
+//! A process's one handle on its sync objects ([`Client`]), whatever serves them: its own
+//! table in this host process, or the run's object server reached over a socket (a native
+//! child process, [`super::remote`]). The run's side of the same choice is a [`Link`].
+
+use super::remote::Connection;
+use super::{Answer, Registry, Request, Response, SharedObjects, SyncTable, Taken};
+use crate::error::ProcessError;
+use crate::lock;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Result<T, E = ProcessError> = std::result::Result<T, E>;
+
+/// How long a native process's `queue-post` may wait to be sent with a later call.
+const POST_DELAY: Duration = Duration::from_millis(1);
+
+/// The most bytes of posts a native process keeps unsent; the post that reaches it sends
+/// them all, waiting for room in the socket.
+const POST_BUFFER: usize = 64 << 10;
+
+/// Where the sync objects of a run live, seen from one OS process.
+#[derive(Clone)]
+pub(crate) enum Link {
+    /// In this host process (the run's root).
+    Here(Arc<Registry>),
+    /// In the run's root host, reached over its socket (a native child process).
+    Server(Arc<Remote>),
+}
+
+/// The sync objects a parent shares with a child it creates.
+#[derive(Clone, Default)]
+pub(crate) enum Shares {
+    #[default]
+    None,
+    /// The objects themselves (the parent's table is in this host process).
+    Objects(SharedObjects),
+    /// A token the run's server keeps them under (the parent is a native child process).
+    Token(u64),
+}
+
+/// A native child process's way to the run's object server: connected on first use, or
+/// at start when its parent shared objects with it.
+pub(crate) struct Remote {
+    socket: PathBuf,
+    name: String,
+    token: u64,
+    connection: tokio::sync::OnceCell<Connection>,
+    /// A second connection for the bookkeeping of this process's own children, so that it
+    /// never waits behind a blocking call of the guest.
+    control: tokio::sync::OnceCell<Connection>,
+}
+
+impl Remote {
+    /// The link of process `name` to the server at `socket`; `token` names the objects its
+    /// parent shared (0: none).
+    pub fn new(socket: PathBuf, name: String, token: u64) -> Arc<Self> {
+        Arc::new(Remote {
+            socket,
+            name,
+            token,
+            connection: tokio::sync::OnceCell::new(),
+            control: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Connects now if the parent shared objects: until they are claimed, the run's server
+    /// keeps them for this process.
+    pub async fn claim_shares(&self) -> Result<()> {
+        if self.token != 0 {
+            self.connection().await?;
+        }
+        Ok(())
+    }
+
+    async fn connection(&self) -> Result<&Connection> {
+        self.connection
+            .get_or_try_init(|| Connection::connect(&self.socket, &self.name, self.token))
+            .await
+    }
+
+    async fn control(&self) -> Result<&Connection> {
+        self.control
+            .get_or_try_init(|| Connection::connect(&self.socket, "", 0))
+            .await
+    }
+
+    /// Posts a put of `item` on queue `h` ([`Connection::post`]): it goes with the next
+    /// call, or by a flush at most [`POST_DELAY`] later.
+    async fn post(self: &Arc<Self>, h: u64, item: Vec<u8>) -> Result<()> {
+        let connection = self.connection().await?;
+        match connection.post(h, item)? {
+            (0, _) => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(POST_DELAY).await;
+                    me.flush().await;
+                });
+            }
+            // A process that posts faster than the server takes them waits here, for room
+            // in the socket, instead of piling up posts in memory.
+            (_, waiting) if waiting >= POST_BUFFER => connection.flush().await?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Sends the posts not sent yet (a lost connection is the next call's error).
+    async fn flush(&self) {
+        if let Some(connection) = self.connection.get() {
+            let _ = connection.flush().await;
+        }
+    }
+}
+
+impl Link {
+    /// The client of a process of this run called `name`, holding the objects `shares`
+    /// its parent gave it.
+    pub fn client(&self, name: &str, shares: Shares) -> Client {
+        let flavor = match self {
+            Link::Here(registry) => {
+                let objects = match shares {
+                    Shares::None => Vec::new(),
+                    Shares::Objects(objects) => objects,
+                    Shares::Token(token) => registry.claim(token),
+                };
+                let table = SyncTable::new(registry.clone(), name, objects);
+                Flavor::Local(Mutex::new(Some(Arc::new(table))))
+            }
+            Link::Server(remote) => Flavor::Remote(remote.clone()),
+        };
+        Client { flavor }
+    }
+
+    /// Waits until the server has dropped every connection of OS process `pid` (so a lock
+    /// it held is released before anyone learns that it ended), then drops the share
+    /// `token` if the process never claimed it.
+    pub async fn process_gone(&self, pid: u32, token: u64) {
+        match self {
+            Link::Here(registry) => {
+                registry.gone(pid).await;
+                registry.claim(token);
+            }
+            Link::Server(remote) => {
+                if let Ok(control) = remote.control().await {
+                    let _ = control.call(Request::Gone { pid }).await;
+                    if token != 0 {
+                        let _ = control.call(Request::Revoke { token }).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The share `shares` as a token a native child claims.
+    pub fn token(&self, shares: &Shares) -> u64 {
+        match (shares, self) {
+            (Shares::None, _) => 0,
+            (Shares::Token(t), _) => *t,
+            (Shares::Objects(objects), Link::Here(registry)) => registry.share(objects.clone()),
+            // A process reached over the socket only ever holds tokens.
+            (Shares::Objects(_), Link::Server(_)) => 0,
+        }
+    }
+}
+
+/// A process's handle on its own sync objects.
+pub(crate) struct Client {
+    flavor: Flavor,
+}
+
+enum Flavor {
+    /// Its table, in this host process; taken away when the process ends.
+    Local(Mutex<Option<Arc<SyncTable>>>),
+    Remote(Arc<Remote>),
+}
+
+fn ended() -> ProcessError {
+    ProcessError::invalid_state("the process has ended")
+}
+
+impl Client {
+    fn table(table: &Mutex<Option<Arc<SyncTable>>>) -> Result<Arc<SyncTable>> {
+        lock(table).clone().ok_or_else(ended)
+    }
+
+    /// Carries out `request`; its answer is a `T`.
+    pub async fn call<T: Answer>(&self, request: Request) -> Result<T> {
+        match &self.flavor {
+            Flavor::Local(table) => Self::table(table)?.call(request).await.answer(),
+            Flavor::Remote(remote) => remote.connection().await?.call(request).await?.answer(),
+        }
+    }
+
+    /// `queue-post`: a blocking put of `item` on queue `h`, carried out without the caller
+    /// waiting for it when the objects are served from another OS process.
+    pub async fn post(&self, h: u64, item: Vec<u8>) -> Result<()> {
+        match &self.flavor {
+            Flavor::Local(_) => {
+                let request = Request::QueuePut {
+                    h,
+                    item,
+                    block: true,
+                    timeout: None,
+                };
+                self.call(request).await
+            }
+            Flavor::Remote(remote) => remote.post(h, item).await,
+        }
+    }
+
+    /// Carries out `request` if that needs no waiting and no other OS process; none
+    /// otherwise.
+    pub fn now(&self, request: Request) -> Option<Response> {
+        match self.with_local_table(|table| Ok(table.serve_now(request).ok()))? {
+            Ok(response) => response,
+            Err(e) => Some(Response::Error(e)),
+        }
+    }
+
+    /// `queue-try-put-small`: none when the objects are served from another OS process
+    /// (the caller takes the general path).
+    pub fn try_put_small(&self, h: u64, item: &[u8]) -> Option<Result<bool>> {
+        self.with_local_table(|table| table.try_put_small(h, item))
+    }
+
+    /// `queue-try-get-small`; none as for [`Client::try_put_small`].
+    pub fn try_get_small(&self, h: u64) -> Option<Result<Option<Taken>>> {
+        self.with_local_table(|table| table.try_get_small(h))
+    }
+
+    /// `f` on the process's own table, whose lock is held for the call (which never
+    /// waits); none when the table is served from another OS process.
+    fn with_local_table<T>(&self, f: impl FnOnce(&SyncTable) -> Result<T>) -> Option<Result<T>> {
+        match &self.flavor {
+            Flavor::Local(table) => Some(match lock(table).as_ref() {
+                Some(table) => f(table),
+                None => Err(ended()),
+            }),
+            Flavor::Remote(_) => None,
+        }
+    }
+
+    /// The objects `handles` name, set aside for a child about to be created.
+    pub async fn share(&self, handles: &[u64]) -> Result<Shares> {
+        if handles.is_empty() {
+            return Ok(Shares::None);
+        }
+        match &self.flavor {
+            Flavor::Local(table) => Ok(Shares::Objects(Self::table(table)?.shares(handles)?)),
+            Flavor::Remote(remote) => {
+                let handles = handles.to_vec();
+                let connection = remote.connection().await?;
+                let token = connection.call(Request::Share { handles }).await?.answer()?;
+                Ok(Shares::Token(token))
+            }
+        }
+    }
+
+    /// Which of `handles` (connections and queues) would not block on receive, waiting up
+    /// to `timeout` for one to be; when `cancel` completes first, those ready then.
+    pub async fn ready(
+        &self,
+        handles: &[u64],
+        timeout: Option<Duration>,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<Vec<u64>> {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let blocking = Request::Ready {
+            handles: handles.to_vec(),
+            timeout: timeout.map(nanos),
+        };
+        let answer = match &self.flavor {
+            Flavor::Local(table) => {
+                let table = Self::table(table)?;
+                tokio::select! {
+                    r = table.serve(blocking) => Some(r),
+                    () = cancel => None,
+                }
+            }
+            Flavor::Remote(remote) => {
+                let connection = remote.connection().await?;
+                Some(connection.call_cancellable(blocking, cancel).await?)
+            }
+        };
+        match answer {
+            Some(Response::Cancelled) | None => self.ready_now(handles).await,
+            Some(r) => r.answer(),
+        }
+    }
+
+    /// Which of `handles` would not block on receive now.
+    pub async fn ready_now(&self, handles: &[u64]) -> Result<Vec<u64>> {
+        let poll = Request::Ready {
+            handles: handles.to_vec(),
+            timeout: Some(0),
+        };
+        self.call(poll).await
+    }
+
+    /// The process has ended: it holds no objects any more. A local table goes (a lock it
+    /// held is released, for the next owner to learn of); a remote process's posts not
+    /// sent yet are sent, so that they are in their queues before its end is seen.
+    pub async fn release(&self) {
+        match &self.flavor {
+            Flavor::Local(table) => drop(lock(table).take()),
+            Flavor::Remote(remote) => remote.flush().await,
+        }
+    }
+}

@@ -1,0 +1,839 @@
+//! A process's table of the objects it holds, and the one place where every request on
+//! them is carried out ([`SyncTable::serve`]).
+
+use super::objects::{Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken, Changed, Waiting, deadline};
+use super::{LockKind, Request, Response};
+use crate::error::{ErrorKind, ProcessError};
+use crate::lock;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+type Result<T, E = ProcessError> = std::result::Result<T, E>;
+
+/// Hashes handles (distinct u64s, chosen by the host) with one multiplication: the table
+/// is looked up on every operation, and its keys need no protection from collisions.
+#[derive(Clone, Copy, Default)]
+struct HandleHasher;
+
+impl std::hash::BuildHasher for HandleHasher {
+    type Hasher = HandleHash;
+
+    fn build_hasher(&self) -> HandleHash {
+        HandleHash(0)
+    }
+}
+
+struct HandleHash(u64);
+
+impl std::hash::Hasher for HandleHash {
+    fn finish(&self) -> u64 {
+        // Fibonacci hashing spreads consecutive handles over the high bits too.
+        self.0.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// The objects one process holds.
+pub(crate) struct SyncTable {
+    registry: Arc<Registry>,
+    owner: Owner,
+    objects: Mutex<HashMap<u64, Arc<Object>, HandleHasher>>,
+}
+
+impl Drop for SyncTable {
+    fn drop(&mut self) {
+        let objects = std::mem::take(self.objects.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for object in objects.values() {
+            if let Kind::Lock(l) = &object.kind {
+                l.abandon(&self.owner);
+            }
+        }
+    }
+}
+
+impl SyncTable {
+    /// The table of process `name`, holding `objects` (shared by its parent).
+    pub fn new(registry: Arc<Registry>, name: &str, objects: Vec<(u64, Arc<Object>)>) -> Self {
+        let token = registry.next_owner.fetch_add(1, Ordering::Relaxed);
+        SyncTable {
+            registry,
+            owner: Owner {
+                token,
+                name: name.to_string(),
+            },
+            objects: Mutex::new(objects.into_iter().collect()),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn insert(&self, (id, object): (u64, Arc<Object>)) -> u64 {
+        lock(&self.objects).insert(id, object);
+        id
+    }
+
+    /// The object `h` names; `what` is the noun phrase of the error ("a queue").
+    fn object(&self, h: u64, what: &str) -> Result<Arc<Object>> {
+        lock(&self.objects).get(&h).cloned().ok_or_else(|| {
+            ProcessError::invalid_argument(format!("{h} is not {what} of this process"))
+        })
+    }
+
+    /// `queue-try-put-small`: true when `item` was appended, false when the bounded queue
+    /// is full.
+    pub fn try_put_small(&self, h: u64, item: &[u8]) -> Result<bool> {
+        self.with_queue(h, |q| {
+            q.check_size(item.len())?;
+            Ok(q.try_put_item(Item::from_slice(item))?.is_none())
+        })?
+    }
+
+    /// `queue-try-get-small`: the oldest item, none when the queue is empty.
+    pub fn try_get_small(&self, h: u64) -> Result<Option<Taken>> {
+        Ok(self
+            .with_queue(h, |q| q.try_get_item(false))??
+            .map(Item::taken))
+    }
+
+    /// Runs `f` on queue `h` without taking a reference to it (the fast path).
+    fn with_queue<T>(&self, h: u64, f: impl FnOnce(&Channel) -> T) -> Result<T> {
+        match lock(&self.objects).get(&h).map(|o| &o.kind) {
+            Some(Kind::Queue(q)) => Ok(f(q)),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a queue of this process"
+            ))),
+        }
+    }
+
+    fn queue(&self, h: u64) -> Result<Arc<Channel>> {
+        match &self.object(h, "a queue")?.kind {
+            Kind::Queue(q) => Ok(q.clone()),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a queue of this process"
+            ))),
+        }
+    }
+
+    fn with_conn<T>(&self, h: u64, f: impl FnOnce(&ConnEnd) -> Result<T>) -> Result<T> {
+        let object = self.object(h, "a connection")?;
+        match &object.kind {
+            Kind::Conn(c) => f(c),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a connection of this process"
+            ))),
+        }
+    }
+
+    fn with_event<T>(&self, h: u64, f: impl FnOnce(&EventObj) -> T) -> Result<T> {
+        let object = self.object(h, "an event")?;
+        match &object.kind {
+            Kind::Event(e) => Ok(f(e)),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not an event of this process"
+            ))),
+        }
+    }
+
+    fn lock_obj(&self, h: u64) -> Result<Arc<Object>> {
+        let object = self.object(h, "a lock")?;
+        match &object.kind {
+            Kind::Lock(_) => Ok(object),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a lock of this process"
+            ))),
+        }
+    }
+
+    /// The channel a receive on `h` (a queue or a readable connection) reads.
+    fn receivable(&self, h: u64) -> Result<Arc<Channel>> {
+        let object = self.object(h, "a connection or queue")?;
+        match &object.kind {
+            Kind::Queue(q) => Ok(q.clone()),
+            Kind::Conn(c) => c.recv_channel().cloned(),
+            _ => Err(ProcessError::invalid_argument(format!(
+                "{h} is not a connection or queue of this process"
+            ))),
+        }
+    }
+
+    /// The objects `handles` name, for a child about to be created.
+    pub fn shares(&self, handles: &[u64]) -> Result<Vec<(u64, Arc<Object>)>> {
+        let objects = lock(&self.objects);
+        handles
+            .iter()
+            .map(|&h| {
+                objects.get(&h).map(|o| (h, o.clone())).ok_or_else(|| {
+                    ProcessError::invalid_argument(format!(
+                        "{h} is not a queue, connection, event or lock of this process"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// Which of `handles` would not block on receive, in the order given; waits up to
+    /// `timeout` (none: forever) for one to be.
+    async fn ready(&self, handles: &[u64], timeout: Option<u64>) -> Result<Vec<u64>> {
+        let channels = handles
+            .iter()
+            .map(|&h| self.receivable(h))
+            .collect::<Result<Vec<_>>>()?;
+        let deadline = deadline(timeout);
+        let _waiting: Vec<Waiting<'_>> = channels.iter().map(|c| c.changed.waiting()).collect();
+        loop {
+            let mut waits: Vec<_> = channels
+                .iter()
+                .map(|c| Box::pin(c.changed.notify.notified()))
+                .collect();
+            for w in &mut waits {
+                w.as_mut().enable();
+            }
+            let ready: Vec<u64> = handles
+                .iter()
+                .zip(&channels)
+                .filter(|(_, c)| c.ready())
+                .map(|(h, _)| *h)
+                .collect();
+            if !ready.is_empty() || channels.is_empty() || timeout == Some(0) {
+                return Ok(ready);
+            }
+            let any = futures::future::select_all(waits);
+            let woke = match deadline {
+                None => {
+                    any.await;
+                    true
+                }
+                Some(d) => tokio::time::timeout_at(d, any).await.is_ok(),
+            };
+            if !woke {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Carries out `request` at once if it needs no waiting (the common case of a put, a
+    /// get, an acquire); gives it back otherwise, for [`serve`](Self::serve).
+    pub fn serve_now(&self, request: Request) -> Result<Response, Request> {
+        use Request as R;
+        let full = || ProcessError::new(ErrorKind::Full, "the queue is full");
+        let empty = || ProcessError::new(ErrorKind::Empty, "the queue is empty");
+        match request {
+            R::QueuePut {
+                h,
+                item,
+                block,
+                timeout,
+            } => {
+                let put = self.with_queue(h, |q| {
+                    q.check_size(item.len())?;
+                    q.try_put(item)
+                });
+                match put.and_then(|r| r) {
+                    Ok(None) => Ok(Response::Unit),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(Some(_)) if !block => Ok(Response::Error(full().into())),
+                    Ok(Some(item)) => Err(R::QueuePut {
+                        h,
+                        item,
+                        block,
+                        timeout,
+                    }),
+                }
+            }
+            R::QueueGet { h, block, timeout } => {
+                match self.with_queue(h, |q| q.try_get(false)).and_then(|r| r) {
+                    Ok(Some(item)) => Ok(Response::Bytes(item)),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(None) if !block => Ok(Response::Error(empty().into())),
+                    Ok(None) => Err(R::QueueGet { h, block, timeout }),
+                }
+            }
+            R::QueueGetMany { max: 0, .. } => Ok(Response::Error(no_items().into())),
+            R::QueueGetMany {
+                h,
+                max,
+                block,
+                timeout,
+            } => {
+                let got = self.queue(h).and_then(|q| match q.try_get(false)? {
+                    Some(first) => q.take_more(first, max).map(Some),
+                    None => Ok(None),
+                });
+                match got {
+                    Ok(Some(items)) => Ok(Response::Items(items)),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(None) if !block => Ok(Response::Error(empty().into())),
+                    Ok(None) => Err(R::QueueGetMany {
+                        h,
+                        max,
+                        block,
+                        timeout,
+                    }),
+                }
+            }
+            R::ConnRecv { h } => {
+                match self
+                    .with_conn(h, |c| c.recv_channel().cloned())
+                    .and_then(|c| c.try_get(true))
+                {
+                    Ok(Some(item)) => Ok(Response::Bytes(item)),
+                    Err(e) => Ok(Response::Error(e.into())),
+                    Ok(None) => Err(R::ConnRecv { h }),
+                }
+            }
+            R::LockAcquire { h, block, timeout } => {
+                let object = match self.lock_obj(h) {
+                    Ok(o) => o,
+                    Err(e) => return Ok(Response::Error(e.into())),
+                };
+                let Kind::Lock(l) = &object.kind else {
+                    unreachable!("lock_obj returns locks")
+                };
+                match l.try_acquire(&self.owner) {
+                    Some(r) => Ok(Response::from_result(r, Response::Bool)),
+                    None if !block => Ok(Response::Bool(false)),
+                    None => Err(R::LockAcquire { h, block, timeout }),
+                }
+            }
+            request @ (R::QueuePutMany { .. }
+            | R::ConnSend { .. }
+            | R::QueueSize { .. }
+            | R::EventSet { .. }
+            | R::EventClear { .. }
+            | R::EventIsSet { .. }
+            | R::LockRelease { .. }
+            | R::LockValue { .. }
+            | R::Close { .. }) => {
+                // None of these ever waits.
+                let mut served = std::pin::pin!(self.serve(request));
+                let waker = std::task::Waker::noop();
+                match served
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(waker))
+                {
+                    std::task::Poll::Ready(r) => Ok(r),
+                    std::task::Poll::Pending => {
+                        unreachable!("requests that never wait complete at once")
+                    }
+                }
+            }
+            request => Err(request),
+        }
+    }
+
+    /// Carries out `request`: at once when it needs no waiting ([`serve_now`]), else by
+    /// [`serve`].
+    ///
+    /// [`serve_now`]: Self::serve_now
+    /// [`serve`]: Self::serve
+    pub async fn call(&self, request: Request) -> Response {
+        match self.serve_now(request) {
+            Ok(response) => response,
+            // Boxed: the waiting path is rare, and its future is large.
+            Err(request) => Box::pin(self.serve(request)).await,
+        }
+    }
+
+    /// Carries out one request of this table's process.
+    pub async fn serve(&self, request: Request) -> Response {
+        use Request as R;
+        let reg = &self.registry;
+        match request {
+            R::QueueNew { maxsize } => {
+                Response::from_result(reg.new_object(Kind::Queue(reg.channel(maxsize))), |o| {
+                    Response::Handle(self.insert(o))
+                })
+            }
+            R::QueuePut {
+                h,
+                item,
+                block,
+                timeout,
+            } => {
+                let r = match self.queue(h) {
+                    Ok(q) => q.put(item, block, timeout).await,
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, |()| Response::Unit)
+            }
+            R::QueueGet { h, block, timeout } => {
+                let r = match self.queue(h) {
+                    Ok(q) => q.get(block, timeout, false).await,
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bytes)
+            }
+            R::QueueGetMany {
+                h,
+                max,
+                block,
+                timeout,
+            } => {
+                let r = match self.queue(h) {
+                    _ if max == 0 => Err(no_items()),
+                    Ok(q) => match q.get(block, timeout, false).await {
+                        Ok(first) => q.take_more(first, max),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Items)
+            }
+            R::QueuePutMany { h, items } => Response::from_result(
+                self.queue(h).and_then(|q| q.try_put_many(items)),
+                Response::Count,
+            ),
+            R::QueueSize { h } => Response::from_result(self.queue(h), |q| {
+                Response::Count(u32::try_from(q.len()).unwrap_or(u32::MAX))
+            }),
+            R::PipeNew { duplex } => {
+                Response::from_result(self.pipe(duplex), |(a, b)| Response::Pair(a, b))
+            }
+            R::ConnSend { h, message } => {
+                let r = self
+                    .with_conn(h, |c| c.send_channel().cloned())
+                    .and_then(|c| {
+                        c.check_size(message.len())?;
+                        c.try_put(message).map(|_| ())
+                    });
+                Response::from_result(r, |()| Response::Unit)
+            }
+            R::ConnRecv { h } => {
+                let r = match self.with_conn(h, |c| c.recv_channel().cloned()) {
+                    Ok(c) => c.get(true, None, true).await,
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bytes)
+            }
+            R::ConnPoll { h, timeout } => {
+                let r = match self.with_conn(h, |c| c.recv_channel().map(|_| ())) {
+                    Ok(()) => self.ready(&[h], timeout).await.map(|r| !r.is_empty()),
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bool)
+            }
+            R::EventNew => Response::from_result(
+                reg.new_object(Kind::Event(EventObj {
+                    set: Mutex::new(false),
+                    changed: Changed::default(),
+                })),
+                |o| Response::Handle(self.insert(o)),
+            ),
+            R::EventSet { h } => Response::from_result(
+                self.with_event(h, |e| {
+                    *lock(&e.set) = true;
+                    e.changed.notify();
+                }),
+                |()| Response::Unit,
+            ),
+            R::EventClear { h } => {
+                Response::from_result(self.with_event(h, |e| *lock(&e.set) = false), |()| {
+                    Response::Unit
+                })
+            }
+            R::EventIsSet { h } => {
+                Response::from_result(self.with_event(h, |e| *lock(&e.set)), Response::Bool)
+            }
+            R::EventWait { h, timeout } => {
+                let r = match self.object(h, "an event") {
+                    Ok(o) => match &o.kind {
+                        Kind::Event(e) => Ok(event_wait(e, timeout).await),
+                        _ => Err(ProcessError::invalid_argument(format!(
+                            "{h} is not an event of this process"
+                        ))),
+                    },
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bool)
+            }
+            R::LockNew { kind, value } => {
+                Response::from_result(reg.new_object(Kind::Lock(LockObj::new(kind, value))), |o| {
+                    Response::Handle(self.insert(o))
+                })
+            }
+            R::LockAcquire { h, block, timeout } => {
+                let r = match self.lock_obj(h) {
+                    Ok(o) => match &o.kind {
+                        Kind::Lock(l) => l.acquire(&self.owner, block, timeout).await,
+                        _ => unreachable!("lock_obj returns locks"),
+                    },
+                    Err(e) => Err(e),
+                };
+                Response::from_result(r, Response::Bool)
+            }
+            R::LockRelease { h } => Response::from_result(
+                self.lock_obj(h).and_then(|o| match &o.kind {
+                    Kind::Lock(l) => l.release(&self.owner),
+                    _ => unreachable!("lock_obj returns locks"),
+                }),
+                |()| Response::Unit,
+            ),
+            R::LockValue { h } => Response::from_result(
+                self.lock_obj(h).map(|o| match &o.kind {
+                    Kind::Lock(l) => l.value(),
+                    _ => unreachable!("lock_obj returns locks"),
+                }),
+                Response::Count,
+            ),
+            R::Close { h } => {
+                self.close(h);
+                Response::Unit
+            }
+            R::Ready { handles, timeout } => {
+                Response::from_result(self.ready(&handles, timeout).await, Response::Handles)
+            }
+            R::Share { handles } => Response::from_result(self.shares(&handles), |objects| {
+                Response::Handle(reg.share(objects))
+            }),
+            R::Revoke { token } => {
+                reg.claim(token);
+                Response::Unit
+            }
+            R::Gone { pid } => {
+                reg.gone(pid).await;
+                Response::Unit
+            }
+        }
+    }
+
+    fn pipe(&self, duplex: bool) -> Result<(u64, u64)> {
+        let reg = &self.registry;
+        let (a, b) = if duplex {
+            let ab = reg.channel(0);
+            let ba = reg.channel(0);
+            (
+                ConnEnd {
+                    recv: Some(ba.clone()),
+                    send: Some(ab.clone()),
+                },
+                ConnEnd {
+                    recv: Some(ab),
+                    send: Some(ba),
+                },
+            )
+        } else {
+            let c = reg.channel(0);
+            (
+                ConnEnd {
+                    recv: Some(c.clone()),
+                    send: None,
+                },
+                ConnEnd {
+                    recv: None,
+                    send: Some(c),
+                },
+            )
+        };
+        let a = reg.new_object(Kind::Conn(a))?;
+        let b = reg.new_object(Kind::Conn(b))?;
+        Ok((self.insert(a), self.insert(b)))
+    }
+
+    /// The process stops holding `h`; a lock it owns is released as if it had died.
+    pub fn close(&self, h: u64) {
+        let object = lock(&self.objects).remove(&h);
+        if let Some(object) = object
+            && let Kind::Lock(l) = &object.kind
+        {
+            l.abandon(&self.owner);
+        }
+    }
+}
+
+/// A `queue-get-many` for no items.
+fn no_items() -> ProcessError {
+    ProcessError::invalid_argument("queue-get-many takes at least 1 item: max must not be 0")
+}
+
+async fn event_wait(e: &EventObj, timeout: Option<u64>) -> bool {
+    let set = || lock(&e.set).then_some(());
+    e.changed
+        .wait_for(set, true, deadline(timeout))
+        .await
+        .is_some()
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> SyncTable {
+        SyncTable::new(Registry::new(Limits::default()), "MainProcess", Vec::new())
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn queue_is_fifo_and_bounded() {
+        block_on(async {
+            let t = table();
+            let q = t
+                .serve(Request::QueueNew { maxsize: 1 })
+                .await
+                .handle()
+                .unwrap();
+            let put = |item: u8| Request::QueuePut {
+                h: q,
+                item: vec![item],
+                block: false,
+                timeout: None,
+            };
+            t.serve(put(1)).await.unit().unwrap();
+            let full = t.serve(put(2)).await.unit().unwrap_err();
+            assert_eq!(
+                (full.kind, full.message.as_str()),
+                (ErrorKind::Full, "the queue is full")
+            );
+            let get = Request::QueueGet {
+                h: q,
+                block: false,
+                timeout: None,
+            };
+            assert_eq!(t.serve(get).await.bytes().unwrap(), vec![1]);
+        });
+    }
+
+    #[test]
+    fn dropped_end_gives_eof_after_drain() {
+        block_on(async {
+            let a = table();
+            let (x, y) = a
+                .serve(Request::PipeNew { duplex: true })
+                .await
+                .pair()
+                .unwrap();
+            let shared = a.shares(&[y]).unwrap();
+            a.close(y);
+            let b = SyncTable::new(a.registry().clone(), "Process-1", shared);
+            b.serve(Request::ConnSend {
+                h: y,
+                message: b"hi".to_vec(),
+            })
+            .await
+            .unit()
+            .unwrap();
+            drop(b);
+            assert_eq!(
+                a.serve(Request::ConnRecv { h: x }).await.bytes().unwrap(),
+                b"hi"
+            );
+            let eof = a
+                .serve(Request::ConnRecv { h: x })
+                .await
+                .bytes()
+                .unwrap_err();
+            assert_eq!(eof.kind, ErrorKind::Eof);
+            let broken = a
+                .serve(Request::ConnSend {
+                    h: x,
+                    message: vec![],
+                })
+                .await
+                .unit()
+                .unwrap_err();
+            assert_eq!(broken.kind, ErrorKind::BrokenPipe);
+        });
+    }
+
+    #[test]
+    fn dead_owner_releases_lock_and_is_reported_once() {
+        block_on(async {
+            let a = table();
+            let l = a
+                .serve(Request::LockNew {
+                    kind: LockKind::Lock,
+                    value: 0,
+                })
+                .await
+                .handle()
+                .unwrap();
+            let shared = a.shares(&[l]).unwrap();
+            let b = SyncTable::new(a.registry().clone(), "Process-1", shared);
+            let acquire = || Request::LockAcquire {
+                h: l,
+                block: false,
+                timeout: None,
+            };
+            assert!(b.serve(acquire()).await.bool().unwrap());
+            assert!(!a.serve(acquire()).await.bool().unwrap());
+            drop(b);
+            let died = a.serve(acquire()).await.bool().unwrap_err();
+            assert_eq!(died.kind, ErrorKind::OwnerDied);
+            assert_eq!(
+                died.message,
+                "the lock was acquired, but its previous owner Process-1 ended while holding it"
+            );
+            a.serve(Request::LockRelease { h: l }).await.unit().unwrap();
+            assert!(a.serve(acquire()).await.bool().unwrap());
+        });
+    }
+
+    /// Any sequence of requests from several processes, with handles that exist, handles
+    /// of other processes and made-up ones, never panics, never waits when asked not to,
+    /// answers each request with its own kind of answer or an error, and leaves the run's
+    /// accounts at zero once every process is gone.
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Request(usize, u8, usize, Vec<u8>, u32),
+            Share(usize, usize, usize),
+            End(usize),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                6 => (0..3usize, 0..22u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
+                    .prop_map(|(p, k, h, b, n)| Op::Request(p, k, h, b, n)),
+                1 => (0..3usize, 0..3usize, 0..8usize).prop_map(|(a, b, h)| Op::Share(a, b, h)),
+                1 => (0..3usize).prop_map(Op::End),
+            ]
+        }
+
+        fn request(kind: u8, h: u64, bytes: Vec<u8>, n: u32) -> Request {
+            let t = Some(0);
+            match kind {
+                0 => Request::QueueNew { maxsize: n },
+                1 => Request::QueuePut {
+                    h,
+                    item: bytes,
+                    block: n.is_multiple_of(2),
+                    timeout: t,
+                },
+                2 => Request::QueueGet {
+                    h,
+                    block: n.is_multiple_of(2),
+                    timeout: t,
+                },
+                3 => Request::QueueSize { h },
+                4 => Request::PipeNew {
+                    duplex: n.is_multiple_of(2),
+                },
+                5 => Request::ConnSend { h, message: bytes },
+                6 => Request::ConnPoll { h, timeout: t },
+                7 => Request::EventNew,
+                8 => Request::EventSet { h },
+                9 => Request::EventClear { h },
+                10 => Request::EventIsSet { h },
+                11 => Request::EventWait { h, timeout: t },
+                12 => Request::LockNew {
+                    kind: [
+                        LockKind::Lock,
+                        LockKind::RLock,
+                        LockKind::Semaphore,
+                        LockKind::BoundedSemaphore,
+                    ][n as usize % 4],
+                    value: n,
+                },
+                13 => Request::LockAcquire {
+                    h,
+                    block: n.is_multiple_of(2),
+                    timeout: t,
+                },
+                14 => Request::LockRelease { h },
+                15 => Request::LockValue { h },
+                16 => Request::Close { h },
+                17 => Request::Ready {
+                    handles: vec![h, h ^ 1],
+                    timeout: t,
+                },
+                18 => Request::Share { handles: vec![h] },
+                19 => Request::Revoke {
+                    token: u64::from(n),
+                },
+                20 => Request::ConnRecv { h },
+                _ => Request::QueueGet {
+                    h,
+                    block: false,
+                    timeout: None,
+                },
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+            #[test]
+            fn requests_never_panic_or_hang(ops in proptest::collection::vec(op(), 1..60)) {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+                let registry = Registry::new(Limits { queued: 64, objects: 12, message: 8, ..Limits::default() });
+                let mut tables: Vec<Option<SyncTable>> = (0..3)
+                    .map(|i| Some(SyncTable::new(registry.clone(), &format!("P{i}"), Vec::new())))
+                    .collect();
+                let mut handles: Vec<u64> = vec![HANDLE_BIT | 1, 42, HANDLE_BIT | 999];
+                for op in ops {
+                    match op {
+                        Op::Request(p, kind, h, bytes, n) => {
+                            let Some(table) = &tables[p] else { continue };
+                            // ConnRecv blocks by design; only ask it of a handle with data.
+                            let h = handles[h % handles.len()];
+                            let req = request(kind, h, bytes, n);
+                            let blocking_recv = matches!(req, Request::ConnRecv { .. });
+                            let answer = rt.block_on(async {
+                                tokio::time::timeout(Duration::from_secs(5), async {
+                                    if blocking_recv {
+                                        match table.serve_now(req) {
+                                            Ok(r) => r,
+                                            Err(_) => Response::Unit,
+                                        }
+                                    } else {
+                                        table.serve(req).await
+                                    }
+                                }).await
+                            });
+                            let answer = answer.expect("a request with a zero timeout waited");
+                            match answer {
+                                Response::Handle(h) => handles.push(h),
+                                Response::Pair(a, b) => handles.extend([a, b]),
+                                _ => {}
+                            }
+                        }
+                        Op::Share(from, to, h) => {
+                            let h = handles[h % handles.len()];
+                            if let (Some(a), Some(_)) = (&tables[from], &tables[to])
+                                && let Ok(objects) = a.shares(&[h])
+                            {
+                                let token = registry.share(objects);
+                                let name = format!("P{to}");
+                                tables[to] = Some(SyncTable::new(registry.clone(), &name, registry.claim(token)));
+                            }
+                        }
+                        Op::End(p) => {
+                            tables[p] = None;
+                            tables[p] = Some(SyncTable::new(registry.clone(), "again", Vec::new()));
+                        }
+                    }
+                }
+                // Shares never claimed live until the run ends (as a revoke would end them).
+                let accounts = registry.accounts.clone();
+                drop(tables);
+                drop(registry);
+                prop_assert_eq!(accounts.objects.load(Ordering::Relaxed), 0);
+                prop_assert_eq!(accounts.queued.load(Ordering::Relaxed), 0);
+            }
+        }
+    }
+}
+
