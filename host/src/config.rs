@@ -34,7 +34,7 @@ impl std::str::FromStr for BackendKind {
 }
 
 /// Where a process's stdout and stderr go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum OutputMode {
     /// Straight to the host's stdout and stderr.
     #[default]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// The kind of a [`ProcessError`]; the WIT `error-kind` of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// The call does not fit the object's state.
     InvalidState,
@@ -31,27 +31,9 @@ pub enum ErrorKind {
     OwnerDied,
 }
 
-impl ErrorKind {
-    /// Every kind, in declaration order (a kind's index is its number on the wire).
-    pub(crate) const ALL: &[ErrorKind] = &[
-        ErrorKind::InvalidState,
-        ErrorKind::NotAChild,
-        ErrorKind::Closed,
-        ErrorKind::UnknownTarget,
-        ErrorKind::InvalidArgument,
-        ErrorKind::LimitExceeded,
-        ErrorKind::HostFailure,
-        ErrorKind::Empty,
-        ErrorKind::Full,
-        ErrorKind::Eof,
-        ErrorKind::BrokenPipe,
-        ErrorKind::OwnerDied,
-    ];
-}
-
 /// An error of the process model, the same whether the caller is a guest or a Rust program
 /// using this library: a kind and the exact message (CPython's, where Python has one).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("{message}")]
 pub struct ProcessError {
     /// What kind of failure this is.

@@ -23,11 +23,10 @@
 //! ```
 //!
 //! # Architecture
-//! - [`model`](crate) (`src/model.rs`): the process model, written once: names, lifecycle,
-//!   ownership checks, daemon rules, the exit handler.
-//! - `src/backend/`: how a process runs. `wasm.rs` runs each process as a fresh instance in
-//!   its own `Store`, as a task on a tokio runtime.
-//! - `src/program.rs`: a program compiled once per host (`InstancePre`).
+//! `ARCHITECTURE.md` at the repository's root describes the layers: `src/model/` (the
+//! process model, written once), `src/backend/` (how a child runs: `wasm.rs`, `native/`),
+//! `src/engine/` (the wasmtime engine both backends run guests on), `src/sync/` (queues,
+//! pipes, events, locks) and `src/program.rs` (a program compiled once per host).
 //!
 //! # Caveats
 //! - The blocking methods ([`Host::run_main`], [`Process::join`]) must not be called from
@@ -39,12 +38,12 @@
 
 mod backend;
 mod config;
+mod engine;
 mod error;
 mod exit;
 mod model;
 mod output;
 mod program;
-mod sched;
 mod sync;
 
 pub use config::{
@@ -57,8 +56,11 @@ pub use output::Captured;
 pub use program::Program;
 
 use backend::native::NativeBackend;
-use backend::wasm::{WasmBackend, WasmEngine};
-use model::{NewCtx, ProcessCore, ProcessCtx, RunShared};
+use backend::wasm::WasmBackend;
+use engine::Engine;
+use model::{Entry, HostState, NewCtx, NewHost, ProcessCore, ProcessCtx};
+use program::{ProgramSource, Programs};
+use sync::Shares;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,8 +70,8 @@ pub struct Host {
     // Declared first so that it is dropped first: dropping the runtime cancels every
     // process task before the engine goes away.
     runtime: tokio::runtime::Runtime,
-    engine: Arc<WasmEngine>,
-    shared: Arc<RunShared>,
+    engine: Arc<Engine>,
+    state: Arc<HostState>,
     root: Arc<ProcessCtx>,
 }
 
@@ -77,9 +79,9 @@ impl Drop for Host {
     /// Ends every process the host started (as the end of a run does); a [`Process`]
     /// still held afterwards reports how it ended, and cannot be started.
     fn drop(&mut self) {
-        self.shared.set_host_gone();
-        let tree = self.root.tree().clone();
-        self.runtime.block_on(async move { tree.kill_all().await });
+        self.state.set_host_gone();
+        let run = self.root.run().clone();
+        self.runtime.block_on(async move { run.kill_all().await });
     }
 }
 
@@ -91,38 +93,45 @@ impl Host {
             .thread_name("wasmproc-worker")
             .build()
             .map_err(Error::Runtime)?;
-        let engine = Arc::new(WasmEngine::new(&config, runtime.handle().clone())?);
+        let engine = Arc::new(Engine::new(&config, runtime.handle().clone())?);
         let backend: Box<dyn backend::Backend> = match config.backend {
-            BackendKind::Wasm => Box::new(WasmBackend::new(engine.clone())),
+            BackendKind::Wasm => Box::new(WasmBackend::new()),
             BackendKind::Native => Box::new(NativeBackend::new(
-                engine.clone(),
+                runtime.handle().clone(),
                 config.native_exe.clone(),
             )?),
         };
-        let first_handle = u64::from(std::process::id()) << 24;
-        let programs = config
+        let allowed = config
             .programs
             .iter()
-            .map(|(n, p)| (n.clone(), model::ProgramSource::File(p.clone())))
+            .map(|(n, p)| (n.clone(), ProgramSource::File(p.clone())))
             .collect();
-        let shared = Arc::new(RunShared::new(backend, config, None, first_handle));
-        shared.set_programs(model::Programs::new(engine.clone(), programs));
-        let tree = shared.backend.new_tree(&shared.config)?;
+        let state = HostState::new(
+            NewHost {
+                backend,
+                runner: engine.clone(),
+                runtime: runtime.handle().clone(),
+                config,
+                authkey: None,
+                programs: Programs::new(engine.clone(), allowed),
+            },
+            std::process::id(),
+        );
         let root = ProcessCtx::new(NewCtx {
-            shared: shared.clone(),
-            tree: Arc::new(tree),
+            host: state.clone(),
+            run: state.new_run()?,
             program: None,
             me: ProcessCore::running(Vec::new(), u64::from(std::process::id())),
             name: "MainProcess".to_string(),
             daemon: false,
             parent: None,
             output: output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0, None),
-            shares: model::Shares::None,
+            shares: Shares::None,
         });
         Ok(Host {
             runtime,
             engine,
-            shared,
+            state,
             root,
         })
     }
@@ -142,7 +151,7 @@ impl Host {
         })?;
         let artifact = self
             .engine
-            .engine()
+            .wasmtime()
             .precompile_component(&bytes)
             .map_err(|e| Error::LoadProgram {
                 path: input.to_path_buf(),
@@ -160,33 +169,34 @@ impl Host {
     ///
     /// Several runs may go on at once, from different threads.
     pub fn run_main(&self, program: &Program, args: &[String]) -> Result<MainRun, Error> {
-        let tree = Arc::new(self.shared.backend.new_tree(&self.shared.config)?);
-        let output = self.shared.output_for(&tree, "MainProcess");
+        let run = self.state.new_run()?;
+        let output = self.state.output_for(&run, "MainProcess");
         let ctx = ProcessCtx::new(NewCtx {
-            shared: self.shared.clone(),
-            tree: tree.clone(),
+            host: self.state.clone(),
+            run: run.clone(),
             program: Some(program.clone()),
-            me: ProcessCore::running(Vec::new(), self.shared.backend.main_pid()),
+            me: ProcessCore::running(Vec::new(), self.state.backend.main_pid()),
             name: "MainProcess".to_string(),
             daemon: false,
             parent: None,
             output,
-            shares: model::Shares::None,
+            shares: Shares::None,
         });
-        let engine = self.engine.clone();
-        let run_tree = tree.clone();
+        let run_end = run.clone();
+        let entry = Entry::Main(args.to_vec());
         // The main process runs on the calling thread (so that it and its children run in
         // parallel on a 2-core machine); a child it starts and joins at once runs there too
-        // ([`sched`]).
-        let status = self.runtime.block_on(sched::flushing(async move {
-            let status = engine.run_main(ctx, args.to_vec()).await;
+        // (`model/sched.rs`). Nobody holds a control for it: it ends only by itself.
+        let status = self.runtime.block_on(model::flushing(async move {
+            let (_never, signals) = tokio::sync::watch::channel(None);
+            let status = model::supervise(ctx, entry, signals).await;
             // No process outlives its run: orphans still running are killed now.
-            run_tree.kill_all().await;
+            run_end.kill_all().await;
             status
         }));
         Ok(MainRun {
             status,
-            processes: tree.captured_owned(),
+            processes: run.captured_owned(),
         })
     }
 
@@ -204,7 +214,7 @@ impl Host {
 
     /// The run's authentication key, as guests read it.
     pub fn authkey(&self) -> [u8; 32] {
-        *self.shared.authkey()
+        *self.state.authkey()
     }
 }
 
@@ -272,7 +282,7 @@ impl ProcessBuilder<'_> {
             self.program,
             &self.target,
             self.args,
-            model::Shares::None,
+            Shares::None,
             self.name,
             self.daemon,
         )?;
@@ -307,7 +317,7 @@ impl Process {
     /// Blocks until it ends or `timeout` passes.
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), ProcessError> {
         let join = self.root.join(self.handle, timeout);
-        if self.root.shared().host_gone() {
+        if self.root.host().host_gone() {
             // The host killed its processes when it was dropped, and its scheduler is
             // gone: the answer needs no waiting.
             return futures::executor::block_on(join);
@@ -392,4 +402,10 @@ impl std::fmt::Debug for Process {
             .field("name", &self.name().ok())
             .finish()
     }
+}
+
+/// Locks `m`, also when a thread panicked while holding it: every structure behind a lock
+/// of this crate is consistent between statements, so a poisoned lock holds usable data.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

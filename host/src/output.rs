@@ -3,7 +3,7 @@
 
 use crate::config::OutputMode;
 use crate::exit::LimitHit;
-use crate::model::lock;
+use crate::lock;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,11 @@
-//! A loaded program: compiled once per host, instantiated once per process.
+//! A loaded program ([`Program`]: compiled once per host, instantiated once per process),
+//! and the other programs a host allows processes to start children of ([`Programs`]).
 
-use crate::backend::wasm::ProcState;
+use crate::engine::{CommandPre, Engine, GuestPre};
+use crate::error::{ErrorKind, ProcessError};
+use crate::lock;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A program loaded by a [`crate::Host`]: a WASI component, compiled once and ready to be
 /// instantiated for each process (wasmtime's `InstancePre`). Cheap to clone.
@@ -19,9 +22,9 @@ pub(crate) struct ProgramInner {
     pub artifact: std::sync::OnceLock<PathBuf>,
     pub display_name: String,
     /// Runs the main process (`wasi:cli/run`), if the program has a main.
-    pub command: Option<wasmtime_wasi::p2::bindings::CommandPre<ProcState>>,
+    pub command: Option<CommandPre>,
     /// Runs targets in child processes, if the program was built with the guest SDK.
-    pub guest: Option<crate::backend::wasm::GuestPre>,
+    pub guest: Option<GuestPre>,
     pub targets: Vec<String>,
 }
 
@@ -63,5 +66,75 @@ impl std::fmt::Debug for Program {
             .field("path", &self.inner.path)
             .field("targets", &self.inner.targets)
             .finish()
+    }
+}
+
+/// Where an allowed program comes from.
+pub(crate) enum ProgramSource {
+    /// A file, compiled when first used (in the run's root host).
+    File(PathBuf),
+    /// A compiled program's artifact, mapped when first used (in a native child).
+    Artifact {
+        path: PathBuf,
+        display_name: String,
+        targets: Vec<String>,
+    },
+    /// A loaded program.
+    Loaded(Program),
+}
+
+/// The programs a host allows processes to start children of, loaded once each.
+pub(crate) struct Programs {
+    engine: Arc<Engine>,
+    allowed: Vec<(String, Mutex<ProgramSource>)>,
+}
+
+impl Programs {
+    pub fn new(engine: Arc<Engine>, allowed: Vec<(String, ProgramSource)>) -> Self {
+        Programs {
+            engine,
+            allowed: allowed
+                .into_iter()
+                .map(|(n, s)| (n, Mutex::new(s)))
+                .collect(),
+        }
+    }
+
+    /// The names allowed, in configuration order.
+    pub fn names(&self) -> Vec<String> {
+        self.allowed.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Program `name`, loading it on first use.
+    pub fn get(&self, name: &str) -> Result<Program, ProcessError> {
+        let Some((_, source)) = self.allowed.iter().find(|(n, _)| n == name) else {
+            let names = self.names();
+            return Err(ProcessError::new(
+                ErrorKind::UnknownTarget,
+                if names.is_empty() {
+                    format!("the host allows no other program (asked for '{name}')")
+                } else {
+                    format!(
+                        "the host allows no program named '{name}' (allowed: {})",
+                        names.join(", ")
+                    )
+                },
+            ));
+        };
+        let mut source = lock(source);
+        let program = match &*source {
+            ProgramSource::Loaded(p) => return Ok(p.clone()),
+            ProgramSource::File(path) => self.engine.load(path),
+            ProgramSource::Artifact {
+                path,
+                display_name,
+                targets,
+            } => self
+                .engine
+                .load_artifact(path, display_name.clone(), targets.clone()),
+        }
+        .map_err(|e| ProcessError::host_failure(format!("cannot load program '{name}': {e}")))?;
+        *source = ProgramSource::Loaded(program.clone());
+        Ok(program)
     }
 }

@@ -1,6 +1,6 @@
-//! Host-side bindings of `wit/process.wit`, the only host/guest ABI. Its `error-kind` is
-//! the host's [`crate::ErrorKind`]: one encoding for the guest, the native backend's wire
-//! (serde) and the library.
+//! Host-side bindings of `wit/process.wit`, the only host/guest ABI. Its `error-kind` and
+//! `lock-kind` are translated to the host's own types in one place each (`host/mod.rs`,
+//! `host/sync.rs`); the native backend's wire carries the host's types (serde).
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -17,5 +17,4 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     exports: { default: async },
-    additional_derives: [Hash, serde::Serialize, serde::Deserialize],
 });

@@ -15,7 +15,18 @@
 
 use rustix::mm::{Advice, MapFlags, MprotectFlags, ProtFlags};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
+
+/// Set in a native child process, which runs one guest process and then exits: the linear
+/// memory of its guest is then left for the exit to unmap, rather than zeroed or discarded
+/// for a next process that never comes.
+static LAST_PROCESS: AtomicBool = AtomicBool::new(false);
+
+/// Marks this OS process as one whose guest process is its last ([`LAST_PROCESS`]).
+pub(crate) fn run_last_process_only() {
+    LAST_PROCESS.store(true, Ordering::Relaxed);
+}
 
 /// How many unused reservations are kept at most: 4 GiB of address space each (the host
 /// has 128 TiB), two kernel mappings each, and no memory.
@@ -169,7 +180,7 @@ impl Drop for Region {
 }
 
 /// The reservations no memory uses.
-pub(crate) type MemoryPool = super::Kept<Region, KEEP>;
+pub(crate) type MemoryPool = super::kept::Kept<Region, KEEP>;
 
 /// The creator wasmtime calls (`Config::with_host_memory`).
 pub(crate) struct PooledMemories(pub Arc<MemoryPool>);
@@ -249,7 +260,7 @@ impl Drop for PooledMemory {
         let Some(mut region) = self.region.take() else {
             return;
         };
-        if super::last_process() {
+        if LAST_PROCESS.load(Ordering::Relaxed) {
             // The OS process exits next; its exit unmaps everything at once.
             std::mem::forget(region);
             return;

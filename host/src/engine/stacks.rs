@@ -64,7 +64,7 @@ impl Drop for Region {
 }
 
 /// Hands out fiber stacks, reusing those of ended processes.
-pub(crate) type StackPool = super::Kept<Region, KEEP>;
+pub(crate) type StackPool = super::kept::Kept<Region, KEEP>;
 
 /// A stack in use; goes back to the pool when dropped.
 struct PooledStack {

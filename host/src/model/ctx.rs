@@ -239,7 +239,7 @@ impl ProcessCtx {
         let captured = child.output.captured();
         match self.launch(child) {
             Ok(()) => {
-                self.run.add(&core, captured.clone());
+                self.run.add(&core);
                 let mut objects = self.objects();
                 objects.started.push(h);
                 if let Some(Object::Child(child)) = objects.map.get_mut(&h) {

@@ -104,15 +104,19 @@ impl HostState {
         })
     }
 
-    /// Creates the output of a process of `run` that is about to start (its captured
-    /// output is listed with the run's once it has started, [`Run::add`]).
+    /// Creates the output of a process of `run` that is about to start, and lists what it
+    /// captures with the run's.
     pub fn output_for(&self, run: &Run, name: &str) -> ProcessOutput {
-        ProcessOutput::new(
+        let output = ProcessOutput::new(
             self.config.output,
             name,
             self.config.limits.output,
             run.part.capture_dir(),
-        )
+        );
+        if let Some(c) = output.captured() {
+            lock(&run.captured).push(c);
+        }
+        output
     }
 }
 
@@ -144,11 +148,8 @@ impl Run {
         }
     }
 
-    /// Lists a process that has started, with its captured output.
-    pub(super) fn add(&self, core: &Arc<ProcessCore>, captured: Option<Captured>) {
-        if let Some(c) = captured {
-            lock(&self.captured).push(c);
-        }
+    /// Lists a process that has started.
+    pub(super) fn add(&self, core: &Arc<ProcessCore>) {
         let mut started = lock(&self.started);
         // Forget ended processes now and then, so that the list stays near the live count.
         if started.len() >= 2 * self.live.load(Ordering::Relaxed) as usize + 64 {

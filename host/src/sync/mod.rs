@@ -35,7 +35,7 @@ pub(crate) fn is_sync_handle(h: u64) -> bool {
     h & HANDLE_BIT != 0
 }
 
-/// What `lock-new` makes.
+/// What `lock-new` makes (the WIT `lock-kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum LockKind {
     Lock,

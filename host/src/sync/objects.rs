@@ -1,6 +1,7 @@
 //! The objects of one run: queues and pipe directions (channels), events, locks and
 //! semaphores, and the registry that counts them against the run's limits.
 
+use super::{HANDLE_BIT, LockKind};
 use crate::config::Limits;
 use crate::error::{ErrorKind, ProcessError};
 use crate::lock;
@@ -312,8 +313,8 @@ impl Changed {
 
 /// Waits for `notified` until `deadline`; false when the deadline passed first.
 pub(super) async fn until(
-    pub(super) notified: Pin<&mut tokio::sync::futures::Notified<'_>>,
-    pub(super) deadline: Option<Instant>,
+    notified: Pin<&mut tokio::sync::futures::Notified<'_>>,
+    deadline: Option<Instant>,
 ) -> bool {
     match deadline {
         None => {

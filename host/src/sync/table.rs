@@ -2,7 +2,7 @@
 //! them is carried out ([`SyncTable::serve`]).
 
 use super::objects::{Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken, Changed, Waiting, deadline};
-use super::{LockKind, Request, Response};
+use super::{Request, Response};
 use crate::error::{ErrorKind, ProcessError};
 use crate::lock;
 use std::collections::HashMap;
@@ -229,61 +229,9 @@ impl SyncTable {
     /// get, an acquire); gives it back otherwise, for [`serve`](Self::serve).
     pub fn serve_now(&self, request: Request) -> Result<Response, Request> {
         use Request as R;
-        let full = || ProcessError::new(ErrorKind::Full, "the queue is full");
-        let empty = || ProcessError::new(ErrorKind::Empty, "the queue is empty");
         match request {
-            R::QueuePut {
-                h,
-                item,
-                block,
-                timeout,
-            } => {
-                let put = self.with_queue(h, |q| {
-                    q.check_size(item.len())?;
-                    q.try_put(item)
-                });
-                match put.and_then(|r| r) {
-                    Ok(None) => Ok(Response::Unit),
-                    Err(e) => Ok(Response::Error(e.into())),
-                    Ok(Some(_)) if !block => Ok(Response::Error(full().into())),
-                    Ok(Some(item)) => Err(R::QueuePut {
-                        h,
-                        item,
-                        block,
-                        timeout,
-                    }),
-                }
-            }
-            R::QueueGet { h, block, timeout } => {
-                match self.with_queue(h, |q| q.try_get(false)).and_then(|r| r) {
-                    Ok(Some(item)) => Ok(Response::Bytes(item)),
-                    Err(e) => Ok(Response::Error(e.into())),
-                    Ok(None) if !block => Ok(Response::Error(empty().into())),
-                    Ok(None) => Err(R::QueueGet { h, block, timeout }),
-                }
-            }
-            R::QueueGetMany { max: 0, .. } => Ok(Response::Error(no_items().into())),
-            R::QueueGetMany {
-                h,
-                max,
-                block,
-                timeout,
-            } => {
-                let got = self.queue(h).and_then(|q| match q.try_get(false)? {
-                    Some(first) => q.take_more(first, max).map(Some),
-                    None => Ok(None),
-                });
-                match got {
-                    Ok(Some(items)) => Ok(Response::Items(items)),
-                    Err(e) => Ok(Response::Error(e.into())),
-                    Ok(None) if !block => Ok(Response::Error(empty().into())),
-                    Ok(None) => Err(R::QueueGetMany {
-                        h,
-                        max,
-                        block,
-                        timeout,
-                    }),
-                }
+            R::QueuePut { .. } | R::QueueGet { .. } | R::QueueGetMany { .. } => {
+                self.queue_now(request)
             }
             R::ConnRecv { h } => {
                 match self
@@ -291,22 +239,20 @@ impl SyncTable {
                     .and_then(|c| c.try_get(true))
                 {
                     Ok(Some(item)) => Ok(Response::Bytes(item)),
-                    Err(e) => Ok(Response::Error(e.into())),
+                    Err(e) => Ok(Response::Error(e)),
                     Ok(None) => Err(R::ConnRecv { h }),
                 }
             }
             R::LockAcquire { h, block, timeout } => {
-                let object = match self.lock_obj(h) {
-                    Ok(o) => o,
-                    Err(e) => return Ok(Response::Error(e.into())),
-                };
-                let Kind::Lock(l) = &object.kind else {
-                    unreachable!("lock_obj returns locks")
-                };
-                match l.try_acquire(&self.owner) {
-                    Some(r) => Ok(Response::from_result(r, Response::Bool)),
-                    None if !block => Ok(Response::Bool(false)),
-                    None => Err(R::LockAcquire { h, block, timeout }),
+                let acquired = self.lock_obj(h).map(|object| match &object.kind {
+                    Kind::Lock(l) => l.try_acquire(&self.owner),
+                    _ => Some(Err(not_a_lock(h))),
+                });
+                match acquired {
+                    Err(e) => Ok(Response::Error(e)),
+                    Ok(Some(r)) => Ok(Response::from(r)),
+                    Ok(None) if !block => Ok(Response::Bool(false)),
+                    Ok(None) => Err(R::LockAcquire { h, block, timeout }),
                 }
             }
             request @ (R::QueuePutMany { .. }
@@ -326,9 +272,72 @@ impl SyncTable {
                     .poll(&mut std::task::Context::from_waker(waker))
                 {
                     std::task::Poll::Ready(r) => Ok(r),
-                    std::task::Poll::Pending => {
-                        unreachable!("requests that never wait complete at once")
-                    }
+                    std::task::Poll::Pending => Ok(Response::Error(ProcessError::host_failure(
+                        "internal error: a request that never waits had to wait",
+                    ))),
+                }
+            }
+            request => Err(request),
+        }
+    }
+
+    /// [`serve_now`](Self::serve_now) for a put or get on a queue.
+    fn queue_now(&self, request: Request) -> Result<Response, Request> {
+        use Request as R;
+        let full = || ProcessError::new(ErrorKind::Full, "the queue is full");
+        let empty = || ProcessError::new(ErrorKind::Empty, "the queue is empty");
+        match request {
+            R::QueuePut {
+                h,
+                item,
+                block,
+                timeout,
+            } => {
+                let put = self.with_queue(h, |q| {
+                    q.check_size(item.len())?;
+                    q.try_put(item)
+                });
+                match put.and_then(|r| r) {
+                    Ok(None) => Ok(Response::Unit),
+                    Err(e) => Ok(Response::Error(e)),
+                    Ok(Some(_)) if !block => Ok(Response::Error(full())),
+                    Ok(Some(item)) => Err(R::QueuePut {
+                        h,
+                        item,
+                        block,
+                        timeout,
+                    }),
+                }
+            }
+            R::QueueGet { h, block, timeout } => {
+                match self.with_queue(h, |q| q.try_get(false)).and_then(|r| r) {
+                    Ok(Some(item)) => Ok(Response::Bytes(item)),
+                    Err(e) => Ok(Response::Error(e)),
+                    Ok(None) if !block => Ok(Response::Error(empty())),
+                    Ok(None) => Err(R::QueueGet { h, block, timeout }),
+                }
+            }
+            R::QueueGetMany { max: 0, .. } => Ok(Response::Error(no_items())),
+            R::QueueGetMany {
+                h,
+                max,
+                block,
+                timeout,
+            } => {
+                let got = self.queue(h).and_then(|q| match q.try_get(false)? {
+                    Some(first) => q.take_more(first, max).map(Some),
+                    None => Ok(None),
+                });
+                match got {
+                    Ok(Some(items)) => Ok(Response::Items(items)),
+                    Err(e) => Ok(Response::Error(e)),
+                    Ok(None) if !block => Ok(Response::Error(empty())),
+                    Ok(None) => Err(R::QueueGetMany {
+                        h,
+                        max,
+                        block,
+                        timeout,
+                    }),
                 }
             }
             request => Err(request),
@@ -351,162 +360,174 @@ impl SyncTable {
     /// Carries out one request of this table's process.
     pub async fn serve(&self, request: Request) -> Response {
         use Request as R;
-        let reg = &self.registry;
         match request {
-            R::QueueNew { maxsize } => {
-                Response::from_result(reg.new_object(Kind::Queue(reg.channel(maxsize))), |o| {
-                    Response::Handle(self.insert(o))
-                })
+            R::QueueNew { .. }
+            | R::QueuePut { .. }
+            | R::QueueGet { .. }
+            | R::QueueGetMany { .. }
+            | R::QueuePutMany { .. }
+            | R::QueueSize { .. } => self.serve_queue(request).await,
+            R::PipeNew { .. } | R::ConnSend { .. } | R::ConnRecv { .. } | R::ConnPoll { .. } => {
+                self.serve_conn(request).await
             }
+            R::EventNew
+            | R::EventSet { .. }
+            | R::EventClear { .. }
+            | R::EventIsSet { .. }
+            | R::EventWait { .. } => self.serve_event(request).await,
+            R::LockNew { .. }
+            | R::LockAcquire { .. }
+            | R::LockRelease { .. }
+            | R::LockValue { .. } => self.serve_lock(request).await,
+            R::Close { h } => {
+                self.close(h);
+                Response::Unit
+            }
+            R::Ready { handles, timeout } => self.ready(&handles, timeout).await.into(),
+            R::Share { handles } => self
+                .shares(&handles)
+                .map(|objects| self.registry.share(objects))
+                .into(),
+            R::Revoke { token } => {
+                self.registry.claim(token);
+                Response::Unit
+            }
+            R::Gone { pid } => {
+                self.registry.gone(pid).await;
+                Response::Unit
+            }
+        }
+    }
+
+    /// A new object of `kind` held by this table's process; its handle.
+    fn new_handle(&self, kind: Kind) -> Result<u64> {
+        self.registry.new_object(kind).map(|o| self.insert(o))
+    }
+
+    async fn serve_queue(&self, request: Request) -> Response {
+        use Request as R;
+        match request {
+            R::QueueNew { maxsize } => self
+                .new_handle(Kind::Queue(self.registry.channel(maxsize)))
+                .into(),
             R::QueuePut {
                 h,
                 item,
                 block,
                 timeout,
-            } => {
-                let r = match self.queue(h) {
-                    Ok(q) => q.put(item, block, timeout).await,
-                    Err(e) => Err(e),
-                };
-                Response::from_result(r, |()| Response::Unit)
-            }
-            R::QueueGet { h, block, timeout } => {
-                let r = match self.queue(h) {
-                    Ok(q) => q.get(block, timeout, false).await,
-                    Err(e) => Err(e),
-                };
-                Response::from_result(r, Response::Bytes)
-            }
+            } => match self.queue(h) {
+                Ok(q) => q.put(item, block, timeout).await.into(),
+                Err(e) => Response::Error(e),
+            },
+            R::QueueGet { h, block, timeout } => match self.queue(h) {
+                Ok(q) => q.get(block, timeout, false).await.into(),
+                Err(e) => Response::Error(e),
+            },
             R::QueueGetMany {
                 h,
                 max,
                 block,
                 timeout,
-            } => {
-                let r = match self.queue(h) {
-                    _ if max == 0 => Err(no_items()),
-                    Ok(q) => match q.get(block, timeout, false).await {
-                        Ok(first) => q.take_more(first, max),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                };
-                Response::from_result(r, Response::Items)
+            } => match self.queue(h) {
+                _ if max == 0 => Response::Error(no_items()),
+                Ok(q) => match q.get(block, timeout, false).await {
+                    Ok(first) => q.take_more(first, max).into(),
+                    Err(e) => Response::Error(e),
+                },
+                Err(e) => Response::Error(e),
+            },
+            R::QueuePutMany { h, items } => {
+                self.queue(h).and_then(|q| q.try_put_many(items)).into()
             }
-            R::QueuePutMany { h, items } => Response::from_result(
-                self.queue(h).and_then(|q| q.try_put_many(items)),
-                Response::Count,
-            ),
-            R::QueueSize { h } => Response::from_result(self.queue(h), |q| {
-                Response::Count(u32::try_from(q.len()).unwrap_or(u32::MAX))
-            }),
-            R::PipeNew { duplex } => {
-                Response::from_result(self.pipe(duplex), |(a, b)| Response::Pair(a, b))
-            }
-            R::ConnSend { h, message } => {
-                let r = self
-                    .with_conn(h, |c| c.send_channel().cloned())
-                    .and_then(|c| {
-                        c.check_size(message.len())?;
-                        c.try_put(message).map(|_| ())
-                    });
-                Response::from_result(r, |()| Response::Unit)
-            }
-            R::ConnRecv { h } => {
-                let r = match self.with_conn(h, |c| c.recv_channel().cloned()) {
-                    Ok(c) => c.get(true, None, true).await,
-                    Err(e) => Err(e),
-                };
-                Response::from_result(r, Response::Bytes)
-            }
-            R::ConnPoll { h, timeout } => {
-                let r = match self.with_conn(h, |c| c.recv_channel().map(|_| ())) {
-                    Ok(()) => self.ready(&[h], timeout).await.map(|r| !r.is_empty()),
-                    Err(e) => Err(e),
-                };
-                Response::from_result(r, Response::Bool)
-            }
-            R::EventNew => Response::from_result(
-                reg.new_object(Kind::Event(EventObj {
+            R::QueueSize { h } => self
+                .queue(h)
+                .map(|q| u32::try_from(q.len()).unwrap_or(u32::MAX))
+                .into(),
+            other => misrouted(&other),
+        }
+    }
+
+    async fn serve_conn(&self, request: Request) -> Response {
+        use Request as R;
+        match request {
+            R::PipeNew { duplex } => self.pipe(duplex).into(),
+            R::ConnSend { h, message } => self
+                .with_conn(h, |c| c.send_channel().cloned())
+                .and_then(|c| {
+                    c.check_size(message.len())?;
+                    c.try_put(message).map(|_| ())
+                })
+                .into(),
+            R::ConnRecv { h } => match self.with_conn(h, |c| c.recv_channel().cloned()) {
+                Ok(c) => c.get(true, None, true).await.into(),
+                Err(e) => Response::Error(e),
+            },
+            R::ConnPoll { h, timeout } => match self.with_conn(h, |c| c.recv_channel().map(|_| ())) {
+                Ok(()) => self.ready(&[h], timeout).await.map(|r| !r.is_empty()).into(),
+                Err(e) => Response::Error(e),
+            },
+            other => misrouted(&other),
+        }
+    }
+
+    async fn serve_event(&self, request: Request) -> Response {
+        use Request as R;
+        match request {
+            R::EventNew => self
+                .new_handle(Kind::Event(EventObj {
                     set: Mutex::new(false),
                     changed: Changed::default(),
-                })),
-                |o| Response::Handle(self.insert(o)),
-            ),
-            R::EventSet { h } => Response::from_result(
-                self.with_event(h, |e| {
+                }))
+                .into(),
+            R::EventSet { h } => self
+                .with_event(h, |e| {
                     *lock(&e.set) = true;
                     e.changed.notify();
-                }),
-                |()| Response::Unit,
-            ),
-            R::EventClear { h } => {
-                Response::from_result(self.with_event(h, |e| *lock(&e.set) = false), |()| {
-                    Response::Unit
                 })
-            }
-            R::EventIsSet { h } => {
-                Response::from_result(self.with_event(h, |e| *lock(&e.set)), Response::Bool)
-            }
-            R::EventWait { h, timeout } => {
-                let r = match self.object(h, "an event") {
-                    Ok(o) => match &o.kind {
-                        Kind::Event(e) => Ok(event_wait(e, timeout).await),
-                        _ => Err(ProcessError::invalid_argument(format!(
-                            "{h} is not an event of this process"
-                        ))),
-                    },
-                    Err(e) => Err(e),
-                };
-                Response::from_result(r, Response::Bool)
-            }
-            R::LockNew { kind, value } => {
-                Response::from_result(reg.new_object(Kind::Lock(LockObj::new(kind, value))), |o| {
-                    Response::Handle(self.insert(o))
-                })
-            }
-            R::LockAcquire { h, block, timeout } => {
-                let r = match self.lock_obj(h) {
-                    Ok(o) => match &o.kind {
-                        Kind::Lock(l) => l.acquire(&self.owner, block, timeout).await,
-                        _ => unreachable!("lock_obj returns locks"),
-                    },
-                    Err(e) => Err(e),
-                };
-                Response::from_result(r, Response::Bool)
-            }
-            R::LockRelease { h } => Response::from_result(
-                self.lock_obj(h).and_then(|o| match &o.kind {
+                .into(),
+            R::EventClear { h } => self.with_event(h, |e| *lock(&e.set) = false).into(),
+            R::EventIsSet { h } => self.with_event(h, |e| *lock(&e.set)).into(),
+            R::EventWait { h, timeout } => match self.object(h, "an event") {
+                Ok(o) => match &o.kind {
+                    Kind::Event(e) => Response::Bool(event_wait(e, timeout).await),
+                    _ => Response::Error(ProcessError::invalid_argument(format!(
+                        "{h} is not an event of this process"
+                    ))),
+                },
+                Err(e) => Response::Error(e),
+            },
+            other => misrouted(&other),
+        }
+    }
+
+    async fn serve_lock(&self, request: Request) -> Response {
+        use Request as R;
+        match request {
+            R::LockNew { kind, value } => self
+                .new_handle(Kind::Lock(LockObj::new(kind, value)))
+                .into(),
+            R::LockAcquire { h, block, timeout } => match self.lock_obj(h) {
+                Ok(o) => match &o.kind {
+                    Kind::Lock(l) => l.acquire(&self.owner, block, timeout).await.into(),
+                    _ => Response::Error(not_a_lock(h)),
+                },
+                Err(e) => Response::Error(e),
+            },
+            R::LockRelease { h } => self
+                .lock_obj(h)
+                .and_then(|o| match &o.kind {
                     Kind::Lock(l) => l.release(&self.owner),
-                    _ => unreachable!("lock_obj returns locks"),
-                }),
-                |()| Response::Unit,
-            ),
-            R::LockValue { h } => Response::from_result(
-                self.lock_obj(h).map(|o| match &o.kind {
-                    Kind::Lock(l) => l.value(),
-                    _ => unreachable!("lock_obj returns locks"),
-                }),
-                Response::Count,
-            ),
-            R::Close { h } => {
-                self.close(h);
-                Response::Unit
-            }
-            R::Ready { handles, timeout } => {
-                Response::from_result(self.ready(&handles, timeout).await, Response::Handles)
-            }
-            R::Share { handles } => Response::from_result(self.shares(&handles), |objects| {
-                Response::Handle(reg.share(objects))
-            }),
-            R::Revoke { token } => {
-                reg.claim(token);
-                Response::Unit
-            }
-            R::Gone { pid } => {
-                reg.gone(pid).await;
-                Response::Unit
-            }
+                    _ => Err(not_a_lock(h)),
+                })
+                .into(),
+            R::LockValue { h } => self
+                .lock_obj(h)
+                .and_then(|o| match &o.kind {
+                    Kind::Lock(l) => Ok(l.value()),
+                    _ => Err(not_a_lock(h)),
+                })
+                .into(),
+            other => misrouted(&other),
         }
     }
 
@@ -554,6 +575,18 @@ impl SyncTable {
     }
 }
 
+/// The answer to a request handed to the wrong group of [`SyncTable::serve`] (a bug).
+fn misrouted(request: &Request) -> Response {
+    Response::Error(ProcessError::host_failure(format!(
+        "internal error: request {request:?} reached the wrong handler"
+    )))
+}
+
+/// `h` named a lock by [`SyncTable::lock_obj`] but holds another object (a bug).
+fn not_a_lock(h: u64) -> ProcessError {
+    ProcessError::host_failure(format!("internal error: {h} is not a lock"))
+}
+
 /// A `queue-get-many` for no items.
 fn no_items() -> ProcessError {
     ProcessError::invalid_argument("queue-get-many takes at least 1 item: max must not be 0")
@@ -591,7 +624,7 @@ mod tests {
             let q = t
                 .serve(Request::QueueNew { maxsize: 1 })
                 .await
-                .handle()
+                .answer::<u64>()
                 .unwrap();
             let put = |item: u8| Request::QueuePut {
                 h: q,
@@ -599,8 +632,8 @@ mod tests {
                 block: false,
                 timeout: None,
             };
-            t.serve(put(1)).await.unit().unwrap();
-            let full = t.serve(put(2)).await.unit().unwrap_err();
+            t.serve(put(1)).await.answer::<()>().unwrap();
+            let full = t.serve(put(2)).await.answer::<()>().unwrap_err();
             assert_eq!(
                 (full.kind, full.message.as_str()),
                 (ErrorKind::Full, "the queue is full")
@@ -610,7 +643,7 @@ mod tests {
                 block: false,
                 timeout: None,
             };
-            assert_eq!(t.serve(get).await.bytes().unwrap(), vec![1]);
+            assert_eq!(t.serve(get).await.answer::<Vec<u8>>().unwrap(), vec![1]);
         });
     }
 
@@ -621,7 +654,7 @@ mod tests {
             let (x, y) = a
                 .serve(Request::PipeNew { duplex: true })
                 .await
-                .pair()
+                .answer::<(u64, u64)>()
                 .unwrap();
             let shared = a.shares(&[y]).unwrap();
             a.close(y);
@@ -631,17 +664,17 @@ mod tests {
                 message: b"hi".to_vec(),
             })
             .await
-            .unit()
+            .answer::<()>()
             .unwrap();
             drop(b);
             assert_eq!(
-                a.serve(Request::ConnRecv { h: x }).await.bytes().unwrap(),
+                a.serve(Request::ConnRecv { h: x }).await.answer::<Vec<u8>>().unwrap(),
                 b"hi"
             );
             let eof = a
                 .serve(Request::ConnRecv { h: x })
                 .await
-                .bytes()
+                .answer::<Vec<u8>>()
                 .unwrap_err();
             assert_eq!(eof.kind, ErrorKind::Eof);
             let broken = a
@@ -650,7 +683,7 @@ mod tests {
                     message: vec![],
                 })
                 .await
-                .unit()
+                .answer::<()>()
                 .unwrap_err();
             assert_eq!(broken.kind, ErrorKind::BrokenPipe);
         });
@@ -666,7 +699,7 @@ mod tests {
                     value: 0,
                 })
                 .await
-                .handle()
+                .answer::<u64>()
                 .unwrap();
             let shared = a.shares(&[l]).unwrap();
             let b = SyncTable::new(a.registry().clone(), "Process-1", shared);
@@ -675,17 +708,17 @@ mod tests {
                 block: false,
                 timeout: None,
             };
-            assert!(b.serve(acquire()).await.bool().unwrap());
-            assert!(!a.serve(acquire()).await.bool().unwrap());
+            assert!(b.serve(acquire()).await.answer::<bool>().unwrap());
+            assert!(!a.serve(acquire()).await.answer::<bool>().unwrap());
             drop(b);
-            let died = a.serve(acquire()).await.bool().unwrap_err();
+            let died = a.serve(acquire()).await.answer::<bool>().unwrap_err();
             assert_eq!(died.kind, ErrorKind::OwnerDied);
             assert_eq!(
                 died.message,
                 "the lock was acquired, but its previous owner Process-1 ended while holding it"
             );
-            a.serve(Request::LockRelease { h: l }).await.unit().unwrap();
-            assert!(a.serve(acquire()).await.bool().unwrap());
+            a.serve(Request::LockRelease { h: l }).await.answer::<()>().unwrap();
+            assert!(a.serve(acquire()).await.answer::<bool>().unwrap());
         });
     }
 

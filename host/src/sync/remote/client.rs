@@ -87,7 +87,7 @@ impl Connection {
         )
         .await
         .map_err(lost)?;
-        reader.next::<Response>().await.map_err(lost)?.unit()?;
+        reader.next::<Response>().await.map_err(lost)?.answer::<()>()?;
         Ok(Connection {
             reader: AsyncMutex::new(reader),
             writer: AsyncMutex::new(write),

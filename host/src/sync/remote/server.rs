@@ -2,7 +2,8 @@
 
 use super::frame::{FrameReader, write_frame};
 use super::{ClientMsg, Hello};
-use crate::sync::{Registry, Request, Response, SyncTable, WireError};
+use crate::error::ProcessError;
+use crate::sync::{Registry, Request, Response, SyncTable};
 use std::sync::Arc;
 use tokio::net::UnixStream;
 
@@ -39,7 +40,7 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
     let table = SyncTable::new(registry.clone(), &hello.name, objects);
     write_frame(&mut write, &Response::Unit).await?;
     // The failure of a post, for the next call.
-    let mut failed_post: Option<WireError> = None;
+    let mut failed_post: Option<ProcessError> = None;
     loop {
         let request = match reader.next::<ClientMsg>().await? {
             ClientMsg::Call(request) => request,
@@ -54,7 +55,10 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
                     if let Response::Error(e) = table.call(request).await
                         && failed_post.is_none()
                     {
-                        failed_post = Some(e.prefixed("an earlier queue-post failed: "));
+                        failed_post = Some(ProcessError::new(
+                            e.kind,
+                            format!("an earlier queue-post failed: {}", e.message),
+                        ));
                     }
                 }
                 continue;

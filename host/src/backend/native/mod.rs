@@ -1,0 +1,246 @@
+//! The `native` backend: every child process is a real OS process that maps the parent's
+//! compiled program, runs the target under the same model ([`crate::model`]) and exits
+//! with the process's exit code. The run's root host forks its children from a fork server
+//! ([`fork_server`]: this executable run once as `wasmproc __child --zygote`, with the
+//! engine made and each program mapped); a native child process starting children of its
+//! own runs this executable again as `wasmproc __child` for each (and so does the root
+//! host if its fork server cannot start). Both run the same code ([`child`]).
+//!
+//! - `spawn.rs`: starting a child, through the fork server or by executing it;
+//! - `run.rs`: what a run shares across its OS processes (its directory, process slots,
+//!   lifeline);
+//! - `spec.rs`: the child's description;
+//! - `child.rs`: the child's side, from its description to its exit;
+//! - `timer.rs`: the child's epoch ticks and its watch on the run and its parent.
+//!
+//! What crosses the OS boundary:
+//! - the child's description ([`spec::ChildSpec`]): on its stdin, which an executed child
+//!   reads to the end, or in the request to the fork server (the guest itself gets an empty
+//!   stdin; a forked child's stdin is `/dev/null`);
+//! - a *parent pipe*: the parent holds the write end; the child sees end-of-file when its
+//!   parent process has ended, which is `parent_process().is_alive()`;
+//! - the run's *lifeline*: the run's root host holds the write end and closes it when the
+//!   run ends, or the OS closes it when the host dies (even by SIGKILL); every process of
+//!   the run then kills itself, so no orphan outlives its run;
+//! - stdout and stderr: inherited, or files in the run's capture directory;
+//! - sync objects: served by the run's root host on a socket in the run's directory
+//!   ([`crate::sync::remote`]).
+//!
+//! terminate and kill are SIGTERM and SIGKILL; the exit code comes from the wait status.
+
+mod child;
+mod fork_server;
+mod hugetext;
+mod run;
+mod spawn;
+mod spec;
+mod timer;
+
+pub(crate) use child::child_main;
+
+use self::fork_server::ForkServer;
+use self::run::{NativeRun, RunDir};
+use super::{Backend, BackendRun};
+use crate::config::{Config, OutputMode};
+use crate::error::Error;
+use crate::sync::{Link, Registry};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The hidden subcommand a native child runs.
+pub const CHILD_SUBCOMMAND: &str = "__child";
+
+/// `<exe> __child --probe` prints this (and the version and [`PROTOCOL`]), so that a host
+/// can check that its native executable speaks the same protocol before starting any
+/// process.
+const PROBE_REPLY: &str = "wasmproc-native-child";
+
+/// The version of what a host and its native executable exchange (a child's description,
+/// the fork server's requests and reports): raised with every change of it, so that a host
+/// refuses an executable of another build of the same version instead of misreading it.
+/// 2: the fork server's spares.
+const PROTOCOL: u32 = 2;
+
+/// The backend object.
+pub(crate) struct NativeBackend {
+    host: Arc<NativeHost>,
+}
+
+/// What every run of a native host shares.
+struct NativeHost {
+    exe: PathBuf,
+    /// Where this host writes compiled programs and run directories (removed on drop by
+    /// the host that made it).
+    work_dir: PathBuf,
+    owns_work_dir: bool,
+    next_run: AtomicU64,
+    /// The fork server that starts this host's children (the run's root host only; a
+    /// native child process executes its children).
+    fork_server: Option<ForkServer>,
+    /// The scheduler the ends of children are awaited on.
+    runtime: tokio::runtime::Handle,
+}
+
+impl NativeBackend {
+    /// The backend of a root host, whose children run `exe` (this executable by default).
+    pub fn new(runtime: tokio::runtime::Handle, exe: Option<PathBuf>) -> Result<Self, Error> {
+        let exe = match exe {
+            Some(exe) => exe,
+            None => std::env::current_exe().map_err(Error::Runtime)?,
+        };
+        remove_stale_work_dirs();
+        probe(&exe)?;
+        // One directory per host: several hosts may live in one OS process.
+        static HOSTS: AtomicU64 = AtomicU64::new(1);
+        let n = HOSTS.fetch_add(1, Ordering::Relaxed);
+        let work_dir = work_root().join(format!("wasmproc-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&work_dir).map_err(|io| Error::WriteFile {
+            path: work_dir.clone(),
+            io,
+        })?;
+        Ok(Self::with(NativeHost {
+            fork_server: Some(ForkServer::new(exe.clone())),
+            exe,
+            work_dir,
+            owns_work_dir: true,
+            next_run: AtomicU64::new(1),
+            runtime,
+        }))
+    }
+
+    /// The backend of a native child process, which executes its own children and keeps
+    /// its work in its run's `work_dir`.
+    fn for_child(runtime: tokio::runtime::Handle, exe: PathBuf, work_dir: PathBuf) -> Self {
+        Self::with(NativeHost {
+            exe,
+            work_dir,
+            owns_work_dir: false,
+            next_run: AtomicU64::new(1),
+            fork_server: None,
+            runtime,
+        })
+    }
+
+    fn with(host: NativeHost) -> Self {
+        NativeBackend {
+            host: Arc::new(host),
+        }
+    }
+}
+
+impl Backend for NativeBackend {
+    fn new_run(&self, config: &Config) -> Result<(Box<dyn BackendRun>, Link), Error> {
+        let n = self.host.next_run.fetch_add(1, Ordering::Relaxed);
+        let path = self.host.work_dir.join(format!("run-{n}"));
+        let dir = RunDir::create(path.clone(), config.output == OutputMode::Capture)
+            .map_err(|io| Error::WriteFile { path, io })?;
+        // The run's sync objects live here and are served to its native processes.
+        let registry = Registry::new(config.limits.clone());
+        let socket = dir.sync_socket();
+        let listener = {
+            let _context = self.host.runtime.enter();
+            tokio::net::UnixListener::bind(&socket).map_err(|io| Error::WriteFile {
+                path: socket.clone(),
+                io,
+            })?
+        };
+        let server = self
+            .host
+            .runtime
+            .spawn(crate::sync::remote::serve(listener, registry.clone()));
+        let run = NativeRun::new(self.host.clone(), dir, Some(server.abort_handle()));
+        Ok((Box::new(run), Link::Here(registry)))
+    }
+
+    fn main_pid(&self) -> u64 {
+        u64::from(std::process::id())
+    }
+}
+
+impl Drop for NativeHost {
+    fn drop(&mut self) {
+        if self.owns_work_dir {
+            let _ = std::fs::remove_dir_all(&self.work_dir);
+        }
+    }
+}
+
+/// Checks that `exe` is a wasmproc binary of this very version.
+fn probe(exe: &Path) -> Result<(), Error> {
+    let expected = probe_reply();
+    let bad = |why: String| Error::NativeExe {
+        exe: exe.to_path_buf(),
+        why,
+    };
+    let out = std::process::Command::new(exe)
+        .args([CHILD_SUBCOMMAND, "--probe"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| bad(e.to_string()))?;
+    let reply = String::from_utf8_lossy(&out.stdout);
+    if reply.trim_end() != expected {
+        return Err(bad(format!(
+            "it is not wasmproc {} speaking protocol {PROTOCOL} (asked `{CHILD_SUBCOMMAND} \
+             --probe`, expected \"{expected}\")",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    Ok(())
+}
+
+/// What `<exe> __child --probe` prints.
+fn probe_reply() -> String {
+    format!(
+        "{PROBE_REPLY} {} protocol {PROTOCOL}",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Where hosts keep their work directories (the compiled programs their native children
+/// map, the slot lock files, captured output): `$TMPDIR` when it is set, otherwise
+/// `/dev/shm` when there is one to write to with room to spare (memory: a file is created
+/// there far faster than on a disk's journal, and every native start creates some;
+/// containers often give it only 64 MiB), otherwise the system's temporary directory.
+fn work_root() -> PathBuf {
+    /// The least free space `/dev/shm` must have to be used.
+    const SHM_ROOM: u64 = 512 << 20;
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        let writable = || rustix::fs::access(shm, rustix::fs::Access::WRITE_OK).is_ok();
+        let roomy = || {
+            rustix::fs::statvfs(shm)
+                .is_ok_and(|v| v.f_bavail.saturating_mul(v.f_frsize) >= SHM_ROOM)
+        };
+        if std::env::var_os("TMPDIR").is_none() && shm.is_dir() && writable() && roomy() {
+            shm.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        }
+    })
+    .clone()
+}
+
+/// Removes the work directories of hosts that are gone (killed, or never dropped).
+fn remove_stale_work_dirs() {
+    let Ok(entries) = std::fs::read_dir(work_root()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("wasmproc-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

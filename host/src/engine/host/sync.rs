@@ -1,0 +1,215 @@
+//! `wasmproc:process/sync`: queues, pipes, events and locks. Each import is one
+//! [`Request`] to the calling process's sync client, answered with the import's type.
+
+use super::{HostResult, to_wit};
+use crate::engine::bindings::wasmproc::process::sync::{self as wit, Host, SmallItem, TakenItem};
+use crate::engine::state::ProcState;
+use crate::error::{ErrorKind, ProcessError};
+use crate::sync::{Answer, LockKind, Request, Taken};
+
+impl ProcState {
+    /// Carries out `request` on the caller's sync objects (a future that does not borrow
+    /// the store's data, which is not `Sync`).
+    fn sync<T: Answer>(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = HostResult<T>> + Send + 'static {
+        let model = self.model().cloned();
+        async move { Ok(model?.client().call(request).await.map_err(to_wit)) }
+    }
+
+    /// Carries out `request` at once if it needs neither waiting nor another OS process:
+    /// none when it cannot, or when it fails with an error of kind `miss`.
+    fn sync_now<T: Answer>(&self, request: Request, miss: ErrorKind) -> HostResult<Option<T>> {
+        Ok(match self.model()?.client().now(request) {
+            None => Ok(None),
+            Some(response) => match response.answer::<T>() {
+                Ok(answer) => Ok(Some(answer)),
+                Err(e) if e.kind == miss => Ok(None),
+                Err(e) => Err(to_wit(e)),
+            },
+        })
+    }
+}
+
+impl Host for ProcState {
+    async fn queue_new(&mut self, maxsize: u32) -> HostResult<u64> {
+        self.sync(Request::QueueNew { maxsize }).await
+    }
+
+    async fn queue_put(
+        &mut self,
+        h: u64,
+        item: Vec<u8>,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<()> {
+        let request = Request::QueuePut {
+            h,
+            item,
+            block,
+            timeout,
+        };
+        self.sync(request).await
+    }
+
+    async fn queue_get(
+        &mut self,
+        h: u64,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<Vec<u8>> {
+        self.sync(Request::QueueGet { h, block, timeout }).await
+    }
+
+    async fn queue_get_many(
+        &mut self,
+        h: u64,
+        max: u32,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<Vec<Vec<u8>>> {
+        let request = Request::QueueGetMany {
+            h,
+            max,
+            block,
+            timeout,
+        };
+        self.sync(request).await
+    }
+
+    async fn queue_put_many(&mut self, h: u64, items: Vec<Vec<u8>>) -> HostResult<u32> {
+        self.sync(Request::QueuePutMany { h, items }).await
+    }
+
+    async fn queue_post(&mut self, h: u64, item: Vec<u8>) -> HostResult<()> {
+        let model = self.model()?.clone();
+        Ok(model.client().post(h, item).await.map_err(to_wit))
+    }
+
+    fn queue_try_put(&mut self, h: u64, item: Vec<u8>) -> HostResult<bool> {
+        let request = Request::QueuePut {
+            h,
+            item,
+            block: false,
+            timeout: None,
+        };
+        Ok(self
+            .sync_now::<()>(request, ErrorKind::Full)?
+            .map(|put| put.is_some()))
+    }
+
+    fn queue_try_get(&mut self, h: u64) -> HostResult<Option<Vec<u8>>> {
+        let request = Request::QueueGet {
+            h,
+            block: false,
+            timeout: None,
+        };
+        self.sync_now(request, ErrorKind::Empty)
+    }
+
+    fn queue_try_put_small(&mut self, h: u64, item: SmallItem) -> HostResult<bool> {
+        let Some(len) = Some(usize::from(item.len)).filter(|l| *l <= 16) else {
+            return Ok(Err(to_wit(ProcessError::invalid_argument(format!(
+                "a small item has at most 16 bytes, not {}",
+                item.len
+            )))));
+        };
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&item.lo.to_le_bytes());
+        bytes[8..].copy_from_slice(&item.hi.to_le_bytes());
+        Ok(match self.model()?.client().try_put_small(h, &bytes[..len]) {
+            Some(Ok(put)) => Ok(put),
+            Some(Err(e)) => Err(to_wit(e)),
+            None => Ok(false),
+        })
+    }
+
+    fn queue_try_get_small(&mut self, h: u64) -> HostResult<TakenItem> {
+        Ok(match self.model()?.client().try_get_small(h) {
+            Some(Ok(Some(Taken::Small(len, bytes)))) => {
+                let word = |w: &[u8]| u64::from_le_bytes(w.try_into().expect("8 bytes"));
+                Ok(TakenItem::Small(SmallItem {
+                    len,
+                    lo: word(&bytes[..8]),
+                    hi: word(&bytes[8..]),
+                }))
+            }
+            Some(Ok(Some(Taken::Large(item)))) => Ok(TakenItem::Large(item)),
+            Some(Ok(None)) | None => Ok(TakenItem::None),
+            Some(Err(e)) => Err(to_wit(e)),
+        })
+    }
+
+    async fn queue_qsize(&mut self, h: u64) -> HostResult<u32> {
+        self.sync(Request::QueueSize { h }).await
+    }
+
+    async fn pipe_new(&mut self, duplex: bool) -> HostResult<(u64, u64)> {
+        self.sync(Request::PipeNew { duplex }).await
+    }
+
+    async fn conn_send(&mut self, h: u64, message: Vec<u8>) -> HostResult<()> {
+        self.sync(Request::ConnSend { h, message }).await
+    }
+
+    async fn conn_recv(&mut self, h: u64) -> HostResult<Vec<u8>> {
+        self.sync(Request::ConnRecv { h }).await
+    }
+
+    async fn conn_poll(&mut self, h: u64, timeout: Option<u64>) -> HostResult<bool> {
+        self.sync(Request::ConnPoll { h, timeout }).await
+    }
+
+    async fn event_new(&mut self) -> HostResult<u64> {
+        self.sync(Request::EventNew).await
+    }
+
+    async fn event_set(&mut self, h: u64) -> HostResult<()> {
+        self.sync(Request::EventSet { h }).await
+    }
+
+    async fn event_clear(&mut self, h: u64) -> HostResult<()> {
+        self.sync(Request::EventClear { h }).await
+    }
+
+    async fn event_is_set(&mut self, h: u64) -> HostResult<bool> {
+        self.sync(Request::EventIsSet { h }).await
+    }
+
+    async fn event_wait(&mut self, h: u64, timeout: Option<u64>) -> HostResult<bool> {
+        self.sync(Request::EventWait { h, timeout }).await
+    }
+
+    async fn lock_new(&mut self, kind: wit::LockKind, value: u32) -> HostResult<u64> {
+        let kind = match kind {
+            wit::LockKind::Lock => LockKind::Lock,
+            wit::LockKind::Rlock => LockKind::RLock,
+            wit::LockKind::Semaphore => LockKind::Semaphore,
+            wit::LockKind::BoundedSemaphore => LockKind::BoundedSemaphore,
+        };
+        self.sync(Request::LockNew { kind, value }).await
+    }
+
+    async fn lock_acquire(
+        &mut self,
+        h: u64,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<bool> {
+        self.sync(Request::LockAcquire { h, block, timeout }).await
+    }
+
+    async fn lock_release(&mut self, h: u64) -> HostResult<()> {
+        self.sync(Request::LockRelease { h }).await
+    }
+
+    async fn lock_value(&mut self, h: u64) -> HostResult<u32> {
+        self.sync(Request::LockValue { h }).await
+    }
+
+    async fn close(&mut self, h: u64) -> wasmtime::Result<()> {
+        let _ = self.sync::<()>(Request::Close { h }).await?;
+        Ok(())
+    }
+}

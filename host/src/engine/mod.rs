@@ -1,0 +1,281 @@
+//! The wasmtime engine both backends run guests on: its configuration, loading programs
+//! ([`Engine::load`]), and running one process's guest code to its end ([`Runner`], in
+//! `run.rs`). Each process has a `Store` of its own ([`ProcState`], `state.rs`); the host
+//! calls its guest makes are in `host/`, one file per WIT interface. Fiber stacks and
+//! linear memories of ended processes are kept for the next (`stacks.rs`, `memories.rs`)
+//! unless the pooling allocator is configured.
+
+mod bindings;
+mod host;
+mod kept;
+mod memories;
+mod run;
+mod stacks;
+mod state;
+
+pub(crate) use self::memories::run_last_process_only;
+pub(crate) use self::state::ProcState;
+
+use crate::error::{Error, chain};
+use crate::model::{Entry, ProcessCtx, Runner};
+use crate::program::{Program, ProgramInner};
+use crate::exit::ExitStatus;
+use futures::future::BoxFuture;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Precompiled, Store};
+
+/// What instantiates a program built with the guest SDK.
+pub(crate) type GuestPre = bindings::ProgramPre<ProcState>;
+
+/// What instantiates a plain WASI command.
+pub(crate) type CommandPre = wasmtime_wasi::p2::bindings::CommandPre<ProcState>;
+
+/// The engine, linker and scheduler shared by all processes of a host.
+pub(crate) struct Engine {
+    engine: wasmtime::Engine,
+    linker: Linker<ProcState>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Engine {
+    /// An engine whose guests yield to the scheduler every `epoch_tick_ms`, ticked by a
+    /// thread of its own.
+    pub fn new(config: &crate::Config, runtime: tokio::runtime::Handle) -> Result<Self, Error> {
+        let engine = Self::without_ticker(config, runtime)?;
+        engine.start_ticker(config.epoch_tick_ms)?;
+        Ok(engine)
+    }
+
+    /// The engine without its epoch ticker thread, for a native child process (whose own
+    /// timer ticks it) and for the native fork server (which must stay single-threaded to
+    /// fork; each forked child takes the engine over with [`Engine::with_runtime`]).
+    pub fn without_ticker(
+        config: &crate::Config,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, Error> {
+        let engine =
+            wasmtime::Engine::new(&wasmtime_config(config)).map_err(|e| Error::Engine(chain(&e)))?;
+        let mut linker = Linker::new(&engine);
+        // WASI 0.2.12's `exit-with-code` is linked too: `std::process::exit(n)` keeps `n`.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::Engine(chain(&e)))?;
+        bindings::Program::add_to_linker::<ProcState, HasSelf<ProcState>>(&mut linker, |s| s)
+            .map_err(|e| Error::Engine(chain(&e)))?;
+        Ok(Engine {
+            engine,
+            linker,
+            runtime,
+        })
+    }
+
+    /// Starts the epoch ticker: every tick, running guests yield to the scheduler.
+    fn start_ticker(&self, tick_ms: u64) -> Result<(), Error> {
+        let weak = self.engine.weak();
+        let tick = Duration::from_millis(tick_ms.max(1));
+        std::thread::Builder::new()
+            .name("wasmproc-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(tick);
+                }
+            })
+            .map_err(Error::Runtime)?;
+        Ok(())
+    }
+
+    /// This engine (its compiled programs stay valid), driven by `runtime` from now on: a
+    /// child forked from the native fork server takes over the server's engine this way.
+    pub fn with_runtime(self, runtime: tokio::runtime::Handle) -> Self {
+        Engine { runtime, ..self }
+    }
+
+    /// The wasmtime engine.
+    pub fn wasmtime(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// Loads a program: a component, or one precompiled by `wasmproc compile`.
+    pub fn load(&self, path: &Path) -> Result<Program, Error> {
+        let bytes = std::fs::read(path).map_err(|io| Error::ReadProgram {
+            path: path.to_path_buf(),
+            io,
+        })?;
+        let fail = |message: String| Error::LoadProgram {
+            path: path.to_path_buf(),
+            message,
+        };
+        let component = match wasmtime::Engine::detect_precompiled(&bytes) {
+            Some(Precompiled::Component) => {
+                // SAFETY: wasmtime checks that the artifact was made by this wasmtime
+                // version with a compatible configuration and rejects it otherwise; beyond
+                // that, a precompiled file is trusted as native code, which is why only a
+                // file the user names (made by `wasmproc compile`) is ever loaded this way.
+                unsafe { Component::deserialize(&self.engine, &bytes) }
+                    .map_err(|e| fail(format!("not a usable precompiled program: {e:#}")))?
+            }
+            Some(Precompiled::Module) => {
+                return Err(fail(
+                    "this is a precompiled core module, not a component".to_string(),
+                ));
+            }
+            None => Component::new(&self.engine, &bytes)
+                .map_err(|e| fail(format!("not a WebAssembly component: {e:#}")))?,
+        };
+        self.prepare(path, component, None)
+    }
+
+    /// Loads a program a native parent serialised to `artifact`, trusting its target list.
+    pub fn load_artifact(
+        &self,
+        artifact: &Path,
+        display_name: String,
+        targets: Vec<String>,
+    ) -> Result<Program, Error> {
+        // SAFETY: the artifact was written by this same executable (the parent host
+        // serialised its compiled component) into a directory it created; wasmtime checks
+        // version and configuration compatibility as well. The file is mapped, not read.
+        let component =
+            unsafe { Component::deserialize_file(&self.engine, artifact) }.map_err(|e| {
+                Error::LoadProgram {
+                    path: artifact.to_path_buf(),
+                    message: format!("cannot map the parent's compiled program: {e:#}"),
+                }
+            })?;
+        let program = self.prepare(artifact, component, Some((display_name, targets)))?;
+        let _ = program.inner().artifact.set(artifact.to_path_buf());
+        Ok(program)
+    }
+
+    fn prepare(
+        &self,
+        path: &Path,
+        component: Component,
+        known: Option<(String, Vec<String>)>,
+    ) -> Result<Program, Error> {
+        let fail = |message: String| Error::LoadProgram {
+            path: path.to_path_buf(),
+            message,
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(format!("its imports cannot be satisfied: {e:#}")))?;
+        let command = CommandPre::new(pre.clone()).ok();
+        let guest = GuestPre::new(pre).ok();
+        if command.is_none() && guest.is_none() {
+            return Err(fail(
+                "it exports neither wasi:cli/run nor wasmproc:process/guest".to_string(),
+            ));
+        }
+        let (display_name, targets) = match known {
+            Some(known) => known,
+            None => (
+                display_name_of(path),
+                self.list_targets(guest.as_ref())
+                    .map_err(|e| fail(format!("listing its targets failed: {e:#}")))?,
+            ),
+        };
+        Ok(Program::new(ProgramInner {
+            path: path.to_path_buf(),
+            component,
+            artifact: std::sync::OnceLock::new(),
+            display_name,
+            command,
+            guest,
+            targets,
+        }))
+    }
+
+    /// The targets a program of the guest SDK registers (none for a plain command).
+    fn list_targets(&self, guest: Option<&GuestPre>) -> wasmtime::Result<Vec<String>> {
+        let Some(guest) = guest.cloned() else {
+            return Ok(Vec::new());
+        };
+        let engine = self.engine.clone();
+        let list = async move {
+            let mut store = Store::new(&engine, ProcState::scratch());
+            store.set_epoch_deadline(u64::MAX / 2);
+            let instance = guest.instantiate_async(&mut store).await?;
+            instance
+                .wasmproc_process_guest()
+                .call_targets(&mut store)
+                .await
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(|| self.runtime.block_on(list)),
+            Err(_) => self.runtime.block_on(list),
+        }
+    }
+
+    /// Instantiates `program` once and drops the instance, running none of its code: the
+    /// epoch deadline is already reached, so a start function traps at its entry. A spare
+    /// of the native fork server does this before its request comes, so that the pages an
+    /// instantiation touches are mapped by then, and the linear memory and fiber stack it
+    /// took are kept for the process to come.
+    pub async fn rehearse(&self, program: &Program) {
+        let Some(pre) = program.inner().guest.as_ref() else {
+            return;
+        };
+        let mut store = Store::new(&self.engine, ProcState::scratch());
+        store.set_epoch_deadline(0);
+        store.epoch_deadline_trap();
+        let _ = pre.instantiate_async(&mut store).await;
+    }
+}
+
+impl Runner for Engine {
+    fn run(self: Arc<Self>, ctx: Arc<ProcessCtx>, entry: Entry) -> BoxFuture<'static, ExitStatus> {
+        Box::pin(run::run_guest(self, ctx, entry))
+    }
+}
+
+/// The wasmtime configuration of a host's engine.
+fn wasmtime_config(config: &crate::Config) -> wasmtime::Config {
+    let mut cfg = wasmtime::Config::new();
+    cfg.epoch_interruption(true);
+    // Copy a program's initial data into each new memory instead of mapping it
+    // copy-on-write: the data of a guest is a few KiB, so the copy costs no more than the
+    // mapping, and every process needs two kernel mappings fewer (the kernel allows 65,530
+    // per OS process, which bounds how many processes can sleep at once).
+    cfg.memory_init_cow(false);
+    match config.pooling {
+        None => {
+            // Fiber stacks of ended processes are reused rather than unmapped (an unmap
+            // interrupts every other core of the host).
+            cfg.with_host_stack(Arc::new(stacks::PooledStacks(Arc::default())));
+            // Linear memories likewise: an ended process's reservation goes to the next.
+            cfg.with_host_memory(Arc::new(memories::PooledMemories(Arc::default())));
+        }
+        Some(slots) => {
+            // The pooling allocator: every process's memory, tables, instance and fiber
+            // stack come from slots reserved once, so starting a process maps nothing new.
+            // Its cost: each slot's stack guard is a mapping of its own from the start.
+            let memory = usize::try_from(config.limits.memory).unwrap_or(usize::MAX);
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots.saturating_mul(4))
+                .total_memories(slots)
+                .total_tables(slots.saturating_mul(2))
+                .total_stacks(slots)
+                .max_core_instances_per_component(16)
+                .max_memories_per_component(2)
+                .max_tables_per_component(4)
+                .max_memory_size(memory);
+            cfg.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+            // Reserve no more address space per memory than the memory limit allows.
+            cfg.memory_reservation(config.limits.memory);
+        }
+    }
+    cfg
+}
+
+fn display_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
