@@ -481,128 +481,163 @@ impl Settings {
 
     /// Parses the text of a configuration file; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Settings, ConfigError> {
-        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let file = TomlFile { text, origin };
         let table = toml::de::DeTable::parse(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(s.start)).unwrap_or(1);
-            ConfigError(format!("{origin}:{line}: {}", e.message()))
+            let line = e.span().map(|s| file.line_of(s.start)).unwrap_or(1);
+            file.error(line, e.message())
         })?;
         let mut settings = Settings::default();
         for (key, value) in table.get_ref() {
-            let line = line_of(key.span().start);
+            let line = file.line_of(key.span().start);
             let name = key.get_ref().as_ref();
-            let sub_table = match (name, value.get_ref()) {
-                ("grants" | "limits" | "programs", toml::de::DeValue::Table(t)) => Some(t),
+            match (name, value.get_ref()) {
+                ("programs", toml::de::DeValue::Table(t)) => file.programs(&mut settings, t)?,
+                ("grants", toml::de::DeValue::Table(t)) => file.grants(&mut settings, t)?,
+                ("limits", toml::de::DeValue::Table(t)) => file.limits(&mut settings, t)?,
                 ("grants" | "limits" | "programs", _) => {
-                    return Err(ConfigError(format!(
-                        "{origin}:{line}: '{name}' must be a table ([{name}])"
-                    )));
+                    return Err(file.error(line, format!("'{name}' must be a table ([{name}])")));
                 }
-                _ => None,
-            };
-            if let (Some(programs), "programs") = (sub_table, name) {
-                for (key, value) in programs {
-                    let line = line_of(key.span().start);
-                    let name = key.get_ref().as_ref();
-                    let toml::de::DeValue::String(path) = value.get_ref() else {
-                        return Err(ConfigError(format!(
-                            "{origin}:{line}: program '{name}' must be a path (a string)"
-                        )));
-                    };
-                    settings
-                        .program(name, std::path::Path::new(path.as_ref()))
-                        .map_err(|e| ConfigError(format!("{origin}:{line}: {e}")))?;
-                }
-                continue;
+                (_, value) => file.top_key(&mut settings, line, name, value)?,
             }
-            if let (Some(grants), "grants") = (sub_table, name) {
-                for (key, value) in grants {
-                    let line = line_of(key.span().start);
-                    let name = key.get_ref().as_ref();
-                    let strings =
-                        |value: &toml::de::DeValue<'_>| -> Result<Vec<String>, ConfigError> {
-                            let toml::de::DeValue::Array(items) = value else {
-                                return Err(ConfigError(format!(
-                                    "{origin}:{line}: grant '{name}' must be a list of strings"
-                                )));
-                            };
-                            items
-                                .iter()
-                                .map(|i| match i.get_ref() {
-                                    toml::de::DeValue::String(s) => Ok(s.to_string()),
-                                    _ => Err(ConfigError(format!(
-                                        "{origin}:{line}: grant '{name}' must be a list of strings"
-                                    ))),
-                                })
-                                .collect()
-                        };
-                    let located = |e: String| ConfigError(format!("{origin}:{line}: {e}"));
-                    match name {
-                        "dirs" | "dirs_rw" => {
-                            for d in strings(value.get_ref())? {
-                                settings
-                                    .dirs
-                                    .push(DirGrant::parse(&d, name == "dirs_rw").map_err(located)?);
-                            }
-                        }
-                        "env" => {
-                            for e in strings(value.get_ref())? {
-                                settings.env.push(parse_env_grant(&e).map_err(located)?);
-                            }
-                        }
-                        "network" => match value.get_ref() {
-                            toml::de::DeValue::Boolean(b) => settings.network = Some(*b),
-                            _ => {
-                                return Err(located(
-                                    "grant 'network' must be true or false".to_string(),
-                                ));
-                            }
-                        },
-                        other => {
-                            return Err(located(format!(
-                                "unknown grant '{other}' (valid: dirs, dirs_rw, env, network)"
-                            )));
-                        }
-                    }
-                }
-                continue;
-            }
-            if let (Some(limits), "limits") = (sub_table, name) {
-                for (key, value) in limits {
-                    let line = line_of(key.span().start);
-                    let name = key.get_ref().as_ref();
-                    let text = match value.get_ref() {
-                        toml::de::DeValue::String(s) => s.to_string(),
-                        toml::de::DeValue::Integer(i) => i.to_string(),
-                        _ => {
-                            return Err(ConfigError(format!(
-                                "{origin}:{line}: limit '{name}' must be a number or a string"
-                            )));
-                        }
-                    };
-                    settings
-                        .limit(name, &text)
-                        .map_err(|e| ConfigError(format!("{origin}:{line}: {e}")))?;
-                }
-                continue;
-            }
-            if !KEYS.iter().any(|(k, _)| *k == name) {
-                let valid: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
-                return Err(ConfigError(format!(
-                    "{origin}:{line}: unknown key '{name}' (valid keys: {}, [limits], [grants], \
-                     [programs])",
-                    valid.join(", ")
-                )));
-            }
-            let toml::de::DeValue::String(s) = value.get_ref() else {
-                return Err(ConfigError(format!(
-                    "{origin}:{line}: key '{name}' must be a string"
-                )));
-            };
-            settings
-                .set(name, s)
-                .map_err(|e| ConfigError(format!("{origin}:{line}: key '{name}': {e}")))?;
         }
         Ok(settings)
+    }
+}
+
+/// A configuration file being parsed: its text, and what names it in errors.
+struct TomlFile<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl TomlFile<'_> {
+    /// The line of byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn error(&self, line: usize, message: impl std::fmt::Display) -> ConfigError {
+        ConfigError(format!("{}:{line}: {message}", self.origin))
+    }
+
+    /// A key outside the tables: one of [`KEYS`], a string.
+    fn top_key(
+        &self,
+        settings: &mut Settings,
+        line: usize,
+        name: &str,
+        value: &toml::de::DeValue<'_>,
+    ) -> Result<(), ConfigError> {
+        if !KEYS.iter().any(|(k, _)| *k == name) {
+            let valid: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+            return Err(self.error(
+                line,
+                format!(
+                    "unknown key '{name}' (valid keys: {}, [limits], [grants], [programs])",
+                    valid.join(", ")
+                ),
+            ));
+        }
+        let toml::de::DeValue::String(s) = value else {
+            return Err(self.error(line, format!("key '{name}' must be a string")));
+        };
+        settings
+            .set(name, s)
+            .map_err(|e| self.error(line, format!("key '{name}': {e}")))
+    }
+
+    /// `[programs]`: a name and a path each.
+    fn programs(&self, settings: &mut Settings, table: &toml::de::DeTable<'_>) -> Result<(), ConfigError> {
+        for (key, value) in table {
+            let line = self.line_of(key.span().start);
+            let name = key.get_ref().as_ref();
+            let toml::de::DeValue::String(path) = value.get_ref() else {
+                return Err(self.error(line, format!("program '{name}' must be a path (a string)")));
+            };
+            settings
+                .program(name, std::path::Path::new(path.as_ref()))
+                .map_err(|e| self.error(line, e))?;
+        }
+        Ok(())
+    }
+
+    /// `[limits]`: a number or a string each.
+    fn limits(&self, settings: &mut Settings, table: &toml::de::DeTable<'_>) -> Result<(), ConfigError> {
+        for (key, value) in table {
+            let line = self.line_of(key.span().start);
+            let name = key.get_ref().as_ref();
+            let text = match value.get_ref() {
+                toml::de::DeValue::String(s) => s.to_string(),
+                toml::de::DeValue::Integer(i) => i.to_string(),
+                _ => {
+                    return Err(self.error(
+                        line,
+                        format!("limit '{name}' must be a number or a string"),
+                    ));
+                }
+            };
+            settings
+                .limit(name, &text)
+                .map_err(|e| self.error(line, e))?;
+        }
+        Ok(())
+    }
+
+    /// `[grants]`.
+    fn grants(&self, settings: &mut Settings, table: &toml::de::DeTable<'_>) -> Result<(), ConfigError> {
+        for (key, value) in table {
+            let line = self.line_of(key.span().start);
+            self.grant(settings, line, key.get_ref().as_ref(), value.get_ref())?;
+        }
+        Ok(())
+    }
+
+    /// One grant: `dirs`, `dirs_rw` and `env` are lists of strings, `network` a boolean.
+    fn grant(
+        &self,
+        settings: &mut Settings,
+        line: usize,
+        name: &str,
+        value: &toml::de::DeValue<'_>,
+    ) -> Result<(), ConfigError> {
+        let located = |e: String| self.error(line, e);
+        let not_strings = || self.error(line, format!("grant '{name}' must be a list of strings"));
+        let strings = || -> Result<Vec<String>, ConfigError> {
+            let toml::de::DeValue::Array(items) = value else {
+                return Err(not_strings());
+            };
+            items
+                .iter()
+                .map(|i| match i.get_ref() {
+                    toml::de::DeValue::String(s) => Ok(s.to_string()),
+                    _ => Err(not_strings()),
+                })
+                .collect()
+        };
+        match name {
+            "dirs" | "dirs_rw" => {
+                for d in strings()? {
+                    settings
+                        .dirs
+                        .push(DirGrant::parse(&d, name == "dirs_rw").map_err(located)?);
+                }
+            }
+            "env" => {
+                for e in strings()? {
+                    settings.env.push(parse_env_grant(&e).map_err(located)?);
+                }
+            }
+            "network" => match value {
+                toml::de::DeValue::Boolean(b) => settings.network = Some(*b),
+                _ => return Err(located("grant 'network' must be true or false".to_string())),
+            },
+            other => {
+                return Err(located(format!(
+                    "unknown grant '{other}' (valid: dirs, dirs_rw, env, network)"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -600,10 +600,12 @@ async fn event_wait(e: &EventObj, timeout: Option<u64>) -> bool {
         .is_some()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Limits;
+    use crate::sync::{HANDLE_BIT, LockKind};
+    use std::time::Duration;
 
     fn table() -> SyncTable {
         SyncTable::new(Registry::new(Limits::default()), "MainProcess", Vec::new())
