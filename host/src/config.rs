@@ -282,7 +282,7 @@ pub struct Config {
     pub epoch_tick_ms: u64,
     /// Run each process of the `wasm` backend on an OS thread of its own instead of as a
     /// task on the shared scheduler. The default (false) was chosen by measurement (see
-    /// the README's benchmark section); this switch exists to repeat that measurement.
+    /// BENCHMARKS.md); this switch exists to repeat that measurement.
     pub thread_per_process: bool,
     /// Give the main process the host's stdin (as a shell gives a program its terminal).
     /// Child processes always get an empty stdin, as with CPython's /dev/null.

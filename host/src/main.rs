@@ -163,26 +163,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .limit(key, value)
                     .map_err(|e| anyhow::anyhow!("--limit {limit}: {e}"))?;
             }
-            let file = match config {
-                Some(path) => Settings::from_file(&path)?,
-                None if Path::new("wasmproc.toml").exists() => {
-                    Settings::from_file(Path::new("wasmproc.toml"))?
-                }
-                None => Settings::default(),
-            };
+            let file = settings_file(config)?;
             let settings = flags.or(Settings::from_env(std::env::vars())?).or(file);
-            if settings.output == Some(OutputMode::Capture) {
-                anyhow::bail!("output 'capture' is for the library; use inherit or prefix");
-            }
-            let host = Host::new(settings.apply(Config {
-                main_stdin: true,
-                ..Config::default()
-            }))
-            .context("failed to start the host")?;
-            let program = host.load(&program)?;
-            let status = host.run_main(&program, &args)?.status;
-            let code = u8::try_from(status.shell_code()).unwrap_or(u8::MAX);
-            Ok(ExitCode::from(code))
+            run_program(settings, &program, &args)
         }
         Command::Compile { program, output } => {
             let output = output.unwrap_or_else(|| program.with_extension("cwasm"));
@@ -192,4 +175,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The settings of the configuration file: `config` if given, else `./wasmproc.toml` if
+/// there is one.
+fn settings_file(config: Option<PathBuf>) -> anyhow::Result<Settings> {
+    Ok(match config {
+        Some(path) => Settings::from_file(&path)?,
+        None if Path::new("wasmproc.toml").exists() => {
+            Settings::from_file(Path::new("wasmproc.toml"))?
+        }
+        None => Settings::default(),
+    })
+}
+
+/// `wasmproc run`: the main process of `program` with `args`, under `settings`; its exit
+/// code is the shell's.
+fn run_program(settings: Settings, program: &Path, args: &[String]) -> anyhow::Result<ExitCode> {
+    if settings.output == Some(OutputMode::Capture) {
+        anyhow::bail!("output 'capture' is for the library; use inherit or prefix");
+    }
+    let host = Host::new(settings.apply(Config {
+        main_stdin: true,
+        ..Config::default()
+    }))
+    .context("failed to start the host")?;
+    let program = host.load(program)?;
+    let status = host.run_main(&program, args)?.status;
+    let code = u8::try_from(status.shell_code()).unwrap_or(u8::MAX);
+    Ok(ExitCode::from(code))
 }

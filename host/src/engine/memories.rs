@@ -4,8 +4,8 @@
 //! address space (4 GiB plus a guard region by default) of which the first pages are
 //! accessible. Wasmtime's default maps a fresh reservation for each process and unmaps it
 //! when the process ends. Unmapping frees page tables, and the kernel must then interrupt
-//! every other core that ran the host (a TLB shootdown, even to idle cores), which cost a
-//! sixth of a start+join on a 2-core VM. This creator keeps the reservations of ended
+//! every other core that ran the host (a TLB shootdown, even to idle cores), a noticeable
+//! part of a start+join. This creator keeps the reservations of ended
 //! processes (up to a bound) instead: the few pages a process touched are zeroed in place,
 //! anything else is given back to the kernel with `madvise(MADV_DONTNEED)` (see
 //! [`Region::zero`]), the page tables stay, and the next process takes the reservation over.

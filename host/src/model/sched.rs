@@ -11,9 +11,8 @@
 //! Why: a start followed by a join is the commonest pattern there is, and on the runtime it
 //! is a ping-pong between two tasks. Tokio lets a worker run a task it has just woken right
 //! away only three times in a row; the fourth goes to its run queue and wakes a sleeping
-//! worker to steal it. On a 2-core VM, waking that worker and moving the processes between
-//! cores cost 30 of the 80 µs of a start+join of a no-op child (measured with one worker
-//! against two: 45 µs against 78 µs).
+//! worker to steal it. Waking that worker and moving the processes between cores costs a
+//! large share of a start+join of a no-op child (BENCHMARKS.md, "The machine: wake-ups across cores").
 //!
 //! Nothing is lost by the delay: a child started by a busy process sat in its worker's
 //! LIFO slot until that process yielded before too, since a task in the LIFO slot cannot be
@@ -52,7 +51,7 @@ thread_local! {
 
 /// Starts `fut`, the life of the process `core`, on `runtime`: at the end of the current
 /// poll of the process calling this (unless a join takes it over first), or at once when
-/// called from outside a process (the Rust library, a native child's helper).
+/// called from outside a process (the Rust library, or the code that starts a native child).
 pub(crate) fn start(
     core: &Arc<ProcessCore>,
     runtime: &Handle,

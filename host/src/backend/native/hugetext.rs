@@ -3,9 +3,8 @@
 //! Every process the fork server forks runs this executable's code. Its code is mapped
 //! from the file, and a fork copies no page-table entries of a file mapping: each child
 //! faults in the pages of code it runs (with the kernel's fault-around, up to 16 entries
-//! a fault) and its exit unmaps them all again. Measured with `perf` on the bench's
-//! start+join loop, that was about 60 of the 155 page faults of each spare and most of
-//! the entries its exit tore down.
+//! a fault) and its exit unmaps them all again: a large share of each spare's page faults
+//! and of the entries its exit tears down (BENCHMARKS.md).
 //!
 //! So the fork server, once, before it forks anything, copies the 2 MiB-aligned middle
 //! of each of its executable's read-only mappings into anonymous memory the kernel backs

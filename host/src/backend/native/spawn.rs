@@ -44,7 +44,9 @@ pub(super) fn spawn(
         parent_read,
         slot,
     };
-    let spec = describe(host, dir, request, &inherited)?.encode()?;
+    // Taken once: under a local link, each call sets the objects aside anew.
+    let token = request.link.token(request.shares);
+    let spec = describe(host, dir, request, &inherited, token)?.encode()?;
     let (pid, ended) = start(host, dir, spec, inherited)?;
     let rpid = i32::try_from(pid)
         .ok()
@@ -64,16 +66,17 @@ pub(super) fn spawn(
             _parent_pipe: parent_write,
         }),
         ended,
-        token: request.link.token(request.shares),
+        token,
     }))
 }
 
-/// The child's description.
+/// The child's description; `sync_token` names the objects its parent shares with it.
 fn describe(
     host: &NativeHost,
     dir: &RunDir,
     request: &SpawnRequest<'_>,
     inherited: &Inherited,
+    sync_token: u64,
 ) -> Result<ChildSpec, ProcessError> {
     let config = request.config;
     Ok(ChildSpec {
@@ -99,7 +102,7 @@ fn describe(
         parent_fd: inherited.parent_read.as_raw_fd(),
         slot_fd: inherited.slot.as_raw_fd(),
         exe: host.exe.clone(),
-        sync_token: request.link.token(request.shares),
+        sync_token,
         programs: allowed_programs(host, request.programs)?,
     })
 }

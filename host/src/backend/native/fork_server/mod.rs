@@ -114,9 +114,8 @@ struct Running {
 /// pidfd (which the fork server passed with the spare). Once the pidfd is readable (the process
 /// has exited: its memory is freed and its descriptors are closed), the code waiting on
 /// the socket is its end. The fork server's report of the same end, which comes after the
-/// fork server was woken, reaped it and wrote, is then dropped: in a trace of the bench's
-/// start+join loop on this VM, the fork server's wake-up to the report's took a median of
-/// 244 µs (the fork server is often forking the next spare then). A child killed by a signal
+/// fork server was woken, reaped it and wrote, is then dropped (it comes late: the fork
+/// server is often forking the next spare then). A child killed by a signal
 /// writes nothing, and its end is the fork server's report. (A child killed between its write
 /// and its `_exit` is taken to have exited with the code it wrote.)
 struct Reports {

@@ -230,7 +230,13 @@ impl Server {
         Ok(())
     }
 }
-/// median moved within the noise.
+
+/// How many spares the fork server keeps ready. One is handed the next request; the others
+/// cover the time until the fork server has made its replacement, which may be a
+/// millisecond or more: its wake-up may wait for the CPU that the child it just started
+/// runs on, and the host hands a request to a spare as soon as it was announced, before it
+/// is warm. Each costs a few hundred KiB of its own memory; BENCHMARKS.md has the
+/// measurements that chose three.
 const SPARES: usize = 3;
 
 /// How long after a spare was handed its request (or after a forked start) new spares are
