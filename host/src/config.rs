@@ -513,7 +513,10 @@ struct TomlFile<'a> {
 impl TomlFile<'_> {
     /// The line of byte `offset`.
     fn line_of(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
     fn error(&self, line: usize, message: impl std::fmt::Display) -> ConfigError {
@@ -547,7 +550,11 @@ impl TomlFile<'_> {
     }
 
     /// `[programs]`: a name and a path each.
-    fn programs(&self, settings: &mut Settings, table: &toml::de::DeTable<'_>) -> Result<(), ConfigError> {
+    fn programs(
+        &self,
+        settings: &mut Settings,
+        table: &toml::de::DeTable<'_>,
+    ) -> Result<(), ConfigError> {
         for (key, value) in table {
             let line = self.line_of(key.span().start);
             let name = key.get_ref().as_ref();
@@ -562,7 +569,11 @@ impl TomlFile<'_> {
     }
 
     /// `[limits]`: a number or a string each.
-    fn limits(&self, settings: &mut Settings, table: &toml::de::DeTable<'_>) -> Result<(), ConfigError> {
+    fn limits(
+        &self,
+        settings: &mut Settings,
+        table: &toml::de::DeTable<'_>,
+    ) -> Result<(), ConfigError> {
         for (key, value) in table {
             let line = self.line_of(key.span().start);
             let name = key.get_ref().as_ref();
@@ -570,10 +581,9 @@ impl TomlFile<'_> {
                 toml::de::DeValue::String(s) => s.to_string(),
                 toml::de::DeValue::Integer(i) => i.to_string(),
                 _ => {
-                    return Err(self.error(
-                        line,
-                        format!("limit '{name}' must be a number or a string"),
-                    ));
+                    return Err(
+                        self.error(line, format!("limit '{name}' must be a number or a string"))
+                    );
                 }
             };
             settings
@@ -584,7 +594,11 @@ impl TomlFile<'_> {
     }
 
     /// `[grants]`.
-    fn grants(&self, settings: &mut Settings, table: &toml::de::DeTable<'_>) -> Result<(), ConfigError> {
+    fn grants(
+        &self,
+        settings: &mut Settings,
+        table: &toml::de::DeTable<'_>,
+    ) -> Result<(), ConfigError> {
         for (key, value) in table {
             let line = self.line_of(key.span().start);
             self.grant(settings, line, key.get_ref().as_ref(), value.get_ref())?;

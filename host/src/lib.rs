@@ -60,10 +60,10 @@ use backend::wasm::WasmBackend;
 use engine::Engine;
 use model::{Entry, HostState, NewCtx, NewHost, ProcessCore, ProcessCtx};
 use program::{ProgramSource, Programs};
-use sync::Shares;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use sync::Shares;
 
 /// A host: one wasmtime engine, one scheduler, and every process of one run.
 pub struct Host {

@@ -102,7 +102,9 @@ pub(crate) struct Elsewhere {
 /// Why a start failed.
 pub(crate) enum SpawnError {
     /// The run has `live` live processes, its `processes` limit.
-    Full { live: u64 },
+    Full {
+        live: u64,
+    },
     Failed(ProcessError),
 }
 

@@ -17,9 +17,9 @@ pub(crate) use self::memories::run_last_process_only;
 pub(crate) use self::state::ProcState;
 
 use crate::error::{Error, chain};
+use crate::exit::ExitStatus;
 use crate::model::{Entry, ProcessCtx, Runner};
 use crate::program::{Program, ProgramInner};
-use crate::exit::ExitStatus;
 use futures::future::BoxFuture;
 use std::path::Path;
 use std::sync::Arc;
@@ -56,8 +56,8 @@ impl Engine {
         config: &crate::Config,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, Error> {
-        let engine =
-            wasmtime::Engine::new(&wasmtime_config(config)).map_err(|e| Error::Engine(chain(&e)))?;
+        let engine = wasmtime::Engine::new(&wasmtime_config(config))
+            .map_err(|e| Error::Engine(chain(&e)))?;
         let mut linker = Linker::new(&engine);
         // WASI 0.2.12's `exit-with-code` is linked too: `std::process::exit(n)` keeps `n`.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)

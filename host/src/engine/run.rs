@@ -1,7 +1,7 @@
 //! One process's guest code, from its entry to the status it ended with.
 
-use super::state::{MemoryLimiter, ProcState};
 use super::Engine;
+use super::state::{MemoryLimiter, ProcState};
 use crate::config::Limits;
 use crate::exit::{ExitStatus, GuestExit, LimitHit};
 use crate::model::{Entry, ProcessCtx};
@@ -17,7 +17,11 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder};
 type Returned = wasmtime::Result<Result<(), String>>;
 
 /// Runs the guest code of process `ctx` from `entry` in a store of its own.
-pub(super) async fn run_guest(engine: Arc<Engine>, ctx: Arc<ProcessCtx>, entry: Entry) -> ExitStatus {
+pub(super) async fn run_guest(
+    engine: Arc<Engine>,
+    ctx: Arc<ProcessCtx>,
+    entry: Entry,
+) -> ExitStatus {
     let Some(program) = ctx.program().cloned() else {
         ctx.output()
             .write_stderr("wasmproc: internal error: process has no program\n");

@@ -176,7 +176,11 @@ pub(super) enum Holdings<'a> {
     Here(&'a crate::sync::Client),
     /// The objects of OS process `pid` (its connections to the run's object server) and
     /// the share `token` it may not have claimed.
-    Elsewhere { link: &'a Link, pid: u32, token: u64 },
+    Elsewhere {
+        link: &'a Link,
+        pid: u32,
+        token: u64,
+    },
 }
 
 /// Where every process ends, on every backend: it lets go of the objects it held (a lock

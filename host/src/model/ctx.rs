@@ -351,7 +351,10 @@ impl ProcessCtx {
     }
 
     /// Starts `child` in this OS process; what signals it.
-    fn start_child_here(self: &Arc<Self>, child: Starting) -> Result<Box<dyn crate::backend::Control>> {
+    fn start_child_here(
+        self: &Arc<Self>,
+        child: Starting,
+    ) -> Result<Box<dyn crate::backend::Control>> {
         let ctx = ProcessCtx::new(NewCtx {
             host: self.host.clone(),
             run: self.run.clone(),
@@ -433,53 +436,76 @@ impl ProcessCtx {
 
     /// `is_alive()`.
     pub fn is_alive(&self, h: u64) -> Result<bool> {
-        Ok(match self.objects().resolve(h, "can only test a child process")? {
-            Named::Myself => true,
-            Named::Parent => self.parent_core().is_alive(),
-            Named::Child(child) => child.core.is_alive(),
-        })
+        Ok(
+            match self.objects().resolve(h, "can only test a child process")? {
+                Named::Myself => true,
+                Named::Parent => self.parent_core().is_alive(),
+                Named::Child(child) => child.core.is_alive(),
+            },
+        )
     }
 
     /// `exitcode`.
     pub fn exitcode(&self, h: u64) -> Result<Option<i32>> {
-        Ok(match self.objects().resolve(h, "can only query a child process")? {
-            Named::Myself | Named::Parent => None,
-            Named::Child(child) => child.core.status().map(ExitStatus::exitcode),
-        })
+        Ok(
+            match self
+                .objects()
+                .resolve(h, "can only query a child process")?
+            {
+                Named::Myself | Named::Parent => None,
+                Named::Child(child) => child.core.status().map(ExitStatus::exitcode),
+            },
+        )
     }
 
     /// The exit status of a child (library use).
     pub fn status(&self, h: u64) -> Result<Option<ExitStatus>> {
         let mut objects = self.objects();
-        Ok(objects.child(h, "can only query a child process")?.core.status())
+        Ok(objects
+            .child(h, "can only query a child process")?
+            .core
+            .status())
     }
 
     /// `pid`.
     pub fn pid(&self, h: u64) -> Result<Option<u64>> {
-        Ok(match self.objects().resolve(h, "can only query a child process")? {
-            Named::Myself => self.me.pid(),
-            Named::Parent => self.parent_core().pid(),
-            Named::Child(child) => child.core.pid(),
-        })
+        Ok(
+            match self
+                .objects()
+                .resolve(h, "can only query a child process")?
+            {
+                Named::Myself => self.me.pid(),
+                Named::Parent => self.parent_core().pid(),
+                Named::Child(child) => child.core.pid(),
+            },
+        )
     }
 
     /// `name`.
     pub fn name_of(&self, h: u64) -> Result<String> {
-        Ok(match self.objects().resolve(h, "can only query a child process")? {
-            Named::Myself => self.name(),
-            Named::Parent => self
-                .parent
-                .as_ref()
-                .map(|p| p.name.clone())
-                .unwrap_or_default(),
-            Named::Child(child) => child.name.clone(),
-        })
+        Ok(
+            match self
+                .objects()
+                .resolve(h, "can only query a child process")?
+            {
+                Named::Myself => self.name(),
+                Named::Parent => self
+                    .parent
+                    .as_ref()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                Named::Child(child) => child.name.clone(),
+            },
+        )
     }
 
     /// `name = ...`.
     pub fn set_name(&self, h: u64, name: String) -> Result<()> {
         check_name(&name)?;
-        match self.objects().resolve(h, "can only rename a child process")? {
+        match self
+            .objects()
+            .resolve(h, "can only rename a child process")?
+        {
             Named::Myself => *lock(&self.name) = name,
             Named::Parent => {
                 return Err(ProcessError::not_a_child(
@@ -493,11 +519,16 @@ impl ProcessCtx {
 
     /// `daemon`.
     pub fn daemon_of(&self, h: u64) -> Result<bool> {
-        Ok(match self.objects().resolve(h, "can only query a child process")? {
-            Named::Myself => self.daemon,
-            Named::Parent => self.parent.as_ref().is_some_and(|p| p.daemon),
-            Named::Child(child) => child.daemon,
-        })
+        Ok(
+            match self
+                .objects()
+                .resolve(h, "can only query a child process")?
+            {
+                Named::Myself => self.daemon,
+                Named::Parent => self.parent.as_ref().is_some_and(|p| p.daemon),
+                Named::Child(child) => child.daemon,
+            },
+        )
     }
 
     /// `daemon = ...`.
@@ -566,7 +597,10 @@ impl ProcessCtx {
 
     /// `sentinel`.
     pub fn sentinel(&self, h: u64) -> Result<u64> {
-        match self.objects().resolve(h, "can only query a child process")? {
+        match self
+            .objects()
+            .resolve(h, "can only query a child process")?
+        {
             Named::Parent => Ok(h),
             Named::Myself => Err(ProcessError::invalid_state(
                 "the current process has no sentinel",
@@ -600,7 +634,10 @@ impl ProcessCtx {
     /// The captured output of child `h`, if output is captured.
     pub fn captured(&self, h: u64) -> Result<Option<Captured>> {
         let mut objects = self.objects();
-        Ok(objects.child(h, "can only query a child process")?.captured.clone())
+        Ok(objects
+            .child(h, "can only query a child process")?
+            .captured
+            .clone())
     }
 
     fn live_children(&self) -> Vec<(bool, Arc<ProcessCore>)> {

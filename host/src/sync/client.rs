@@ -252,7 +252,10 @@ impl Client {
             Flavor::Remote(remote) => {
                 let handles = handles.to_vec();
                 let connection = remote.connection().await?;
-                let token = connection.call(Request::Share { handles }).await?.answer()?;
+                let token = connection
+                    .call(Request::Share { handles })
+                    .await?
+                    .answer()?;
                 Ok(Shares::Token(token))
             }
         }

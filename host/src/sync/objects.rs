@@ -483,7 +483,12 @@ impl Channel {
         Ok(items)
     }
 
-    pub(super) async fn get(&self, block: bool, timeout: Option<u64>, eof: bool) -> Result<Vec<u8>> {
+    pub(super) async fn get(
+        &self,
+        block: bool,
+        timeout: Option<u64>,
+        eof: bool,
+    ) -> Result<Vec<u8>> {
         self.changed
             .wait_for(|| self.try_get(eof).transpose(), block, deadline(timeout))
             .await
@@ -620,7 +625,12 @@ impl LockObj {
         Some(Ok(true))
     }
 
-    pub(super) async fn acquire(&self, me: &Owner, block: bool, timeout: Option<u64>) -> Result<bool> {
+    pub(super) async fn acquire(
+        &self,
+        me: &Owner,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> Result<bool> {
         self.changed
             .wait_for(|| self.try_acquire(me), block, deadline(timeout))
             .await
@@ -684,4 +694,3 @@ impl LockObj {
         lock(&self.state).value
     }
 }
-

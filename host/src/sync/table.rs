@@ -1,7 +1,10 @@
 //! A process's table of the objects it holds, and the one place where every request on
 //! them is carried out ([`SyncTable::serve`]).
 
-use super::objects::{Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken, Changed, Waiting, deadline};
+use super::objects::{
+    Changed, Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken,
+    Waiting, deadline,
+};
 use super::{Request, Response};
 use crate::error::{ErrorKind, ProcessError};
 use crate::lock;
@@ -462,8 +465,13 @@ impl SyncTable {
                 Ok(c) => c.get(true, None, true).await.into(),
                 Err(e) => Response::Error(e),
             },
-            R::ConnPoll { h, timeout } => match self.with_conn(h, |c| c.recv_channel().map(|_| ())) {
-                Ok(()) => self.ready(&[h], timeout).await.map(|r| !r.is_empty()).into(),
+            R::ConnPoll { h, timeout } => match self.with_conn(h, |c| c.recv_channel().map(|_| ()))
+            {
+                Ok(()) => self
+                    .ready(&[h], timeout)
+                    .await
+                    .map(|r| !r.is_empty())
+                    .into(),
                 Err(e) => Response::Error(e),
             },
             other => misrouted(&other),
@@ -670,7 +678,10 @@ mod tests {
             .unwrap();
             drop(b);
             assert_eq!(
-                a.serve(Request::ConnRecv { h: x }).await.answer::<Vec<u8>>().unwrap(),
+                a.serve(Request::ConnRecv { h: x })
+                    .await
+                    .answer::<Vec<u8>>()
+                    .unwrap(),
                 b"hi"
             );
             let eof = a
@@ -719,7 +730,10 @@ mod tests {
                 died.message,
                 "the lock was acquired, but its previous owner Process-1 ended while holding it"
             );
-            a.serve(Request::LockRelease { h: l }).await.answer::<()>().unwrap();
+            a.serve(Request::LockRelease { h: l })
+                .await
+                .answer::<()>()
+                .unwrap();
             assert!(a.serve(acquire()).await.answer::<bool>().unwrap());
         });
     }
@@ -871,4 +885,3 @@ mod tests {
         }
     }
 }
-

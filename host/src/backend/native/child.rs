@@ -238,8 +238,8 @@ impl Inherited {
         };
         // Grandchildren inherit the same lifeline, through this duplicate (close-on-exec,
         // so only children that are handed it get it).
-        let lifeline =
-            rustix::io::fcntl_dupfd_cloexec(&lifeline_watched, 3).context("the run's lifeline is not open")?;
+        let lifeline = rustix::io::fcntl_dupfd_cloexec(&lifeline_watched, 3)
+            .context("the run's lifeline is not open")?;
         Ok(Inherited {
             lifeline_watched,
             parent_watched,
@@ -264,7 +264,11 @@ fn run_spec(
     let Warm { runtime, engine } = warm;
     let program = match program {
         Some(program) => program,
-        None => engine.load_artifact(&spec.artifact, spec.display_name.clone(), spec.targets.clone())?,
+        None => engine.load_artifact(
+            &spec.artifact,
+            spec.display_name.clone(),
+            spec.targets.clone(),
+        )?,
     };
     let parent_identity = spec.identity[..spec.identity.len().saturating_sub(1)].to_vec();
     let parent = ProcessCore::running(parent_identity, spec.parent_pid);

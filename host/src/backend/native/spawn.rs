@@ -125,15 +125,15 @@ fn artifact(host: &NativeHost, program: &Program) -> Result<PathBuf, ProcessErro
     if let Some(path) = inner.artifact.get() {
         return Ok(path.clone());
     }
-    let bytes = inner.component.serialize().map_err(|e| {
-        ProcessError::host_failure(format!("cannot serialise the program: {e:#}"))
-    })?;
+    let bytes = inner
+        .component
+        .serialize()
+        .map_err(|e| ProcessError::host_failure(format!("cannot serialise the program: {e:#}")))?;
     let path = host
         .work_dir
         .join(format!("program-{}.cwasm", rand::random::<u64>()));
-    std::fs::write(&path, bytes).map_err(|e| {
-        ProcessError::host_failure(format!("cannot write {}: {e}", path.display()))
-    })?;
+    std::fs::write(&path, bytes)
+        .map_err(|e| ProcessError::host_failure(format!("cannot write {}: {e}", path.display())))?;
     Ok(inner.artifact.get_or_init(|| path).clone())
 }
 
@@ -256,7 +256,10 @@ fn execute(
         };
         let _ = tx.send(status);
     });
-    Ok((pid, Box::pin(async move { rx.await.unwrap_or(ExitStatus::FAILURE) })))
+    Ok((
+        pid,
+        Box::pin(async move { rx.await.unwrap_or(ExitStatus::FAILURE) }),
+    ))
 }
 
 /// Signals a native child process.

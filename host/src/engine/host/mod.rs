@@ -46,9 +46,7 @@ impl ProcState {
     /// The calling process's context; a trap while a program is only being inspected.
     fn model(&self) -> wasmtime::Result<&Arc<ProcessCtx>> {
         self.ctx.as_ref().ok_or_else(|| {
-            wasmtime::format_err!(
-                "wasmproc imports are not available while a program is inspected"
-            )
+            wasmtime::format_err!("wasmproc imports are not available while a program is inspected")
         })
     }
 

@@ -118,11 +118,13 @@ impl Host for ProcState {
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&item.lo.to_le_bytes());
         bytes[8..].copy_from_slice(&item.hi.to_le_bytes());
-        Ok(match self.model()?.client().try_put_small(h, &bytes[..len]) {
-            Some(Ok(put)) => Ok(put),
-            Some(Err(e)) => Err(to_wit(e)),
-            None => Ok(false),
-        })
+        Ok(
+            match self.model()?.client().try_put_small(h, &bytes[..len]) {
+                Some(Ok(put)) => Ok(put),
+                Some(Err(e)) => Err(to_wit(e)),
+                None => Ok(false),
+            },
+        )
     }
 
     fn queue_try_get_small(&mut self, h: u64) -> HostResult<TakenItem> {

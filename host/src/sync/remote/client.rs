@@ -69,7 +69,11 @@ fn lost(e: std::io::Error) -> ProcessError {
 impl Connection {
     /// Connects to the server at `socket` as process `name`, claiming the objects shared
     /// under `token`.
-    pub async fn connect(socket: &Path, name: &str, token: u64) -> Result<Connection, ProcessError> {
+    pub async fn connect(
+        socket: &Path,
+        name: &str,
+        token: u64,
+    ) -> Result<Connection, ProcessError> {
         let stream = UnixStream::connect(socket).await.map_err(|e| {
             ProcessError::host_failure(format!(
                 "cannot reach the run's object server at {}: {e}",
@@ -87,7 +91,11 @@ impl Connection {
         )
         .await
         .map_err(lost)?;
-        reader.next::<Response>().await.map_err(lost)?.answer::<()>()?;
+        reader
+            .next::<Response>()
+            .await
+            .map_err(lost)?
+            .answer::<()>()?;
         Ok(Connection {
             reader: AsyncMutex::new(reader),
             writer: AsyncMutex::new(write),
@@ -147,4 +155,3 @@ impl Connection {
         reader.next().await.map_err(lost)
     }
 }
-

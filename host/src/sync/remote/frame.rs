@@ -53,7 +53,9 @@ pub(super) fn push_frame<T: Serialize>(out: Vec<u8>, value: &T) -> std::io::Resu
     Ok(out)
 }
 
-pub(super) async fn write_frame<T: Serialize>(write: &mut OwnedWriteHalf, value: &T) -> std::io::Result<()> {
+pub(super) async fn write_frame<T: Serialize>(
+    write: &mut OwnedWriteHalf,
+    value: &T,
+) -> std::io::Result<()> {
     write.write_all(&push_frame(Vec::new(), value)?).await
 }
-

@@ -41,4 +41,3 @@ enum ClientMsg {
     Cancel,
     Revoke(u64),
 }
-

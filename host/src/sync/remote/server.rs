@@ -102,4 +102,3 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
         write_frame(&mut write, &response).await?;
     }
 }
-

@@ -10,7 +10,6 @@ struct Request {
     fds: Vec<OwnedFd>,
 }
 
-
 /// The entry point of `<exe> __child --zygote <host pid>` (the fork server): serves requests on stdin,
 /// reports ends on stdout, until stdin closes and every child has been reaped.
 pub(crate) fn server_main(host: Option<&str>) -> u8 {
@@ -36,7 +35,6 @@ pub(crate) fn server_main(host: Option<&str>) -> u8 {
         }
     }
 }
-
 
 /// The state of the serving loop: the request and report sockets (this process's stdin
 /// and stdout), the processes it watches, and its spares.
@@ -86,8 +84,7 @@ impl Server {
         use rustix::event::epoll;
         // SAFETY: stdin and stdout are this process's request and report sockets, open for
         // its whole life; nothing else in this process uses them.
-        let (requests, reports) =
-            unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
+        let (requests, reports) = unsafe { (BorrowedFd::borrow_raw(0), BorrowedFd::borrow_raw(1)) };
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         watch_in(&epoll, requests, REQUESTS)?;
         let due = rustix::time::timerfd_create(
@@ -647,4 +644,3 @@ mod tests {
         assert_eq!(status.exit_status(), Some(0));
     }
 }
-
