@@ -5,8 +5,52 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 use wasmproc::{BackendKind, Config, ExitStatus, Host, MainRun, OutputMode, Program};
 
-/// Every backend a program is run under.
-pub const BACKENDS: &[BackendKind] = &[BackendKind::Wasm, BackendKind::Native];
+/// Declares tests that run on every backend: each
+///
+/// ```ignore
+/// backend_tests! {
+///     /// Docs and attributes (`#[ignore]`, ...) apply to each backend's test.
+///     fn process_lifecycle(backend) {
+///         let out = run(backend, PROCESS_LIFECYCLE, &[]);
+///         ...
+///     }
+/// }
+/// ```
+///
+/// becomes a module `process_lifecycle` (so `foreach_<suite>!(assert_test_exists)` finds
+/// it) holding the body as a function of `backend: BackendKind` and one `#[test]` per
+/// backend that calls it: `process_lifecycle::wasm`, `process_lifecycle::native`. The
+/// backends are listed once, in this macro; the list is checked against `BackendKind` at
+/// compile time (an exhaustive `match`), so a new backend that is not listed here does not
+/// compile, and once listed it runs every test. The body sees the items and imports of
+/// the file it is written in.
+macro_rules! backend_tests {
+    (@one [$($meta:tt)*] $test:ident $variant:ident) => {
+        $($meta)*
+        #[test]
+        fn $test() {
+            test_body(::wasmproc::BackendKind::$variant)
+        }
+    };
+    (@each $meta:tt $($test:ident $variant:ident),*) => {
+        $($crate::harness::backend_tests!(@one $meta $test $variant);)*
+        // Does not compile when `BackendKind` has a backend this list lacks.
+        const _: fn(::wasmproc::BackendKind) = |backend| match backend {
+            $(::wasmproc::BackendKind::$variant => {})*
+        };
+    };
+    ($($(#[$meta:meta])* fn $name:ident($backend:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn test_body($backend: ::wasmproc::BackendKind) $body
+
+            $crate::harness::backend_tests!(@each [$(#[$meta])*] wasm Wasm, native Native);
+        }
+    )*};
+}
+pub(crate) use backend_tests;
 
 /// A run must end within this time, or the test fails instead of hanging.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
