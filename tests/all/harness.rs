@@ -230,3 +230,45 @@ fn run_with(
 pub fn lines(lines: &[&str]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
+
+/// What the demo (`tests/programs/src/bin/demo.rs`) prints on stdout under the wasm
+/// backend, whose pids are the run's own (main is 1): as the README shows it.
+pub const DEMO_OUTPUT: &str = "Process-1  pid=2   exitcode=0\nProcess-2  pid=3   exitcode=3\n\
+                               Process-3  pid=4   exitcode=1\nProcess-4  pid=5   exitcode=-15\n\
+                               Process-5  pid=6   exitcode=-9\n";
+
+/// Asserts that `stdout` is what the demo prints under `backend`: [`DEMO_OUTPUT`] exactly
+/// under wasm; under native the same lines, formatted as the demo formats them, with the
+/// children's OS pids, which are five distinct pids other than this test's (and none of the
+/// virtual 1-6).
+pub fn assert_demo_output(backend: BackendKind, stdout: &str) {
+    match backend {
+        BackendKind::Wasm => assert_eq!(stdout, DEMO_OUTPUT, "{backend:?}"),
+        BackendKind::Native => {
+            let pids: Vec<u32> = stdout
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("pid=")?.parse().ok())
+                .collect();
+            assert_eq!(pids.len(), 5, "{backend:?}: {stdout}");
+            assert!(
+                pids.iter().all(|&p| p > 6 && p != std::process::id()),
+                "{backend:?}: {pids:?}"
+            );
+            let mut distinct = pids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 5, "{backend:?}: {pids:?}");
+            let expected: String = DEMO_OUTPUT
+                .lines()
+                .zip(&pids)
+                .map(|(line, pid)| {
+                    let mut words = line.split_whitespace();
+                    let (name, code) = (words.next().unwrap(), words.nth(1).unwrap());
+                    // The demo's format: "{name:<10} pid={pid:<3} exitcode={code}".
+                    format!("{name:<10} pid={pid:<3} {code}\n")
+                })
+                .collect();
+            assert_eq!(stdout, expected, "{backend:?}");
+        }
+    }
+}
