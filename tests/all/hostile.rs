@@ -12,6 +12,7 @@ macro_rules! assert_test_exists {
     };
 }
 foreach_hostile!(assert_test_exists);
+foreach_grants!(assert_test_exists);
 
 const LIMIT: Option<i32> = Some(LIMIT_EXIT_CODE as i32);
 
