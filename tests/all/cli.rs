@@ -1,93 +1,209 @@
 //! The `wasmproc` command, run as a user runs it (the guest programs come from the
-//! `wasmproc-tests` crate, which builds them).
+//! `wasmproc-tests` crate, which builds them). A test of a run runs on every backend, chosen
+//! by `WASMPROC_BACKEND`, unless it says why not.
 
+use crate::harness::{DEMO_OUTPUT, assert_demo_output, backend_tests};
 use std::io::Write;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+use wasmproc::BackendKind;
 use wasmproc_tests::{
     CLI_SPARES, DEMO, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN, PROGRAMS_MAIN,
-    PROGRAMS_OTHER,
+    PROGRAMS_OTHER, foreach_cli, foreach_lifeline,
 };
 
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+foreach_cli!(assert_test_exists);
+foreach_lifeline!(assert_test_exists);
+
+/// The `wasmproc` command, with the backend its flags or configuration file give (none
+/// from the environment this test runs in).
 fn wasmproc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wasmproc"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmproc"));
+    command.env_remove("WASMPROC_BACKEND");
+    command
+}
+
+/// The `wasmproc` command, running `backend` (as `WASMPROC_BACKEND=...` does for a user).
+fn wasmproc_on(backend: BackendKind) -> Command {
+    let mut command = wasmproc();
+    command.env("WASMPROC_BACKEND", backend.as_str());
+    command
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf-8")
 }
 
+/// `wasmproc ARGS` on no backend in particular (for what runs no program).
 fn run(args: &[&str]) -> Output {
     wasmproc().args(args).output().expect("run wasmproc")
 }
 
-const DEMO_OUTPUT: &str = "Process-1  pid=2   exitcode=0\nProcess-2  pid=3   exitcode=3\n\
-                           Process-3  pid=4   exitcode=1\nProcess-4  pid=5   exitcode=-15\n\
-                           Process-5  pid=6   exitcode=-9\n";
-
-#[test]
-fn cli_runs_the_demo() {
-    let out = run(&["run", DEMO]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), DEMO_OUTPUT);
-    let stderr = text(&out.stderr);
-    assert!(
-        stderr.starts_with("Process Process-3:\npanicked at src/bin/demo.rs:"),
-        "{stderr}"
-    );
+/// `wasmproc ARGS` on `backend`.
+fn run_on(backend: BackendKind, args: &[&str]) -> Output {
+    wasmproc_on(backend)
+        .args(args)
+        .output()
+        .expect("run wasmproc")
 }
 
-#[test]
-fn cli_prefixes_output_lines() {
-    let out = run(&["run", "--output", "prefix", DEMO]);
-    assert_eq!(out.status.code(), Some(0));
-    let expected: String = DEMO_OUTPUT
+/// A directory of its own under the temporary directory for the test `what` under
+/// `backend` (the tests of the backends run at once).
+fn temp_dir(what: &str, backend: BackendKind) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "wasmproc-{what}-{}-{}",
+        std::process::id(),
+        backend.as_str()
+    ))
+}
+
+/// The arguments `scripts/demo.sh` runs `wasmproc` with (its `exec` line), the demo
+/// program's path replaced by [`DEMO`] and the script's own arguments (`"$@"`) left out.
+fn demo_script_args() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/demo.sh");
+    let script = std::fs::read_to_string(path).expect("scripts/demo.sh");
+    let execs: Vec<&str> = script
         .lines()
-        .map(|l| format!("[MainProcess] {l}\n"))
+        .filter(|l| l.trim_start().starts_with("exec "))
         .collect();
-    assert_eq!(text(&out.stdout), expected);
+    assert_eq!(execs.len(), 1, "one exec line in {path}: {execs:?}");
+    let mut words = execs[0].split_whitespace().skip(1);
+    let exe = words.next().expect("a command after exec");
     assert!(
-        text(&out.stderr).starts_with("[Process-3] Process Process-3:\n[Process-3] panicked at")
+        exe.ends_with("/wasmproc"),
+        "{path} runs {exe}, not wasmproc"
+    );
+    let args: Vec<String> = words
+        .filter(|&w| w != "\"$@\"")
+        .map(|w| {
+            if w.ends_with("/demo.wasm") {
+                DEMO.to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    assert!(
+        args.iter().any(|a| a == DEMO),
+        "{path} runs no demo.wasm: {args:?}"
+    );
+    args
+}
+
+/// What the demo's panicking child writes on stderr: the run's report of the process and
+/// the panic message, at the `panic!` of `tests/programs/src/bin/demo.rs`.
+fn demo_stderr() -> String {
+    let source = include_str!("../programs/src/bin/demo.rs");
+    let message = "this child panics on purpose";
+    let (line, column) = source
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| Some((i + 1, l.find(&format!("panic!(\"{message}\")"))? + 1)))
+        .expect("the demo's panic");
+    format!("Process Process-3:\npanicked at src/bin/demo.rs:{line}:{column}:\n{message}\n")
+}
+
+backend_tests! {
+    /// The demo as `scripts/demo.sh` runs it, which the README shows: its exact output, its
+    /// exit code.
+    fn cli_runs_the_demo(backend) {
+        let args = demo_script_args();
+        let out = wasmproc_on(backend).args(&args).output().expect("run wasmproc");
+        assert_eq!(out.status.code(), Some(0), "{backend:?}: {}", text(&out.stderr));
+        assert_demo_output(backend, &text(&out.stdout));
+        assert_eq!(text(&out.stderr), demo_stderr(), "{backend:?}");
+    }
+}
+
+/// No backend: the README shows what the demo prints (under wasm, as `cli_runs_the_demo`
+/// asserts).
+#[test]
+fn readme_shows_the_demo_output() {
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(DEMO_OUTPUT),
+        "the README does not show the demo's output:\n{DEMO_OUTPUT}"
     );
 }
 
-#[test]
-fn cli_exits_with_the_main_exit_code_and_passes_arguments() {
-    let out = run(&["run", PROCESS_EXITHANDLER, "--", "exit"]);
-    assert_eq!(out.status.code(), Some(5));
-    assert_eq!(
-        text(&out.stdout),
-        "main ends by exit\nslow child finished\n"
-    );
+backend_tests! {
+    fn cli_prefixes_output_lines(backend) {
+        let out = run_on(backend, &["run", "--output", "prefix", DEMO]);
+        assert_eq!(out.status.code(), Some(0), "{backend:?}");
+        let stdout = text(&out.stdout);
+        let unprefixed: String = stdout
+            .lines()
+            .map(|l| format!("{}\n", l.strip_prefix("[MainProcess] ").unwrap_or(l)))
+            .collect();
+        assert_demo_output(backend, &unprefixed);
+        let expected: String = unprefixed
+            .lines()
+            .map(|l| format!("[MainProcess] {l}\n"))
+            .collect();
+        assert_eq!(stdout, expected, "{backend:?}");
+        assert!(
+            text(&out.stderr)
+                .starts_with("[Process-3] Process Process-3:\n[Process-3] panicked at"),
+            "{backend:?}: {}",
+            text(&out.stderr)
+        );
+    }
 }
 
-#[test]
-fn cli_precompiles() {
-    let dir = std::env::temp_dir().join(format!("wasmproc-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cwasm = dir.join("demo.cwasm");
-    let out = run(&["compile", DEMO, "-o", cwasm.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stderr),
-        format!("wasmproc: wrote {}\n", cwasm.display())
-    );
-    let out = run(&["run", cwasm.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(text(&out.stdout), DEMO_OUTPUT);
-    std::fs::remove_dir_all(&dir).unwrap();
+backend_tests! {
+    fn cli_exits_with_the_main_exit_code_and_passes_arguments(backend) {
+        let out = run_on(backend, &["run", PROCESS_EXITHANDLER, "--", "exit"]);
+        assert_eq!(out.status.code(), Some(5), "{backend:?}");
+        assert_eq!(
+            text(&out.stdout),
+            "main ends by exit\nslow child finished\n",
+            "{backend:?}"
+        );
+    }
 }
 
+backend_tests! {
+    fn cli_precompiles(backend) {
+        let dir = temp_dir("cli", backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cwasm = dir.join("demo.cwasm");
+        let out = run_on(backend, &["compile", DEMO, "-o", cwasm.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stderr),
+            format!("wasmproc: wrote {}\n", cwasm.display())
+        );
+        let out = run_on(backend, &["run", cwasm.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{backend:?}");
+        assert_demo_output(backend, &text(&out.stdout));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+backend_tests! {
+    fn cli_reports_bad_input(backend) {
+        let out = run_on(backend, &["run", "/nonexistent.wasm"]);
+        assert_eq!(out.status.code(), Some(2), "{backend:?}");
+        assert_eq!(
+            text(&out.stderr),
+            "wasmproc: error: cannot read program /nonexistent.wasm: No such file or directory \
+             (os error 2)\n",
+            "{backend:?}"
+        );
+    }
+}
+
+/// No backend: the command line is refused before any runs.
 #[test]
-fn cli_reports_bad_input() {
-    let out = run(&["run", "/nonexistent.wasm"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        "wasmproc: error: cannot read program /nonexistent.wasm: No such file or directory (os error 2)\n"
-    );
+fn cli_refuses_an_unknown_backend() {
     let out = run(&["run", "--backend", "jvm", DEMO]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
@@ -99,49 +215,51 @@ fn cli_reports_bad_input() {
     );
 }
 
-/// Other programs are allowed by `--program NAME=PATH` or by the file's `[programs]`
-/// table, whose relative paths are relative to the file.
-#[test]
-fn cli_allows_other_programs() {
-    // The child's line and the parent's are in one stream, in either order.
-    let ran = |stdout: &str| {
-        stdout.contains("other program: hello world, I am Process-1")
-            && stdout.contains("\nexitcode: Some(0)\n")
-    };
-    let flag = format!("other={PROGRAMS_OTHER}");
-    let out = run(&["run", "--program", &flag, PROGRAMS_MAIN]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(ran(&text(&out.stdout)), "{}", text(&out.stdout));
+backend_tests! {
+    /// Other programs are allowed by `--program NAME=PATH` or by the file's `[programs]`
+    /// table, whose relative paths are relative to the file.
+    fn cli_allows_other_programs(backend) {
+        // The child's line and the parent's are in one stream, in either order.
+        let ran = |stdout: &str| {
+            stdout.contains("other program: hello world, I am Process-1")
+                && stdout.contains("\nexitcode: Some(0)\n")
+        };
+        let flag = format!("other={PROGRAMS_OTHER}");
+        let out = run_on(backend, &["run", "--program", &flag, PROGRAMS_MAIN]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(ran(&text(&out.stdout)), "{}", text(&out.stdout));
 
-    let dir = std::env::temp_dir().join(format!("wasmproc-cli-programs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(PROGRAMS_OTHER, dir.join("other.wasm")).unwrap();
-    let cfg = dir.join("w.toml");
-    std::fs::write(&cfg, "[programs]\nother = \"other.wasm\"\n").unwrap();
-    let cfg = cfg.display().to_string();
-    let out = run(&["run", "--config", &cfg, PROGRAMS_MAIN]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(ran(&text(&out.stdout)), "{}", text(&out.stdout));
+        let dir = temp_dir("cli-programs", backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(PROGRAMS_OTHER, dir.join("other.wasm")).unwrap();
+        let cfg = dir.join("w.toml");
+        std::fs::write(&cfg, "[programs]\nother = \"other.wasm\"\n").unwrap();
+        let cfg = cfg.display().to_string();
+        let out = run_on(backend, &["run", "--config", &cfg, PROGRAMS_MAIN]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(ran(&text(&out.stdout)), "{}", text(&out.stdout));
 
-    std::fs::write(dir.join("w.toml"), "[programs]\n\"a b\" = \"other.wasm\"\n").unwrap();
-    let out = run(&["run", "--config", &cfg, PROGRAMS_MAIN]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        format!(
-            "wasmproc: error: {cfg}:2: invalid program name 'a b' (valid: letters, digits, \
-             '-', '_' and '.')\n"
-        )
-    );
-    let out = run(&["run", "--program", "other", PROGRAMS_MAIN]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        text(&out.stderr),
-        "wasmproc: error: --program other: expected NAME=PATH, for example worker=w.wasm\n"
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+        std::fs::write(dir.join("w.toml"), "[programs]\n\"a b\" = \"other.wasm\"\n").unwrap();
+        let out = run_on(backend, &["run", "--config", &cfg, PROGRAMS_MAIN]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "wasmproc: error: {cfg}:2: invalid program name 'a b' (valid: letters, digits, \
+                 '-', '_' and '.')\n"
+            )
+        );
+        let out = run_on(backend, &["run", "--program", "other", PROGRAMS_MAIN]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            text(&out.stderr),
+            "wasmproc: error: --program other: expected NAME=PATH, for example worker=w.wasm\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
+/// No backend: help runs no program.
 #[test]
 fn cli_help_explains_run_and_compile() {
     let out = run(&["--help"]);
@@ -155,52 +273,26 @@ fn cli_help_explains_run_and_compile() {
     assert!(help.contains("exit with its exit code"), "{help}");
 }
 
-#[test]
-fn cli_gives_main_its_stdin_and_children_none() {
-    let mut child = wasmproc()
-        .args(["run", PROCESS_STDIN])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        text(&out.stdout),
-        "main read 6 bytes\nchild read 0 bytes\nchild exitcode: Some(0)\n"
-    );
+backend_tests! {
+    fn cli_gives_main_its_stdin_and_children_none(backend) {
+        let mut child = wasmproc_on(backend)
+            .args(["run", PROCESS_STDIN])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            text(&out.stdout),
+            "main read 6 bytes\nchild read 0 bytes\nchild exitcode: Some(0)\n"
+        );
+    }
 }
 
-/// The demo's lines with the pids left out (native pids are the OS's).
-fn without_pids(text: &str) -> String {
-    text.lines()
-        .map(|l| {
-            let words: Vec<&str> = l
-                .split_whitespace()
-                .filter(|w| !w.starts_with("pid="))
-                .collect();
-            format!("{}\n", words.join(" "))
-        })
-        .collect()
-}
-
-#[test]
-fn cli_runs_the_demo_natively() {
-    let out = run(&["run", "--backend", "native", DEMO]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(without_pids(&text(&out.stdout)), without_pids(DEMO_OUTPUT));
-    let pids: Vec<u32> = text(&out.stdout)
-        .split_whitespace()
-        .filter_map(|w| w.strip_prefix("pid=")?.parse().ok())
-        .collect();
-    assert_eq!(pids.len(), 5);
-    assert!(
-        pids.iter().all(|&p| p > 6 && p != std::process::id()),
-        "{pids:?}"
-    );
-}
-
+/// Which backend runs is what this test is about: it chooses each itself, by flag,
+/// environment and file, and tells them apart by the demo's pids.
 #[test]
 fn cli_config_precedence_flag_env_file() {
     let dir = std::env::temp_dir().join(format!("wasmproc-cfg-{}", std::process::id()));
@@ -316,51 +408,72 @@ fn descendants(pid: u32) -> Vec<u32> {
     found
 }
 
-#[test]
-fn native_processes_die_with_a_killed_host() {
-    let mut host = wasmproc()
-        .args(["run", "--backend", "native", LIFELINE_TREE])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
-    let mut pids = Vec::new();
-    while pids.len() < 2 {
-        let line = lines.next().expect("the tree printed its pids").unwrap();
-        let pid: u32 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        pids.push(pid);
+backend_tests! {
+    /// No process of a run outlives its host, even one killed with SIGKILL: under native
+    /// the tree's OS processes die with it; under wasm the tree runs inside the host, which
+    /// has no child processes.
+    fn lifeline_tree(backend) {
+        let mut host = wasmproc_on(backend)
+            .args(["run", LIFELINE_TREE])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        let mut pids = Vec::new();
+        while pids.len() < 2 {
+            let line = lines.next().expect("the tree printed its pids").unwrap();
+            let (label, pid) = line.rsplit_once(": ").expect("label: pid");
+            let pid: u32 = pid.parse().unwrap();
+            printed.push(label.to_string());
+            pids.push(pid);
+        }
+        printed.sort();
+        assert_eq!(printed, ["child pid", "grandchild pid"], "{backend:?}");
+        // Every OS process under the host: under native the tree's, and the fork server
+        // and its spare.
+        let all = descendants(host.id());
+        match backend {
+            BackendKind::Wasm => {
+                pids.sort_unstable();
+                assert_eq!(pids, [2, 3], "the run's own pids");
+                assert_eq!(all, [], "the host's descendants");
+            }
+            BackendKind::Native => {
+                assert!(pids.iter().all(|&p| running(p)), "{pids:?}");
+                assert!(
+                    pids.iter().all(|p| all.contains(p)) && all.len() > pids.len(),
+                    "the host's descendants {all:?} are the tree's {pids:?} and its fork \
+                     server's"
+                );
+            }
+        }
+        host.kill().unwrap(); // SIGKILL: the host gets no chance to clean up
+        host.wait().unwrap();
+        let pids = all;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|&p| running(p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
+        assert!(
+            left.is_empty(),
+            "processes outlived their killed host: {left:?}"
+        );
     }
-    assert!(pids.iter().all(|&p| running(p)), "{pids:?}");
-    // Every OS process under the host: the tree's, and the fork server and its spare.
-    let all = descendants(host.id());
-    assert!(
-        pids.iter().all(|p| all.contains(p)) && all.len() > pids.len(),
-        "the host's descendants {all:?} are the tree's {pids:?} and its fork server's"
-    );
-    host.kill().unwrap(); // SIGKILL: the host gets no chance to clean up
-    host.wait().unwrap();
-    let pids = all;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pids.iter().any(|&p| running(p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let left: Vec<u32> = pids.iter().copied().filter(|&p| running(p)).collect();
-    assert!(
-        left.is_empty(),
-        "processes outlived their killed host: {left:?}"
-    );
 }
 
-/// `wasmproc run --backend native ARGS cli_spares`, its stdin and its stdout's lines.
+/// `wasmproc run ARGS cli_spares` on `backend`, its stdin and its stdout's lines.
 fn spares_host(
+    backend: BackendKind,
     args: &[&str],
 ) -> (
     std::process::Child,
     std::process::ChildStdin,
     std::io::Lines<BufReader<std::process::ChildStdout>>,
 ) {
-    let mut host = wasmproc()
-        .args(["run", "--backend", "native"])
+    let mut host = wasmproc_on(backend)
+        .arg("run")
         .args(args)
         .arg(CLI_SPARES)
         .stdin(Stdio::piped())
@@ -417,12 +530,40 @@ fn spares_under(host: u32) -> Vec<u32> {
     }
 }
 
+backend_tests! {
+    /// `cli_spares` starts the children it is asked for, of its own program and of
+    /// another, each with a pid of its own (under wasm, the run's next).
+    fn cli_spares(backend) {
+        let other = format!("other={PROGRAMS_OTHER}");
+        let (mut host, mut stdin, mut lines) = spares_host(backend, &["--program", &other]);
+        let pids: Vec<u32> = ["self", "other", "other", "self"]
+            .iter()
+            .enumerate()
+            .map(|(i, what)| spares_child(&mut stdin, &mut lines, what, i + 1))
+            .collect();
+        drop(stdin);
+        assert_eq!(host.wait().unwrap().code(), Some(0), "{backend:?}");
+        assert_eq!(lines.next().map(Result::unwrap), None, "{backend:?}");
+        match backend {
+            BackendKind::Wasm => assert_eq!(pids, [2, 3, 4, 5]),
+            BackendKind::Native => {
+                let mut distinct = pids.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), pids.len(), "{pids:?}");
+                assert!(pids.iter().all(|&p| p > 5), "{pids:?}");
+            }
+        }
+    }
+}
+
 /// The native fork server's spares (processes forked ahead of their request): starts go on
 /// when they are killed, and spares forked before a program was loaded run it all the same.
+/// Native only: the wasm backend has no fork server.
 #[test]
 fn native_starts_survive_killed_spares_and_new_programs() {
     let other = format!("other={PROGRAMS_OTHER}");
-    let (mut host, mut stdin, mut lines) = spares_host(&["--program", &other]);
+    let (mut host, mut stdin, mut lines) = spares_host(BackendKind::Native, &["--program", &other]);
     let mut pids = Vec::new();
     let mut start = |what: &str| {
         let n = pids.len() + 1;
@@ -503,10 +644,11 @@ fn anonymous_code(pid: u32) -> Vec<(u64, u64)> {
 
 /// The native fork server moves its executable's code onto transparent huge pages before
 /// it forks (when the kernel has them: `madvise` or `always`), so its spares share those
-/// pages from the fork on; with them off, the code stays mapped from the file.
+/// pages from the fork on; with them off, the code stays mapped from the file. Native only:
+/// the wasm backend has no fork server.
 #[test]
 fn native_fork_server_code_is_on_huge_pages() {
-    let (mut host, mut stdin, mut lines) = spares_host(&[]);
+    let (mut host, mut stdin, mut lines) = spares_host(BackendKind::Native, &[]);
     spares_child(&mut stdin, &mut lines, "self", 1);
     let server = descendants(host.id())[0];
     let spares = spares_under(host.id());

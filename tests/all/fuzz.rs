@@ -18,8 +18,9 @@
 //! effect; `wait` returns a subsequence of what it was given, and only ended processes;
 //! `active_children` lists only the caller's running children, in start order.
 //!
-//! The default run is short, for CI: 64 guest-side and 128 host-side cases, about five
-//! seconds in a release build. A long session:
+//! Each driver is one test per backend, with cases of its own. The default run is short,
+//! for CI: 64 guest-side and 128 host-side cases per backend, about five seconds in a
+//! release build. A long session:
 //!
 //! ```sh
 //! PROPTEST_CASES=5000 cargo test --release -p wasmproc --test all fuzz
@@ -32,7 +33,7 @@
 //! first. The seed corpus — fixed sequences worth keeping — are the `seed_*` tests at the
 //! end of this file; `host_dropped_first` keeps a fixed host bug fixed.
 
-use crate::harness::{BACKENDS, Outcome, host, program, run};
+use crate::harness::{Outcome, backend_tests, host, program, run};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence};
 use std::sync::Once;
@@ -475,14 +476,11 @@ fn run_ops(backend: BackendKind, ops: &[Op]) -> Outcome {
     out
 }
 
-proptest! {
-    #![proptest_config(config(64))]
-
-    #[test]
-    fn fuzz_ops(ops in ops()) {
-        for &backend in BACKENDS {
+backend_tests! {
+    fn fuzz_ops(backend) {
+        proptest!(config(64), |(ops in ops())| {
             run_ops(backend, &ops);
-        }
+        });
     }
 }
 
@@ -931,17 +929,14 @@ fn run_host_ops(backend: BackendKind, ops: &[HostOp]) -> Vec<String> {
     bad
 }
 
-proptest! {
-    #![proptest_config(config(128))]
-
-    #[test]
-    fn host_ops(ops in host_ops_strategy()) {
-        for &backend in BACKENDS {
+backend_tests! {
+    fn host_ops(backend) {
+        proptest!(config(128), |(ops in host_ops_strategy())| {
             let panics = host_panics();
             let bad = run_host_ops_guarded(backend, &ops);
             prop_assert!(bad.is_empty(), "{:?}: {:#?}", backend, bad);
             prop_assert_eq!(host_panics(), panics, "the host panicked under {:?}", backend);
-        }
+        });
     }
 }
 
@@ -985,226 +980,231 @@ fn check_lines(what: &str, stdout: &str, ops: &[Op], expected: &[Option<&str>]) 
     }
 }
 
-/// Runs `ops` under every backend and checks each op's output line against `expected`
+/// Runs `ops` under `backend` and checks each op's output line against `expected`
 /// (`None`: any).
-fn seed(ops: &[Op], expected: &[Option<&str>]) -> Vec<Outcome> {
-    BACKENDS
-        .iter()
-        .map(|&backend| {
-            let out = run_ops(backend, ops);
-            check_lines(&format!("{backend:?}"), &out.stdout(), ops, expected);
-            out
-        })
-        .collect()
+fn seed(backend: BackendKind, ops: &[Op], expected: &[Option<&str>]) -> Outcome {
+    let out = run_ops(backend, ops);
+    check_lines(&format!("{backend:?}"), &out.stdout(), ops, expected);
+    out
 }
 
-#[test]
-fn seed_close_then_everything() {
-    let s = || Slot(0);
-    seed(
-        &[
-            create("noop"),
-            Start(s()),
-            Join(s(), None),
-            Close(s()),
-            Start(s()),
-            Join(s(), None),
-            Join(s(), Some(0)),
-            IsAlive(s()),
-            Exitcode(s()),
-            Pid(s()),
-            Name(s()),
-            SetName(s(), "x".into()),
-            Daemon(s()),
-            SetDaemon(s(), true),
-            Terminate(s()),
-            Kill(s()),
-            Sentinel(s()),
-            Wait(0, vec![WaitOn::Handle(s())]),
-            Close(s()),
-            Release(s()),
-            Exitcode(s()),
-        ],
-        &[
-            Some("ok"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err Closed"),
-            Some("err InvalidArgument"),
-            Some("ok ()"),
-            Some("ok"),
-            // Released and ended: the host has forgotten it.
-            Some("err NotAChild"),
-        ],
-    );
+backend_tests! {
+    fn seed_close_then_everything(backend) {
+        let s = || Slot(0);
+        seed(
+            backend,
+            &[
+                create("noop"),
+                Start(s()),
+                Join(s(), None),
+                Close(s()),
+                Start(s()),
+                Join(s(), None),
+                Join(s(), Some(0)),
+                IsAlive(s()),
+                Exitcode(s()),
+                Pid(s()),
+                Name(s()),
+                SetName(s(), "x".into()),
+                Daemon(s()),
+                SetDaemon(s(), true),
+                Terminate(s()),
+                Kill(s()),
+                Sentinel(s()),
+                Wait(0, vec![WaitOn::Handle(s())]),
+                Close(s()),
+                Release(s()),
+                Exitcode(s()),
+            ],
+            &[
+                Some("ok"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err Closed"),
+                Some("err InvalidArgument"),
+                Some("ok ()"),
+                Some("ok"),
+                // Released and ended: the host has forgotten it.
+                Some("err NotAChild"),
+            ],
+        );
+    }
 }
 
-#[test]
-fn seed_terminate_unstarted() {
-    let s = || Slot(0);
-    seed(
-        &[
-            create("sleep_long"),
-            Terminate(s()),
-            Kill(s()),
-            Join(s(), Some(0)),
-            Join(s(), None),
-            Sentinel(s()),
-            IsAlive(s()),
-            Exitcode(s()),
-            Pid(s()),
-            Close(s()),
-            Start(s()),
-        ],
-        &[
-            Some("ok"),
-            Some("err InvalidState"),
-            Some("err InvalidState"),
-            Some("err InvalidState"),
-            Some("err InvalidState"),
-            Some("err InvalidState"),
-            Some("ok false"),
-            Some("ok None"),
-            Some("ok false"),
-            Some("ok ()"),
-            Some("err Closed"),
-        ],
-    );
+backend_tests! {
+    fn seed_terminate_unstarted(backend) {
+        let s = || Slot(0);
+        seed(
+            backend,
+            &[
+                create("sleep_long"),
+                Terminate(s()),
+                Kill(s()),
+                Join(s(), Some(0)),
+                Join(s(), None),
+                Sentinel(s()),
+                IsAlive(s()),
+                Exitcode(s()),
+                Pid(s()),
+                Close(s()),
+                Start(s()),
+            ],
+            &[
+                Some("ok"),
+                Some("err InvalidState"),
+                Some("err InvalidState"),
+                Some("err InvalidState"),
+                Some("err InvalidState"),
+                Some("err InvalidState"),
+                Some("ok false"),
+                Some("ok None"),
+                Some("ok false"),
+                Some("ok ()"),
+                Some("err Closed"),
+            ],
+        );
+    }
 }
 
-#[test]
-fn seed_wait_on_bogus() {
-    seed(
-        &[
-            Wait(5, vec![WaitOn::Handle(Raw(0))]),
-            Wait(5, vec![WaitOn::Handle(Raw(u64::MAX))]),
-            Wait(5, vec![WaitOn::Handle(Current)]),
-            Wait(5, vec![WaitOn::Handle(Parent)]),
-            Wait(1, vec![]),
-            create("nap"),
-            Wait(5, vec![WaitOn::Handle(Slot(0))]),
-            Start(Slot(0)),
-            Sentinel(Slot(0)),
-            Wait(5, vec![WaitOn::Obtained(0), WaitOn::Handle(Raw(1))]),
-            Join(Slot(0), None),
-            Wait(0, vec![WaitOn::Obtained(0), WaitOn::Obtained(0)]),
-            Wait(0, vec![]),
-        ],
-        &[
-            Some("err InvalidArgument"),
-            Some("err InvalidArgument"),
-            Some("err InvalidArgument"),
-            Some("err InvalidArgument"),
-            Some("ok 0"),
-            Some("ok"),
-            Some("err InvalidArgument"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("err InvalidArgument"),
-            Some("ok ()"),
-            Some("ok 2"),
-            Some("ok 0"),
-        ],
-    );
+backend_tests! {
+    fn seed_wait_on_bogus(backend) {
+        seed(
+            backend,
+            &[
+                Wait(5, vec![WaitOn::Handle(Raw(0))]),
+                Wait(5, vec![WaitOn::Handle(Raw(u64::MAX))]),
+                Wait(5, vec![WaitOn::Handle(Current)]),
+                Wait(5, vec![WaitOn::Handle(Parent)]),
+                Wait(1, vec![]),
+                create("nap"),
+                Wait(5, vec![WaitOn::Handle(Slot(0))]),
+                Start(Slot(0)),
+                Sentinel(Slot(0)),
+                Wait(5, vec![WaitOn::Obtained(0), WaitOn::Handle(Raw(1))]),
+                Join(Slot(0), None),
+                Wait(0, vec![WaitOn::Obtained(0), WaitOn::Obtained(0)]),
+                Wait(0, vec![]),
+            ],
+            &[
+                Some("err InvalidArgument"),
+                Some("err InvalidArgument"),
+                Some("err InvalidArgument"),
+                Some("err InvalidArgument"),
+                Some("ok 0"),
+                Some("ok"),
+                Some("err InvalidArgument"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("err InvalidArgument"),
+                Some("ok ()"),
+                Some("ok 2"),
+                Some("ok 0"),
+            ],
+        );
+    }
 }
 
-#[test]
-fn seed_start_twice() {
-    let s = || Slot(0);
-    seed(
-        &[
-            create("noop"),
-            Start(s()),
-            Start(s()),
-            Join(s(), None),
-            Start(s()),
-            Exitcode(s()),
-            SetDaemon(s(), true),
-            Start(Slot(7)),
-        ],
-        &[
-            Some("ok"),
-            Some("ok ()"),
-            Some("err InvalidState"),
-            Some("ok ()"),
-            Some("err InvalidState"),
-            Some("ok Some(0)"),
-            Some("err InvalidState"),
-            Some("err InvalidState"),
-        ],
-    );
+backend_tests! {
+    fn seed_start_twice(backend) {
+        let s = || Slot(0);
+        seed(
+            backend,
+            &[
+                create("noop"),
+                Start(s()),
+                Start(s()),
+                Join(s(), None),
+                Start(s()),
+                Exitcode(s()),
+                SetDaemon(s(), true),
+                Start(Slot(7)),
+            ],
+            &[
+                Some("ok"),
+                Some("ok ()"),
+                Some("err InvalidState"),
+                Some("ok ()"),
+                Some("err InvalidState"),
+                Some("ok Some(0)"),
+                Some("err InvalidState"),
+                Some("err InvalidState"),
+            ],
+        );
+    }
 }
 
-#[test]
-fn seed_join_self() {
-    let c = || Current;
-    seed(
-        &[
-            Join(c(), None),
-            Join(c(), Some(0)),
-            Start(c()),
-            Terminate(c()),
-            Kill(c()),
-            Close(c()),
-            Sentinel(c()),
-            IsAlive(c()),
-            Exitcode(c()),
-            Pid(c()),
-            Daemon(c()),
-            SetDaemon(c(), true),
-            SetName(c(), "a\0b".into()),
-            Join(Parent, None),
-            IsAlive(Parent),
-            Release(c()),
-            Info,
-        ],
-        &[
-            Some("err NotAChild"),
-            Some("err NotAChild"),
-            Some("err NotAChild"),
-            Some("err NotAChild"),
-            Some("err NotAChild"),
-            Some("err NotAChild"),
-            Some("err InvalidState"),
-            Some("ok true"),
-            Some("ok None"),
-            Some("ok true"),
-            Some("ok false"),
-            Some("err NotAChild"),
-            Some("err InvalidArgument"),
-            Some("err NotAChild"),
-            Some("err NotAChild"),
-            Some("ok"),
-            Some("ok parent=false me=11 cpus=true authkey=32"),
-        ],
-    );
+backend_tests! {
+    fn seed_join_self(backend) {
+        let c = || Current;
+        seed(
+            backend,
+            &[
+                Join(c(), None),
+                Join(c(), Some(0)),
+                Start(c()),
+                Terminate(c()),
+                Kill(c()),
+                Close(c()),
+                Sentinel(c()),
+                IsAlive(c()),
+                Exitcode(c()),
+                Pid(c()),
+                Daemon(c()),
+                SetDaemon(c(), true),
+                SetName(c(), "a\0b".into()),
+                Join(Parent, None),
+                IsAlive(Parent),
+                Release(c()),
+                Info,
+            ],
+            &[
+                Some("err NotAChild"),
+                Some("err NotAChild"),
+                Some("err NotAChild"),
+                Some("err NotAChild"),
+                Some("err NotAChild"),
+                Some("err NotAChild"),
+                Some("err InvalidState"),
+                Some("ok true"),
+                Some("ok None"),
+                Some("ok true"),
+                Some("ok false"),
+                Some("err NotAChild"),
+                Some("err InvalidArgument"),
+                Some("err NotAChild"),
+                Some("err NotAChild"),
+                Some("ok"),
+                Some("ok parent=false me=11 cpus=true authkey=32"),
+            ],
+        );
+    }
 }
 
-#[test]
-fn seed_deep_chain() {
-    let outs = seed(
-        &[
-            create_with("spawner", Args::Proper(6)),
-            Start(Slot(0)),
-            Join(Slot(0), None),
-            Exitcode(Slot(0)),
-        ],
-        &[Some("ok"), Some("ok ()"), Some("ok ()"), Some("ok Some(0)")],
-    );
-    for out in outs {
+backend_tests! {
+    fn seed_deep_chain(backend) {
+        let out = seed(
+            backend,
+            &[
+                create_with("spawner", Args::Proper(6)),
+                Start(Slot(0)),
+                Join(Slot(0), None),
+                Exitcode(Slot(0)),
+            ],
+            &[Some("ok"), Some("ok ()"), Some("ok ()"), Some("ok Some(0)")],
+        );
         // Seven spawners, each with a daemonic sleeper, and the nap at the bottom.
         assert_eq!(out.names().len(), 1 + 7 * 2 + 1, "{:?}", out.names());
         assert!(
@@ -1215,120 +1215,121 @@ fn seed_deep_chain() {
     }
 }
 
-#[test]
-fn seed_exit_codes() {
-    let mut ops = Vec::new();
-    let mut expected = Vec::new();
-    for (target, args, code) in [
-        ("exits", Args::Proper(300), "ok Some(44)"),
-        ("exits", Args::Proper(-1), "ok Some(255)"),
-        ("exits", Args::Proper(0), "ok Some(0)"),
-        ("panics", Args::None, "ok Some(1)"),
-        // Arguments that do not decode.
-        ("exits", Args::None, "ok Some(1)"),
-        // One byte with the continuation bit set: not a whole u32.
-        ("spawner", Args::Random { len: 1, seed: 3 }, "ok Some(1)"),
-        ("spawner", Args::Proper(0), "ok Some(0)"),
-        (
-            "noop",
-            Args::Random {
-                len: 65536,
-                seed: 7,
-            },
-            "ok Some(0)",
-        ),
-    ] {
-        ops.extend([
-            create_with(target, args),
-            Start(Last),
-            Join(Last, None),
-            Exitcode(Last),
-        ]);
-        expected.extend([Some("ok"), Some("ok ()"), Some("ok ()"), Some(code)]);
+backend_tests! {
+    fn seed_exit_codes(backend) {
+        let mut ops = Vec::new();
+        let mut expected = Vec::new();
+        for (target, args, code) in [
+            ("exits", Args::Proper(300), "ok Some(44)"),
+            ("exits", Args::Proper(-1), "ok Some(255)"),
+            ("exits", Args::Proper(0), "ok Some(0)"),
+            ("panics", Args::None, "ok Some(1)"),
+            // Arguments that do not decode.
+            ("exits", Args::None, "ok Some(1)"),
+            // One byte with the continuation bit set: not a whole u32.
+            ("spawner", Args::Random { len: 1, seed: 3 }, "ok Some(1)"),
+            ("spawner", Args::Proper(0), "ok Some(0)"),
+            (
+                "noop",
+                Args::Random {
+                    len: 65536,
+                    seed: 7,
+                },
+                "ok Some(0)",
+            ),
+        ] {
+            ops.extend([
+                create_with(target, args),
+                Start(Last),
+                Join(Last, None),
+                Exitcode(Last),
+            ]);
+            expected.extend([Some("ok"), Some("ok ()"), Some("ok ()"), Some(code)]);
+        }
+        for (signal, code) in [
+            (Terminate(Last), "ok Some(-15)"),
+            (Kill(Last), "ok Some(-9)"),
+        ] {
+            ops.extend([
+                create("sleep_long"),
+                Start(Last),
+                Join(Last, Some(5)),
+                IsAlive(Last),
+                signal.clone(),
+                Join(Last, None),
+                Exitcode(Last),
+                IsAlive(Last),
+                // Signalling an ended process has no effect.
+                Terminate(Last),
+                Kill(Last),
+                Exitcode(Last),
+            ]);
+            expected.extend([
+                Some("ok"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("ok true"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some(code),
+                Some("ok false"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some(code),
+            ]);
+        }
+        seed(backend, &ops, &expected);
     }
-    for (signal, code) in [
-        (Terminate(Last), "ok Some(-15)"),
-        (Kill(Last), "ok Some(-9)"),
-    ] {
-        ops.extend([
-            create("sleep_long"),
-            Start(Last),
-            Join(Last, Some(5)),
-            IsAlive(Last),
-            signal.clone(),
-            Join(Last, None),
-            Exitcode(Last),
-            IsAlive(Last),
-            // Signalling an ended process has no effect.
-            Terminate(Last),
-            Kill(Last),
-            Exitcode(Last),
-        ]);
-        expected.extend([
-            Some("ok"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("ok true"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some(code),
-            Some("ok false"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some(code),
-        ]);
-    }
-    seed(&ops, &expected);
 }
 
-#[test]
-fn seed_daemon_flags() {
-    let daemonic = |target: &str| Create {
-        target: target.into(),
-        name: None,
-        daemon: Some(true),
-        args: Args::Proper(2),
-    };
-    let outs = seed(
-        &[
-            daemonic("noop"),
-            Daemon(Last),
-            SetDaemon(Last, false),
-            Daemon(Last),
-            SetDaemon(Last, true),
-            Start(Last),
-            SetDaemon(Last, false),
-            Daemon(Last),
-            // A daemonic spawner cannot start its child.
-            daemonic("spawner"),
-            Start(Last),
-            Join(Last, None),
-            Exitcode(Last),
-            // A daemonic long sleeper left running: main's exit handler would end it, but
-            // cleanup terminates it first.
-            daemonic("sleep_long"),
-            Start(Last),
-            ActiveChildren,
-        ],
-        &[
-            Some("ok"),
-            Some("ok true"),
-            Some("ok ()"),
-            Some("ok false"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("err InvalidState"),
-            Some("ok true"),
-            Some("ok"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("ok Some(0)"),
-            Some("ok"),
-            Some("ok ()"),
-            None,
-        ],
-    );
-    for out in outs {
+backend_tests! {
+    fn seed_daemon_flags(backend) {
+        let daemonic = |target: &str| Create {
+            target: target.into(),
+            name: None,
+            daemon: Some(true),
+            args: Args::Proper(2),
+        };
+        let out = seed(
+            backend,
+            &[
+                daemonic("noop"),
+                Daemon(Last),
+                SetDaemon(Last, false),
+                Daemon(Last),
+                SetDaemon(Last, true),
+                Start(Last),
+                SetDaemon(Last, false),
+                Daemon(Last),
+                // A daemonic spawner cannot start its child.
+                daemonic("spawner"),
+                Start(Last),
+                Join(Last, None),
+                Exitcode(Last),
+                // A daemonic long sleeper left running: main's exit handler would end it, but
+                // cleanup terminates it first.
+                daemonic("sleep_long"),
+                Start(Last),
+                ActiveChildren,
+            ],
+            &[
+                Some("ok"),
+                Some("ok true"),
+                Some("ok ()"),
+                Some("ok false"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("err InvalidState"),
+                Some("ok true"),
+                Some("ok"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("ok Some(0)"),
+                Some("ok"),
+                Some("ok ()"),
+                None,
+            ],
+        );
         let spawner = out.stdout_of("Process-2");
         assert!(
             spawner.contains("daemonic processes are not allowed to have children"),
@@ -1337,245 +1338,249 @@ fn seed_daemon_flags() {
     }
 }
 
-#[test]
-fn seed_foreign_handles() {
-    // Every call on a handle that is not the caller's fails (the guest reports an effect
-    // as a violation); neighbours of real handles included.
-    let mut ops = vec![create("sleep_long"), Start(Last), create("noop")];
-    let mut expected = vec![Some("ok"), Some("ok ()"), Some("ok")];
-    for r in [
-        Raw(0),
-        Raw(1),
-        Raw(255),
-        Raw(u64::MAX),
-        Raw(1 << 63),
-        // Below the caller's own handle, and past the last one it holds.
-        Near(0, -3),
-        Near(0, -2),
-        Near(1, 5),
-        Near(1, 40),
-        Parent,
-    ] {
-        ops.extend([
-            Start(r.clone()),
-            Join(r.clone(), None),
-            Terminate(r.clone()),
-            Kill(r.clone()),
-            Close(r.clone()),
-            SetDaemon(r.clone(), true),
-            SetName(r.clone(), "stolen".into()),
-            Sentinel(r.clone()),
-            Release(r),
-        ]);
-        expected.extend([None; 9]);
+backend_tests! {
+    fn seed_foreign_handles(backend) {
+        // Every call on a handle that is not the caller's fails (the guest reports an effect
+        // as a violation); neighbours of real handles included.
+        let mut ops = vec![create("sleep_long"), Start(Last), create("noop")];
+        let mut expected = vec![Some("ok"), Some("ok ()"), Some("ok")];
+        for r in [
+            Raw(0),
+            Raw(1),
+            Raw(255),
+            Raw(u64::MAX),
+            Raw(1 << 63),
+            // Below the caller's own handle, and past the last one it holds.
+            Near(0, -3),
+            Near(0, -2),
+            Near(1, 5),
+            Near(1, 40),
+            Parent,
+        ] {
+            ops.extend([
+                Start(r.clone()),
+                Join(r.clone(), None),
+                Terminate(r.clone()),
+                Kill(r.clone()),
+                Close(r.clone()),
+                SetDaemon(r.clone(), true),
+                SetName(r.clone(), "stolen".into()),
+                Sentinel(r.clone()),
+                Release(r),
+            ]);
+            expected.extend([None; 9]);
+        }
+        ops.extend([IsAlive(Slot(0)), Name(Slot(1))]);
+        expected.extend([Some("ok true"), Some("ok 9")]);
+        seed(backend, &ops, &expected);
     }
-    ops.extend([IsAlive(Slot(0)), Name(Slot(1))]);
-    expected.extend([Some("ok true"), Some("ok 9")]);
-    seed(&ops, &expected);
 }
 
-#[test]
-fn seed_release_and_active_children() {
-    seed(
-        &[
-            create("sleep_long"),
-            Start(Last),
-            Release(Last),
-            Release(Last),
-            // Released but running: still the caller's, still active.
-            IsAlive(Last),
-            ActiveChildren,
-            create("nap"),
-            Start(Last),
-            Join(Last, None),
-            ActiveChildren,
-            Release(Last),
-            // Released and ended: forgotten.
-            Exitcode(Last),
-            Kill(Slot(0)),
-            Join(Slot(0), None),
-            ActiveChildren,
-        ],
-        &[
-            Some("ok"),
-            Some("ok ()"),
-            Some("ok"),
-            Some("ok"),
-            Some("ok true"),
-            Some("ok 1"),
-            Some("ok"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("ok 1"),
-            Some("ok"),
-            Some("err NotAChild"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("ok 0"),
-        ],
-    );
+backend_tests! {
+    fn seed_release_and_active_children(backend) {
+        seed(
+            backend,
+            &[
+                create("sleep_long"),
+                Start(Last),
+                Release(Last),
+                Release(Last),
+                // Released but running: still the caller's, still active.
+                IsAlive(Last),
+                ActiveChildren,
+                create("nap"),
+                Start(Last),
+                Join(Last, None),
+                ActiveChildren,
+                Release(Last),
+                // Released and ended: forgotten.
+                Exitcode(Last),
+                Kill(Slot(0)),
+                Join(Slot(0), None),
+                ActiveChildren,
+            ],
+            &[
+                Some("ok"),
+                Some("ok ()"),
+                Some("ok"),
+                Some("ok"),
+                Some("ok true"),
+                Some("ok 1"),
+                Some("ok"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("ok 1"),
+                Some("ok"),
+                Some("err NotAChild"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("ok 0"),
+            ],
+        );
+    }
 }
 
-#[test]
-fn seed_odd_targets_and_names() {
-    let named = |target: &str, name: &str| Create {
-        target: target.into(),
-        name: Some(name.into()),
-        daemon: None,
-        args: Args::None,
-    };
-    seed(
-        &[
-            create(""),
-            create("nope"),
-            create("noop\0"),
-            create("NOOP"),
-            create("noop "),
-            named("noop", "a\0b"),
-            named("nope", "a\0b"),
-            named("noop", ""),
-            named("noop", &"x".repeat(1000)),
-            Start(Last),
-            Join(Last, None),
-            Name(Last),
-            SetName(Last, "näme ✓".into()),
-            Name(Last),
-            SetName(Last, "\0".into()),
-            Name(Slot(0)),
-        ],
-        &[
-            Some("err UnknownTarget"),
-            Some("err UnknownTarget"),
-            Some("err UnknownTarget"),
-            Some("err UnknownTarget"),
-            Some("err UnknownTarget"),
-            Some("err InvalidArgument"),
-            Some("err UnknownTarget"),
-            Some("ok"),
-            Some("ok"),
-            Some("ok ()"),
-            Some("ok ()"),
-            Some("ok 1000"),
-            Some("ok ()"),
-            Some("ok 9"),
-            Some("err InvalidArgument"),
-            Some("ok 0"),
-        ],
-    );
+backend_tests! {
+    fn seed_odd_targets_and_names(backend) {
+        let named = |target: &str, name: &str| Create {
+            target: target.into(),
+            name: Some(name.into()),
+            daemon: None,
+            args: Args::None,
+        };
+        seed(
+            backend,
+            &[
+                create(""),
+                create("nope"),
+                create("noop\0"),
+                create("NOOP"),
+                create("noop "),
+                named("noop", "a\0b"),
+                named("nope", "a\0b"),
+                named("noop", ""),
+                named("noop", &"x".repeat(1000)),
+                Start(Last),
+                Join(Last, None),
+                Name(Last),
+                SetName(Last, "näme ✓".into()),
+                Name(Last),
+                SetName(Last, "\0".into()),
+                Name(Slot(0)),
+            ],
+            &[
+                Some("err UnknownTarget"),
+                Some("err UnknownTarget"),
+                Some("err UnknownTarget"),
+                Some("err UnknownTarget"),
+                Some("err UnknownTarget"),
+                Some("err InvalidArgument"),
+                Some("err UnknownTarget"),
+                Some("ok"),
+                Some("ok"),
+                Some("ok ()"),
+                Some("ok ()"),
+                Some("ok 1000"),
+                Some("ok ()"),
+                Some("ok 9"),
+                Some("err InvalidArgument"),
+                Some("ok 0"),
+            ],
+        );
+    }
 }
 
-#[test]
-fn seed_host_close_then_everything() {
-    use HostOp as H;
-    let create = |target: &str, start| H::Create {
-        target: target.into(),
-        name: None,
-        daemon: None,
-        args: Args::None,
-        start,
-    };
-    let ops = [
-        create("noop", true),
-        H::Join(0, None),
-        H::Close(0),
-        H::Start(0),
-        H::Join(0, None),
-        H::Terminate(0),
-        H::Kill(0),
-        H::Output(0),
-        H::Close(0),
-        create("sleep_long", false),
-        H::Terminate(1),
-        H::Close(1),
-        create("sleep_long", true),
-        H::Close(2),
-        H::Join(2, Some(5)),
-        H::Drop(2),
-        create("spawner", true),
-        H::Join(2, None),
-        create("exits", true),
-        H::Join(3, None),
-    ];
-    for &backend in BACKENDS {
+backend_tests! {
+    fn seed_host_close_then_everything(backend) {
+        use HostOp as H;
+        let create = |target: &str, start| H::Create {
+            target: target.into(),
+            name: None,
+            daemon: None,
+            args: Args::None,
+            start,
+        };
+        let ops = [
+            create("noop", true),
+            H::Join(0, None),
+            H::Close(0),
+            H::Start(0),
+            H::Join(0, None),
+            H::Terminate(0),
+            H::Kill(0),
+            H::Output(0),
+            H::Close(0),
+            create("sleep_long", false),
+            H::Terminate(1),
+            H::Close(1),
+            create("sleep_long", true),
+            H::Close(2),
+            H::Join(2, Some(5)),
+            H::Drop(2),
+            create("spawner", true),
+            H::Join(2, None),
+            create("exits", true),
+            H::Join(3, None),
+        ];
         let bad = run_host_ops_guarded(backend, &ops);
         assert!(bad.is_empty(), "{backend:?}: {bad:#?}");
     }
 }
 
-#[test]
-fn seed_child_and_parent() {
-    let p = || Parent;
-    let child_ops = vec![
-        IsAlive(p()),
-        Exitcode(p()),
-        Pid(p()),
-        Name(p()),
-        Daemon(p()),
-        SetName(p(), "x".into()),
-        SetDaemon(p(), true),
-        Start(p()),
-        Terminate(p()),
-        Kill(p()),
-        Close(p()),
-        Sentinel(p()),
-        Wait(5, vec![WaitOn::Obtained(0)]),
-        Join(p(), Some(5)),
-        // A deadlock if it waited (the parent joins this child): the fuzzer waits 5 ms.
-        Join(p(), None),
-        Release(p()),
-        IsAlive(p()),
-        Info,
-        create("noop"),
-        Start(Last),
-        Join(Last, None),
-        Exitcode(Last),
-    ];
-    let child_expected = [
-        Some("ok true"),
-        Some("ok None"),
-        Some("ok true"),
-        Some("ok 11"),
-        Some("ok false"),
-        Some("err NotAChild"),
-        Some("err NotAChild"),
-        Some("err NotAChild"),
-        Some("err NotAChild"),
-        Some("err NotAChild"),
-        Some("err NotAChild"),
-        Some("ok ()"),
-        Some("ok 0"),
-        Some("ok ()"),
-        Some("ok ()"),
-        Some("ok"),
-        Some("ok true"),
-        Some("ok parent=true me=9 cpus=true authkey=32"),
-        Some("ok"),
-        Some("ok ()"),
-        Some("ok ()"),
-        Some("ok Some(0)"),
-    ];
-    let ops = [
-        Child(None, child_ops.clone()),
-        Start(Last),
-        Join(Last, None),
-        Exitcode(Last),
-        // A daemonic child cannot start its own.
-        Child(Some(true), vec![create("noop"), Daemon(Last), Start(Last)]),
-        Start(Last),
-        Join(Last, None),
-        Exitcode(Last),
-    ];
-    let expected = [
-        Some("ok"),
-        Some("ok ()"),
-        Some("ok ()"),
-        Some("ok Some(0)"),
-        Some("ok"),
-        Some("ok ()"),
-        Some("ok ()"),
-        Some("ok Some(0)"),
-    ];
-    for out in seed(&ops, &expected) {
+backend_tests! {
+    fn seed_child_and_parent(backend) {
+        let p = || Parent;
+        let child_ops = vec![
+            IsAlive(p()),
+            Exitcode(p()),
+            Pid(p()),
+            Name(p()),
+            Daemon(p()),
+            SetName(p(), "x".into()),
+            SetDaemon(p(), true),
+            Start(p()),
+            Terminate(p()),
+            Kill(p()),
+            Close(p()),
+            Sentinel(p()),
+            Wait(5, vec![WaitOn::Obtained(0)]),
+            Join(p(), Some(5)),
+            // A deadlock if it waited (the parent joins this child): the fuzzer waits 5 ms.
+            Join(p(), None),
+            Release(p()),
+            IsAlive(p()),
+            Info,
+            create("noop"),
+            Start(Last),
+            Join(Last, None),
+            Exitcode(Last),
+        ];
+        let child_expected = [
+            Some("ok true"),
+            Some("ok None"),
+            Some("ok true"),
+            Some("ok 11"),
+            Some("ok false"),
+            Some("err NotAChild"),
+            Some("err NotAChild"),
+            Some("err NotAChild"),
+            Some("err NotAChild"),
+            Some("err NotAChild"),
+            Some("err NotAChild"),
+            Some("ok ()"),
+            Some("ok 0"),
+            Some("ok ()"),
+            Some("ok ()"),
+            Some("ok"),
+            Some("ok true"),
+            Some("ok parent=true me=9 cpus=true authkey=32"),
+            Some("ok"),
+            Some("ok ()"),
+            Some("ok ()"),
+            Some("ok Some(0)"),
+        ];
+        let ops = [
+            Child(None, child_ops.clone()),
+            Start(Last),
+            Join(Last, None),
+            Exitcode(Last),
+            // A daemonic child cannot start its own.
+            Child(Some(true), vec![create("noop"), Daemon(Last), Start(Last)]),
+            Start(Last),
+            Join(Last, None),
+            Exitcode(Last),
+        ];
+        let expected = [
+            Some("ok"),
+            Some("ok ()"),
+            Some("ok ()"),
+            Some("ok Some(0)"),
+            Some("ok"),
+            Some("ok ()"),
+            Some("ok ()"),
+            Some("ok Some(0)"),
+        ];
+        let out = seed(backend, &ops, &expected);
         let child = out.stdout_of("Process-1");
         check_lines("Process-1", &child, &child_ops, &child_expected);
         assert!(child.ends_with("violations 0\ndone\n"), "{child}");
@@ -1588,13 +1593,12 @@ fn seed_child_and_parent() {
     }
 }
 
-/// Found by this fuzzer's author while probing the library API: a `Process` outlives its
-/// `Host` (it borrows nothing). Dropping the host ends its processes (as the end of a run
-/// does); afterwards the `Process` reports how its process ended without waiting, and
-/// under `native` no child OS process is left (running or zombie).
-#[test]
-fn host_dropped_first() {
-    for &backend in BACKENDS {
+backend_tests! {
+    /// Found by this fuzzer's author while probing the library API: a `Process` outlives its
+    /// `Host` (it borrows nothing). Dropping the host ends its processes (as the end of a run
+    /// does); afterwards the `Process` reports how its process ended without waiting, and
+    /// under `native` no child OS process is left (running or zombie).
+    fn host_dropped_first(backend) {
         let host = wasmproc::Host::new(wasmproc::Config {
             backend,
             output: wasmproc::OutputMode::Capture,

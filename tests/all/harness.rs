@@ -5,8 +5,52 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 use wasmproc::{BackendKind, Config, ExitStatus, Host, MainRun, OutputMode, Program};
 
-/// Every backend a program is run under.
-pub const BACKENDS: &[BackendKind] = &[BackendKind::Wasm, BackendKind::Native];
+/// Declares tests that run on every backend: each
+///
+/// ```ignore
+/// backend_tests! {
+///     /// Docs and attributes (`#[ignore]`, ...) apply to each backend's test.
+///     fn process_lifecycle(backend) {
+///         let out = run(backend, PROCESS_LIFECYCLE, &[]);
+///         ...
+///     }
+/// }
+/// ```
+///
+/// becomes a module `process_lifecycle` (so `foreach_<suite>!(assert_test_exists)` finds
+/// it) holding the body as a function of `backend: BackendKind` and one `#[test]` per
+/// backend that calls it: `process_lifecycle::wasm`, `process_lifecycle::native`. The
+/// backends are listed once, in this macro; the list is checked against `BackendKind` at
+/// compile time (an exhaustive `match`), so a new backend that is not listed here does not
+/// compile, and once listed it runs every test. The body sees the items and imports of
+/// the file it is written in.
+macro_rules! backend_tests {
+    (@one [$($meta:tt)*] $test:ident $variant:ident) => {
+        $($meta)*
+        #[test]
+        fn $test() {
+            test_body(::wasmproc::BackendKind::$variant)
+        }
+    };
+    (@each $meta:tt $($test:ident $variant:ident),*) => {
+        $($crate::harness::backend_tests!(@one $meta $test $variant);)*
+        // Does not compile when `BackendKind` has a backend this list lacks.
+        const _: fn(::wasmproc::BackendKind) = |backend| match backend {
+            $(::wasmproc::BackendKind::$variant => {})*
+        };
+    };
+    ($($(#[$meta:meta])* fn $name:ident($backend:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn test_body($backend: ::wasmproc::BackendKind) $body
+
+            $crate::harness::backend_tests!(@each [$(#[$meta])*] wasm Wasm, native Native);
+        }
+    )*};
+}
+pub(crate) use backend_tests;
 
 /// A run must end within this time, or the test fails instead of hanging.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -185,4 +229,46 @@ fn run_with(
 /// Joins lines with newlines, each line ended by one.
 pub fn lines(lines: &[&str]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// What the demo (`tests/programs/src/bin/demo.rs`) prints on stdout under the wasm
+/// backend, whose pids are the run's own (main is 1): as the README shows it.
+pub const DEMO_OUTPUT: &str = "Process-1  pid=2   exitcode=0\nProcess-2  pid=3   exitcode=3\n\
+                               Process-3  pid=4   exitcode=1\nProcess-4  pid=5   exitcode=-15\n\
+                               Process-5  pid=6   exitcode=-9\n";
+
+/// Asserts that `stdout` is what the demo prints under `backend`: [`DEMO_OUTPUT`] exactly
+/// under wasm; under native the same lines, formatted as the demo formats them, with the
+/// children's OS pids, which are five distinct pids other than this test's (and none of the
+/// virtual 1-6).
+pub fn assert_demo_output(backend: BackendKind, stdout: &str) {
+    match backend {
+        BackendKind::Wasm => assert_eq!(stdout, DEMO_OUTPUT, "{backend:?}"),
+        BackendKind::Native => {
+            let pids: Vec<u32> = stdout
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("pid=")?.parse().ok())
+                .collect();
+            assert_eq!(pids.len(), 5, "{backend:?}: {stdout}");
+            assert!(
+                pids.iter().all(|&p| p > 6 && p != std::process::id()),
+                "{backend:?}: {pids:?}"
+            );
+            let mut distinct = pids.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 5, "{backend:?}: {pids:?}");
+            let expected: String = DEMO_OUTPUT
+                .lines()
+                .zip(&pids)
+                .map(|(line, pid)| {
+                    let mut words = line.split_whitespace();
+                    let (name, code) = (words.next().unwrap(), words.nth(1).unwrap());
+                    // The demo's format: "{name:<10} pid={pid:<3} exitcode={code}".
+                    format!("{name:<10} pid={pid:<3} {code}\n")
+                })
+                .collect();
+            assert_eq!(stdout, expected, "{backend:?}");
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Hostile guests (SPEC §4): each runs under both backends, and each test asserts the exact
 //! outcome for the offender and that a sibling finished its work unharmed.
 
-use crate::harness::{BACKENDS, lines, run_limited};
+use crate::harness::{backend_tests, lines, run_configured, run_limited};
 use wasmproc::{ExitStatus, LIMIT_EXIT_CODE};
 use wasmproc_tests::*;
 
@@ -12,12 +12,12 @@ macro_rules! assert_test_exists {
     };
 }
 foreach_hostile!(assert_test_exists);
+foreach_grants!(assert_test_exists);
 
 const LIMIT: Option<i32> = Some(LIMIT_EXIT_CODE as i32);
 
-#[test]
-fn hostile_memory() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_memory(backend) {
         let out = run_limited(backend, &[("memory", "64MiB")], HOSTILE_MEMORY, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -33,9 +33,8 @@ fn hostile_memory() {
     }
 }
 
-#[test]
-fn hostile_loop() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_loop(backend) {
         for (limit, value) in [("wall_ms", "300"), ("cpu_ms", "300")] {
             let out = run_limited(backend, &[(limit, value)], HOSTILE_LOOP, &[]);
             assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?} {limit}");
@@ -55,9 +54,8 @@ fn hostile_loop() {
     }
 }
 
-#[test]
-fn hostile_spawnbomb() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_spawnbomb(backend) {
         // Only main can start children (depth 1): which limit refuses is certain.
         for (limits, refusal) in [
             (
@@ -107,9 +105,8 @@ fn hostile_spawnbomb() {
     }
 }
 
-#[test]
-fn hostile_deep() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_deep(backend) {
         let out = run_limited(backend, &[("depth", "4")], HOSTILE_DEEP, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -126,9 +123,8 @@ fn hostile_deep() {
     }
 }
 
-#[test]
-fn hostile_args() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_args(backend) {
         let out = run_limited(backend, &[("args", "1MiB")], HOSTILE_ARGS, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -151,9 +147,8 @@ fn hostile_args() {
     }
 }
 
-#[test]
-fn hostile_hosttrap() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_hosttrap(backend) {
         let out = run_limited(backend, &[], HOSTILE_HOSTTRAP, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -170,15 +165,18 @@ fn hostile_hosttrap() {
     }
 }
 
-#[test]
-fn grants_access() {
-    use crate::harness::run_configured;
-    let dir = std::env::temp_dir().join(format!("wasmproc-grants-{}", std::process::id()));
-    let (data, out) = (dir.join("data"), dir.join("out"));
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(data.join("secret.txt"), "the host's secret\n").unwrap();
-    for &backend in BACKENDS {
+backend_tests! {
+    fn grants_access(backend) {
+        // The tests of the two backends run at once: a directory each.
+        let dir = std::env::temp_dir().join(format!(
+            "wasmproc-grants-{}-{}",
+            std::process::id(),
+            backend.as_str()
+        ));
+        let (data, out) = (dir.join("data"), dir.join("out"));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(data.join("secret.txt"), "the host's secret\n").unwrap();
         // Nothing granted: nothing reachable.
         let denied = run_configured(backend, |_| {}, GRANTS_ACCESS);
         assert_eq!(denied.status, ExitStatus::SUCCESS);
@@ -229,13 +227,12 @@ fn grants_access() {
             ro.stdout(),
             "MainProcess read: denied\nMainProcess write: denied\nMainProcess env: none\n"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn hostile_output() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_output(backend) {
         let out = run_limited(backend, &[("output", "64KiB")], HOSTILE_OUTPUT, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -254,9 +251,8 @@ fn hostile_output() {
     }
 }
 
-#[test]
-fn hostile_queue() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn hostile_queue(backend) {
         let limits = [("message", "1MiB"), ("queued", "4MiB"), ("objects", "50")];
         let out = run_limited(backend, &limits, HOSTILE_QUEUE, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");

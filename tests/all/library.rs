@@ -1,187 +1,202 @@
 //! The Rust library used directly, as a plugin host would: load a program, start processes
-//! of its targets from the host side, join, terminate, read exit codes and output.
+//! of its targets from the host side, join, terminate, read exit codes and output; under
+//! every backend, each test on a host of its own.
 
+use crate::harness::{assert_demo_output, backend_tests};
 use std::time::Duration;
-use wasmproc::{Config, Error, ErrorKind, ExitStatus, Host, OutputMode, Signal};
+use wasmproc::{BackendKind, Config, Error, ErrorKind, ExitStatus, Host, OutputMode, Signal};
 use wasmproc_tests::DEMO;
 
-fn capture_host() -> Host {
+/// A new host of `backend` that captures output (native children run the wasmproc binary
+/// cargo built for these tests).
+fn capture_host(backend: BackendKind) -> Host {
     Host::new(Config {
+        backend,
         output: OutputMode::Capture,
+        native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
         ..Config::default()
     })
     .expect("host")
 }
 
-#[test]
-fn host_starts_and_joins_targets() {
-    let host = capture_host();
-    let program = host.load(DEMO).unwrap();
-    assert_eq!(
-        program.targets(),
-        ["returns", "exits", "panics", "busy_loop", "sleeps"]
-    );
-    let ok = host.process(&program, "returns").start().unwrap();
-    let three = host
-        .process(&program, "exits")
-        .args(postcard::to_allocvec(&3i32).unwrap())
-        .name("three")
-        .start()
-        .unwrap();
-    let panics = host.process(&program, "panics").start().unwrap();
-    for p in [&ok, &three, &panics] {
-        p.join(None).unwrap();
+/// A directory of its own under the temporary directory for the test `what` under
+/// `backend` (the tests of the backends run at once).
+fn temp_dir(what: &str, backend: BackendKind) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "wasmproc-{what}-{}-{}",
+        std::process::id(),
+        backend.as_str()
+    ))
+}
+
+backend_tests! {
+    fn host_starts_and_joins_targets(backend) {
+        let host = capture_host(backend);
+        let program = host.load(DEMO).unwrap();
+        assert_eq!(
+            program.targets(),
+            ["returns", "exits", "panics", "busy_loop", "sleeps"]
+        );
+        let ok = host.process(&program, "returns").start().unwrap();
+        let three = host
+            .process(&program, "exits")
+            .args(postcard::to_allocvec(&3i32).unwrap())
+            .name("three")
+            .start()
+            .unwrap();
+        let panics = host.process(&program, "panics").start().unwrap();
+        for p in [&ok, &three, &panics] {
+            p.join(None).unwrap();
+        }
+        assert_eq!(ok.name().unwrap(), "Process-1");
+        assert_eq!(three.name().unwrap(), "three");
+        assert_eq!(panics.name().unwrap(), "Process-3");
+        assert_eq!(ok.exitcode().unwrap(), Some(0));
+        assert_eq!(three.exitcode().unwrap(), Some(3));
+        assert_eq!(panics.status().unwrap(), Some(ExitStatus::FAILURE));
+        assert_eq!(ok.stdout().unwrap(), b"");
+        let stderr = String::from_utf8(panics.stderr().unwrap()).unwrap();
+        assert!(
+            stderr.starts_with("Process Process-3:\npanicked at src/bin/demo.rs:"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.ends_with("this child panics on purpose\n"),
+            "{stderr}"
+        );
     }
-    assert_eq!(ok.name().unwrap(), "Process-1");
-    assert_eq!(three.name().unwrap(), "three");
-    assert_eq!(panics.name().unwrap(), "Process-3");
-    assert_eq!(ok.exitcode().unwrap(), Some(0));
-    assert_eq!(three.exitcode().unwrap(), Some(3));
-    assert_eq!(panics.status().unwrap(), Some(ExitStatus::FAILURE));
-    assert_eq!(ok.stdout().unwrap(), b"");
-    let stderr = String::from_utf8(panics.stderr().unwrap()).unwrap();
-    assert!(
-        stderr.starts_with("Process Process-3:\npanicked at src/bin/demo.rs:"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.ends_with("this child panics on purpose\n"),
-        "{stderr}"
-    );
 }
 
-#[test]
-fn host_starts_native_processes_from_rust() {
-    let host = Host::new(Config {
-        backend: wasmproc::BackendKind::Native,
-        output: OutputMode::Capture,
-        native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
-        ..Config::default()
-    })
-    .unwrap();
-    let program = host.load(DEMO).unwrap();
-    let three = host
-        .process(&program, "exits")
-        .args(postcard::to_allocvec(&3i32).unwrap())
-        .start()
-        .unwrap();
-    let asleep = host.process(&program, "sleeps").start().unwrap();
-    three.join(None).unwrap();
-    assert_eq!(three.exitcode().unwrap(), Some(3));
-    asleep.terminate().unwrap();
-    asleep.join(None).unwrap();
-    assert_eq!(asleep.exitcode().unwrap(), Some(-15));
-    let pid = asleep.pid().unwrap().unwrap();
-    assert_ne!(pid, u64::from(std::process::id()));
+backend_tests! {
+    /// Under native, the processes are OS processes of their own: a pid not the host's.
+    fn host_starts_processes_from_rust(backend) {
+        let host = capture_host(backend);
+        let program = host.load(DEMO).unwrap();
+        let three = host
+            .process(&program, "exits")
+            .args(postcard::to_allocvec(&3i32).unwrap())
+            .start()
+            .unwrap();
+        let asleep = host.process(&program, "sleeps").start().unwrap();
+        three.join(None).unwrap();
+        assert_eq!(three.exitcode().unwrap(), Some(3));
+        asleep.terminate().unwrap();
+        asleep.join(None).unwrap();
+        assert_eq!(asleep.exitcode().unwrap(), Some(-15));
+        let pid = asleep.pid().unwrap().unwrap();
+        assert_ne!(pid, u64::from(std::process::id()));
+    }
 }
 
-#[test]
-fn host_terminates_and_kills() {
-    let host = capture_host();
-    let program = host.load(DEMO).unwrap();
-    let busy = host.process(&program, "busy_loop").start().unwrap();
-    let asleep = host.process(&program, "sleeps").start().unwrap();
-    busy.join(Some(Duration::from_millis(50))).unwrap();
-    assert!(busy.is_alive().unwrap());
-    assert_eq!(busy.exitcode().unwrap(), None);
-    busy.terminate().unwrap();
-    asleep.kill().unwrap();
-    busy.join(None).unwrap();
-    asleep.join(None).unwrap();
-    assert_eq!(
-        busy.status().unwrap(),
-        Some(ExitStatus::Signaled(Signal::Term))
-    );
-    assert_eq!(asleep.exitcode().unwrap(), Some(-9));
-    assert!(!asleep.is_alive().unwrap());
-    assert!(asleep.pid().unwrap().is_some());
-    asleep.close().unwrap();
-    assert_eq!(
-        asleep.exitcode().unwrap_err().message,
-        "process object is closed"
-    );
+backend_tests! {
+    fn host_terminates_and_kills(backend) {
+        let host = capture_host(backend);
+        let program = host.load(DEMO).unwrap();
+        let busy = host.process(&program, "busy_loop").start().unwrap();
+        let asleep = host.process(&program, "sleeps").start().unwrap();
+        busy.join(Some(Duration::from_millis(50))).unwrap();
+        assert!(busy.is_alive().unwrap());
+        assert_eq!(busy.exitcode().unwrap(), None);
+        busy.terminate().unwrap();
+        asleep.kill().unwrap();
+        busy.join(None).unwrap();
+        asleep.join(None).unwrap();
+        assert_eq!(
+            busy.status().unwrap(),
+            Some(ExitStatus::Signaled(Signal::Term))
+        );
+        assert_eq!(asleep.exitcode().unwrap(), Some(-9));
+        assert!(!asleep.is_alive().unwrap());
+        assert!(asleep.pid().unwrap().is_some());
+        asleep.close().unwrap();
+        assert_eq!(
+            asleep.exitcode().unwrap_err().message,
+            "process object is closed"
+        );
+    }
 }
 
-#[test]
-fn host_rejects_bad_calls_with_errors() {
-    let host = capture_host();
-    let program = host.load(DEMO).unwrap();
-    let Err(Error::Process(e)) = host.process(&program, "missing").start() else {
-        panic!("an unknown target must be an error");
-    };
-    assert_eq!(e.kind, ErrorKind::UnknownTarget);
-    assert_eq!(e.message, "program demo.wasm has no target named 'missing'");
-    let p = host.process(&program, "sleeps").create().unwrap();
-    assert_eq!(
-        p.join(None).unwrap_err().message,
-        "can only join a started process"
-    );
-    p.start().unwrap();
-    assert_eq!(
-        p.start().unwrap_err().message,
-        "cannot start a process twice"
-    );
-    assert_eq!(
-        p.close().unwrap_err().message,
-        "Cannot close a process while it is still running. You should first call join() or terminate()."
-    );
-    p.kill().unwrap();
-    p.join(None).unwrap();
-    assert_eq!(p.exitcode().unwrap(), Some(-9));
+backend_tests! {
+    fn host_rejects_bad_calls_with_errors(backend) {
+        let host = capture_host(backend);
+        let program = host.load(DEMO).unwrap();
+        let Err(Error::Process(e)) = host.process(&program, "missing").start() else {
+            panic!("an unknown target must be an error");
+        };
+        assert_eq!(e.kind, ErrorKind::UnknownTarget);
+        assert_eq!(e.message, "program demo.wasm has no target named 'missing'");
+        let p = host.process(&program, "sleeps").create().unwrap();
+        assert_eq!(
+            p.join(None).unwrap_err().message,
+            "can only join a started process"
+        );
+        p.start().unwrap();
+        assert_eq!(
+            p.start().unwrap_err().message,
+            "cannot start a process twice"
+        );
+        assert_eq!(
+            p.close().unwrap_err().message,
+            "Cannot close a process while it is still running. You should first call join() or terminate()."
+        );
+        p.kill().unwrap();
+        p.join(None).unwrap();
+        assert_eq!(p.exitcode().unwrap(), Some(-9));
+    }
 }
 
-#[test]
-fn loading_bad_programs_gives_clear_errors() {
-    let host = capture_host();
-    let missing = host.load("/nonexistent/program.wasm").unwrap_err();
-    assert_eq!(
-        missing.to_string(),
-        "cannot read program /nonexistent/program.wasm: No such file or directory (os error 2)"
-    );
-    let dir = std::env::temp_dir().join(format!("wasmproc-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let junk = dir.join("junk.wasm");
-    std::fs::write(&junk, b"this is not wasm").unwrap();
-    let err = host.load(&junk).unwrap_err().to_string();
-    assert!(
-        err.starts_with(&format!(
-            "cannot load program {}: not a WebAssembly component: ",
-            junk.display()
-        )),
-        "{err}"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
+backend_tests! {
+    fn loading_bad_programs_gives_clear_errors(backend) {
+        let host = capture_host(backend);
+        let missing = host.load("/nonexistent/program.wasm").unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "cannot read program /nonexistent/program.wasm: No such file or directory (os error 2)"
+        );
+        let dir = temp_dir("test", backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        let junk = dir.join("junk.wasm");
+        std::fs::write(&junk, b"this is not wasm").unwrap();
+        let err = host.load(&junk).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot load program {}: not a WebAssembly component: ",
+                junk.display()
+            )),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
-#[test]
-fn precompiled_programs_run_the_same() {
-    let host = capture_host();
-    let dir = std::env::temp_dir().join(format!("wasmproc-pre-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cwasm = dir.join("demo.cwasm");
-    host.precompile(DEMO.as_ref(), &cwasm).unwrap();
-    let program = host.load(&cwasm).unwrap();
-    assert_eq!(program.targets().len(), 5);
-    let run = host.run_main(&program, &[]).unwrap();
-    assert_eq!(run.status, ExitStatus::SUCCESS);
-    let stdout = String::from_utf8(run.process("MainProcess").unwrap().stdout()).unwrap();
-    assert_eq!(
-        stdout,
-        "Process-1  pid=2   exitcode=0\nProcess-2  pid=3   exitcode=3\n\
-         Process-3  pid=4   exitcode=1\nProcess-4  pid=5   exitcode=-15\n\
-         Process-5  pid=6   exitcode=-9\n"
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
+backend_tests! {
+    fn precompiled_programs_run_the_same(backend) {
+        let host = capture_host(backend);
+        let dir = temp_dir("pre", backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cwasm = dir.join("demo.cwasm");
+        host.precompile(DEMO.as_ref(), &cwasm).unwrap();
+        let program = host.load(&cwasm).unwrap();
+        assert_eq!(program.targets().len(), 5);
+        let run = host.run_main(&program, &[]).unwrap();
+        assert_eq!(run.status, ExitStatus::SUCCESS);
+        let stdout = String::from_utf8(run.process("MainProcess").unwrap().stdout()).unwrap();
+        assert_demo_output(backend, &stdout);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
-#[test]
-fn authkey_is_random_per_host_and_shared_by_its_processes() {
-    let a = capture_host();
-    let b = capture_host();
-    assert_ne!(a.authkey(), b.authkey());
-    assert_ne!(a.authkey(), [0u8; 32]);
+backend_tests! {
+    fn authkey_is_random_per_host_and_shared_by_its_processes(backend) {
+        let a = capture_host(backend);
+        let b = capture_host(backend);
+        assert_ne!(a.authkey(), b.authkey());
+        assert_ne!(a.authkey(), [0u8; 32]);
+    }
 }
 
+/// Native only: the executable it refuses is the native backend's (`native_exe`), which the
+/// wasm backend does not run.
 #[test]
 fn native_backend_refuses_an_executable_that_is_not_wasmproc() {
     // An executable of an older build of the same version: it answers the probe without

@@ -4,7 +4,7 @@
 //! `tests/programs/src/bin/pool_*.rs` prints what it observes; each test here asserts that
 //! output exactly, under every backend.
 
-use crate::harness::{BACKENDS, Outcome, lines, run};
+use crate::harness::{Outcome, backend_tests, lines, run};
 use wasmproc::{BackendKind, ExitStatus};
 use wasmproc_tests::*;
 
@@ -42,9 +42,8 @@ fn squares(n: i64) -> String {
     format!("{:?}", (0..n).map(|x| x * x).collect::<Vec<_>>())
 }
 
-#[test]
-fn pool_map() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn pool_map(backend) {
         let out = run(backend, POOL_MAP, &[]);
         assert_success(&out, backend);
         assert_quiet_workers(&out, backend);
@@ -105,9 +104,8 @@ fn pool_map() {
     }
 }
 
-#[test]
-fn pool_async() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn pool_async(backend) {
         let out = run(backend, POOL_ASYNC, &[]);
         assert_success(&out, backend);
         let values: Vec<String> = (0..20).map(|x: i64| (x * x).to_string()).collect();
@@ -162,9 +160,8 @@ fn pool_async() {
     }
 }
 
-#[test]
-fn pool_lifetime() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn pool_lifetime(backend) {
         let out = run(backend, POOL_LIFETIME, &[]);
         assert_success(&out, backend);
         assert_quiet_workers(&out, backend);
@@ -191,9 +188,8 @@ fn pool_lifetime() {
     }
 }
 
-#[test]
-fn pool_failures() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn pool_failures(backend) {
         let out = run(backend, POOL_FAILURES, &[]);
         assert_success(&out, backend);
         let panicked = "error TaskFailed: task failed in worker Process-N: panicked at \

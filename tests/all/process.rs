@@ -3,7 +3,7 @@
 //! `tests/programs/src/bin/process_*.rs` prints what it observes, and each test here
 //! asserts that output exactly, under every backend.
 
-use crate::harness::{BACKENDS, lines, run};
+use crate::harness::{backend_tests, lines, run};
 use wasmproc::ExitStatus;
 use wasmproc_tests::*;
 
@@ -15,9 +15,8 @@ macro_rules! assert_test_exists {
 }
 foreach_process!(assert_test_exists);
 
-#[test]
-fn process_lifecycle() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_lifecycle(backend) {
         let out = run(backend, PROCESS_LIFECYCLE, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -53,9 +52,8 @@ fn process_lifecycle() {
     }
 }
 
-#[test]
-fn process_current() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_current(backend) {
         let out = run(backend, PROCESS_CURRENT, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         let main = out.stdout();
@@ -132,9 +130,8 @@ fn field(text: &str, label: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn process_exitcodes() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_exitcodes(backend) {
         let out = run(backend, PROCESS_EXITCODES, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -206,9 +203,8 @@ fn signals_expected(mode: &str) -> String {
     expected.iter().map(|l| format!("{l}\n")).collect()
 }
 
-#[test]
-fn process_signals() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_signals(backend) {
         for mode in ["terminate", "kill"] {
             let out = run(backend, PROCESS_SIGNALS, &[mode]);
             assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?} {mode}");
@@ -221,9 +217,8 @@ fn process_signals() {
     }
 }
 
-#[test]
-fn process_active() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_active(backend) {
         let out = run(backend, PROCESS_ACTIVE, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -241,9 +236,8 @@ fn process_active() {
     }
 }
 
-#[test]
-fn process_recursion() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_recursion(backend) {
         let out = run(backend, PROCESS_RECURSION, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         let expected = [
@@ -262,9 +256,8 @@ fn process_recursion() {
     }
 }
 
-#[test]
-fn process_sentinel() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_sentinel(backend) {
         let out = run(backend, PROCESS_SENTINEL, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -285,9 +278,8 @@ fn process_sentinel() {
     }
 }
 
-#[test]
-fn process_close() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_close(backend) {
         let out = run(backend, PROCESS_CLOSE, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         let closed = "error Closed: process object is closed";
@@ -329,9 +321,8 @@ fn process_close() {
     }
 }
 
-#[test]
-fn process_many() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_many(backend) {
         let out = run(backend, PROCESS_MANY, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -349,9 +340,8 @@ fn process_many() {
     }
 }
 
-#[test]
-fn process_daemon() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_daemon(backend) {
         let out = run(backend, PROCESS_DAEMON, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -379,9 +369,8 @@ fn process_daemon() {
     }
 }
 
-#[test]
-fn process_exithandler() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_exithandler(backend) {
         for (how, status) in [
             ("return", ExitStatus::Code(0)),
             ("exit", ExitStatus::Code(5)),
@@ -412,9 +401,8 @@ fn process_exithandler() {
     }
 }
 
-#[test]
-fn process_parent() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_parent(backend) {
         let out = run(backend, PROCESS_PARENT, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(out.stdout(), "child exitcode: Some(-15)\n");
@@ -429,9 +417,8 @@ fn process_parent() {
     }
 }
 
-#[test]
-fn process_joinhelp() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_joinhelp(backend) {
         let out = run(backend, PROCESS_JOINHELP, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -466,9 +453,8 @@ fn process_joinhelp() {
     }
 }
 
-#[test]
-fn process_random() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_random(backend) {
         let out = run(backend, PROCESS_RANDOM, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(
@@ -479,9 +465,8 @@ fn process_random() {
     }
 }
 
-#[test]
-fn process_stdin() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_stdin(backend) {
         let out = run(backend, PROCESS_STDIN, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(out.stdout(), "main read 0 bytes\nchild exitcode: Some(0)\n");
@@ -489,9 +474,8 @@ fn process_stdin() {
     }
 }
 
-#[test]
-fn process_errors() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn process_errors(backend) {
         let out = run(backend, PROCESS_ERRORS, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(

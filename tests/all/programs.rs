@@ -1,7 +1,7 @@
 //! A child may run another program the host allows (SPEC §3): `[programs]` in the
 //! configuration, `Builder::program` in the guest SDK; under every backend.
 
-use crate::harness::{BACKENDS, lines, run, run_configured};
+use crate::harness::{backend_tests, lines, run, run_configured};
 use wasmproc::ExitStatus;
 use wasmproc_tests::*;
 
@@ -13,9 +13,8 @@ macro_rules! assert_test_exists {
 }
 foreach_programs!(assert_test_exists);
 
-#[test]
-fn programs_main() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn programs_main(backend) {
         let out = run_configured(
             backend,
             |c| c.programs = vec![("other".into(), PROGRAMS_OTHER.into())],
@@ -77,9 +76,8 @@ fn programs_main() {
     }
 }
 
-#[test]
-fn programs_other() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn programs_other(backend) {
         let out = run(backend, PROGRAMS_OTHER, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
         assert_eq!(

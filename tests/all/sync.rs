@@ -6,7 +6,7 @@
 //! `tests/programs/src/bin/sync_*.rs` prints what it observes; each test here asserts that
 //! output exactly, under every backend.
 
-use crate::harness::{BACKENDS, Outcome, lines, run};
+use crate::harness::{Outcome, backend_tests, lines, run};
 use wasmproc::ExitStatus;
 use wasmproc_tests::*;
 
@@ -56,9 +56,8 @@ fn assert_panic_report(stderr: &str, process: &str, file: &str, message: &str) {
     assert_eq!(report[2], message);
 }
 
-#[test]
-fn sync_queue() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_queue(backend) {
         let out = run(backend, SYNC_QUEUE, &[]);
         assert_clean(&out, backend, &[]);
         let put = [
@@ -167,9 +166,8 @@ fn sync_queue() {
     }
 }
 
-#[test]
-fn sync_queue_many() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_queue_many(backend) {
         for mode in ["unbounded", "bounded"] {
             let out = run(backend, SYNC_QUEUE_MANY, &[mode]);
             assert_clean(&out, backend, &[]);
@@ -195,9 +193,8 @@ fn sync_queue_many() {
     }
 }
 
-#[test]
-fn sync_pipe() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_pipe(backend) {
         let out = run(backend, SYNC_PIPE, &[]);
         assert_clean(&out, backend, &[]);
         assert_eq!(
@@ -259,9 +256,8 @@ fn sync_pipe() {
     }
 }
 
-#[test]
-fn sync_pipe_end() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_pipe_end(backend) {
         let out = run(backend, SYNC_PIPE_END, &[]);
         assert_clean(&out, backend, &[]);
         let ended = |target: &str, exitcode: i32, message: &str| {
@@ -321,9 +317,8 @@ fn sync_pipe_end() {
     }
 }
 
-#[test]
-fn sync_event() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_event(backend) {
         let out = run(backend, SYNC_EVENT, &[]);
         assert_clean(&out, backend, &[]);
         assert_eq!(
@@ -365,9 +360,8 @@ fn sync_event() {
     }
 }
 
-#[test]
-fn sync_lock() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_lock(backend) {
         let out = run(backend, SYNC_LOCK, &[]);
         assert_clean(&out, backend, &[]);
         assert_eq!(
@@ -455,9 +449,8 @@ fn sync_lock() {
     }
 }
 
-#[test]
-fn sync_semaphore() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_semaphore(backend) {
         let out = run(backend, SYNC_SEMAPHORE, &[]);
         assert_clean(&out, backend, &[]);
         let two_units = [
@@ -517,9 +510,8 @@ fn sync_semaphore() {
     }
 }
 
-#[test]
-fn sync_wait() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_wait(backend) {
         let out = run(backend, SYNC_WAIT, &[]);
         assert_clean(&out, backend, &[]);
         assert_eq!(
@@ -547,9 +539,8 @@ fn sync_wait() {
     }
 }
 
-#[test]
-fn sync_handles() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_handles(backend) {
         let out = run(backend, SYNC_HANDLES, &[]);
         assert_clean(&out, backend, &[]);
         assert_eq!(
@@ -664,9 +655,8 @@ fn sync_handles() {
     }
 }
 
-#[test]
-fn sync_lost() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_lost(backend) {
         let out = run(backend, SYNC_LOST, &[]);
         assert_clean(&out, backend, &["Panic"]);
         let mut expected = Vec::new();
@@ -691,9 +681,8 @@ fn sync_lost() {
     }
 }
 
-#[test]
-fn sync_ownerdied() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_ownerdied(backend) {
         let out = run(backend, SYNC_OWNERDIED, &[]);
         assert_clean(&out, backend, &["panicked"]);
         let died = |owner: &str| {
@@ -775,10 +764,9 @@ fn sync_ownerdied() {
     }
 }
 
-/// The README's example runs as written, under both backends.
-#[test]
-fn sync_readme() {
-    for &backend in BACKENDS {
+backend_tests! {
+    /// The README's example runs as written, under both backends.
+    fn sync_readme(backend) {
         let out = run(backend, SYNC_README, &[]);
         assert_clean(&out, backend, &[]);
         assert_eq!(
@@ -789,9 +777,8 @@ fn sync_readme() {
     }
 }
 
-#[test]
-fn sync_batch() {
-    for &backend in BACKENDS {
+backend_tests! {
+    fn sync_batch(backend) {
         let out = crate::harness::run_limited(backend, &[("message", "1KiB")], SYNC_BATCH, &[]);
         // The panicking child's report is its own stderr.
         assert_clean(&out, backend, &["Process-5"]);
