@@ -583,7 +583,10 @@ fn native_starts_survive_killed_spares_and_new_programs() {
                 .args(["-KILL", &spare.to_string()])
                 .status()
                 .unwrap();
-            assert!(killed.success(), "spare {spare} of {spares:?} (children: {pids:?})");
+            assert!(
+                killed.success(),
+                "spare {spare} of {spares:?} (children: {pids:?})"
+            );
         }
         // Once they have exited, no start hands a child to them. (A spare killed at the
         // moment a start hands it the child makes that child end killed, -9.)
