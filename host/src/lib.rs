@@ -67,9 +67,9 @@ use sync::Shares;
 
 /// A host: one wasmtime engine, one scheduler, and every process of one run.
 pub struct Host {
-    // Declared first so that it is dropped first: dropping the runtime cancels every
-    // process task before the engine goes away.
-    runtime: tokio::runtime::Runtime,
+    // Dropped first, in `Drop for Host`: dropping the runtime cancels every process task
+    // before the engine goes away.
+    runtime: std::mem::ManuallyDrop<tokio::runtime::Runtime>,
     engine: Arc<Engine>,
     state: Arc<HostState>,
     root: Arc<ProcessCtx>,
@@ -77,12 +77,33 @@ pub struct Host {
 
 impl Drop for Host {
     /// Ends every process the host started (as the end of a run does); a [`Process`]
-    /// still held afterwards reports how it ended, and cannot be started.
+    /// still held afterwards reports how it ended, and cannot be started. Blocks until they
+    /// have ended, also when dropped in async code (see [`blocking`]).
     fn drop(&mut self) {
         self.state.set_host_gone();
         let run = self.root.run().clone();
-        self.runtime.block_on(async move { run.kill_all().await });
+        // SAFETY: `self.runtime` is taken once, here, and never used again: `self` is being
+        // dropped.
+        let runtime = unsafe { std::mem::ManuallyDrop::take(&mut self.runtime) };
+        blocking(move || {
+            runtime.block_on(async move { run.kill_all().await });
+            drop(runtime);
+        });
     }
+}
+
+/// Runs `f`, which blocks, on this thread; or, when this thread runs async code (it is
+/// inside a tokio runtime, where blocking on the host's scheduler or dropping it would
+/// panic), on a thread of its own while this one waits. The caller's async task is blocked
+/// either way: async code should prefer the `_async` methods.
+fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }
 
 impl Host {
@@ -93,6 +114,7 @@ impl Host {
             .thread_name("wasmproc-worker")
             .build()
             .map_err(Error::Runtime)?;
+        let runtime = std::mem::ManuallyDrop::new(runtime);
         let engine = Arc::new(Engine::new(&config, runtime.handle().clone())?);
         let backend: Box<dyn backend::Backend> = match config.backend {
             BackendKind::Wasm => Box::new(WasmBackend::new()),
@@ -167,8 +189,50 @@ impl Host {
     /// and (by the exit handler) its children have ended; returns how it ended and, when
     /// output is captured, what each process of the run wrote.
     ///
-    /// Several runs may go on at once, from different threads.
+    /// Several runs may go on at once, from different threads. The main process runs on
+    /// the calling thread (a thread of its own when called from async code, which should
+    /// use [`Host::run_main_async`]).
+    ///
+    /// # Errors
+    /// [`Error`] when the run's backend part cannot be made (for `native`, its directory
+    /// or its object server's socket).
     pub fn run_main(&self, program: &Program, args: &[String]) -> Result<MainRun, Error> {
+        let (run, main) = self.main_run(program, args)?;
+        // The main process runs on the calling thread (so that it and its children run in
+        // parallel on a 2-core machine); a child it starts and joins at once runs there too
+        // (`model/sched.rs`).
+        let status = blocking(|| self.runtime.block_on(model::flushing(main)));
+        Ok(MainRun {
+            status,
+            processes: run.captured_owned(),
+        })
+    }
+
+    /// [`Host::run_main`] for async code: the main process runs as a task of the host's
+    /// scheduler, and the caller's task awaits it.
+    ///
+    /// # Errors
+    /// As [`Host::run_main`].
+    pub async fn run_main_async(&self, program: &Program, args: &[String]) -> Result<MainRun, Error> {
+        let (run, main) = self.main_run(program, args)?;
+        let status = self
+            .runtime
+            .spawn(model::flushing(main))
+            .await
+            .unwrap_or(ExitStatus::FAILURE);
+        Ok(MainRun {
+            status,
+            processes: run.captured_owned(),
+        })
+    }
+
+    /// A new run of `program`'s main process: the run, and the main process's life to its
+    /// status (the run's orphans killed after it).
+    fn main_run(
+        &self,
+        program: &Program,
+        args: &[String],
+    ) -> Result<(Arc<model::Run>, impl Future<Output = ExitStatus> + Send + 'static), Error> {
         let run = self.state.new_run()?;
         let output = self.state.output_for(&run, "MainProcess");
         let ctx = ProcessCtx::new(NewCtx {
@@ -184,20 +248,66 @@ impl Host {
         });
         let run_end = run.clone();
         let entry = Entry::Main(args.to_vec());
-        // The main process runs on the calling thread (so that it and its children run in
-        // parallel on a 2-core machine); a child it starts and joins at once runs there too
-        // (`model/sched.rs`). Nobody holds a control for it: it ends only by itself.
-        let status = self.runtime.block_on(model::flushing(async move {
+        let main = async move {
+            // Nobody holds a control for the main process: it ends only by itself.
             let (_never, signals) = tokio::sync::watch::channel(None);
             let status = model::supervise(ctx, entry, signals).await;
             // No process outlives its run: orphans still running are killed now.
             run_end.kill_all().await;
             status
-        }));
-        Ok(MainRun {
-            status,
-            processes: run.captured_owned(),
-        })
+        };
+        Ok((run, main))
+    }
+
+    /// `multiprocessing.connection.wait` for processes: the indexes of those in
+    /// `processes` that have ended, waiting up to `timeout` (none: forever) for one to.
+    /// Blocks; async code should use [`Host::wait_async`].
+    ///
+    /// # Errors
+    /// [`ProcessError`] when one of `processes` is not a started process of this host
+    /// (`invalid-state`, or `invalid-argument` for another host's), or is closed.
+    pub fn wait(
+        &self,
+        processes: &[&Process],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<usize>, ProcessError> {
+        let sentinels = self.sentinels(processes)?;
+        let ready = blocking(|| self.runtime.block_on(self.root.wait(&sentinels, timeout)))?;
+        Ok(indexes_of(&sentinels, &ready))
+    }
+
+    /// [`Host::wait`] for async code.
+    ///
+    /// # Errors
+    /// As [`Host::wait`].
+    pub async fn wait_async(
+        &self,
+        processes: &[&Process],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<usize>, ProcessError> {
+        let sentinels = self.sentinels(processes)?;
+        let (root, waited) = (self.root.clone(), sentinels.clone());
+        let ready = self
+            .runtime
+            .spawn(async move { root.wait(&waited, timeout).await })
+            .await
+            .map_err(|e| ProcessError::host_failure(format!("the wait was lost: {e}")))??;
+        Ok(indexes_of(&sentinels, &ready))
+    }
+
+    /// The sentinels of `processes`, which must be this host's.
+    fn sentinels(&self, processes: &[&Process]) -> Result<Vec<u64>, ProcessError> {
+        processes
+            .iter()
+            .map(|p| {
+                if !Arc::ptr_eq(&p.root, &self.root) {
+                    return Err(ProcessError::invalid_argument(
+                        "the process belongs to another host",
+                    ));
+                }
+                self.root.sentinel(p.handle)
+            })
+            .collect()
     }
 
     /// Prepares a child process of the host running `target` of `program`.
@@ -227,6 +337,16 @@ pub fn native_child_main() -> u8 {
 }
 
 pub use backend::native::CHILD_SUBCOMMAND;
+
+/// The positions in `sentinels` of the ones in `ready`.
+fn indexes_of(sentinels: &[u64], ready: &[u64]) -> Vec<usize> {
+    sentinels
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| ready.contains(s))
+        .map(|(i, _)| i)
+        .collect()
+}
 
 /// How a main process ended; see [`Host::run_main`].
 #[derive(Debug, Clone)]
@@ -314,7 +434,11 @@ impl Process {
         self.root.start(self.handle)
     }
 
-    /// Blocks until it ends or `timeout` passes.
+    /// Blocks until it ends or `timeout` passes (also in async code, which should use
+    /// [`Process::join_async`]).
+    ///
+    /// # Errors
+    /// `invalid-state` before it was started; `closed` after [`Process::close`].
     pub fn join(&self, timeout: Option<Duration>) -> Result<(), ProcessError> {
         let join = self.root.join(self.handle, timeout);
         if self.root.host().host_gone() {
@@ -322,7 +446,23 @@ impl Process {
             // gone: the answer needs no waiting.
             return futures::executor::block_on(join);
         }
-        self.runtime.block_on(join)
+        blocking(|| self.runtime.block_on(join))
+    }
+
+    /// [`Process::join`] for async code: the caller's task awaits the end, on whatever
+    /// runtime it runs (the waiting is done by the host's scheduler).
+    ///
+    /// # Errors
+    /// As [`Process::join`].
+    pub async fn join_async(&self, timeout: Option<Duration>) -> Result<(), ProcessError> {
+        let (root, h) = (self.root.clone(), self.handle);
+        if root.host().host_gone() {
+            return root.join(h, timeout).await;
+        }
+        self.runtime
+            .spawn(async move { root.join(h, timeout).await })
+            .await
+            .map_err(|e| ProcessError::host_failure(format!("the join was lost: {e}")))?
     }
 
     /// Whether it is running.

@@ -242,3 +242,85 @@ fn native_backend_refuses_an_executable_that_is_not_wasmproc() {
     }
     std::fs::remove_file(&older).unwrap();
 }
+
+backend_tests! {
+    /// An async embedder: inside a single-threaded tokio runtime, 1,000 processes started
+    /// from tokio tasks and awaited with `join_async` (at most 64 at once), the blocking
+    /// calls and `wait`, the main process run with `run_main_async`, and the host dropped
+    /// inside the runtime, ending the process still asleep; nothing panics.
+    fn host_in_async_code(backend) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let host = std::sync::Arc::new(capture_host(backend));
+            let program = host.load(DEMO).unwrap();
+            let at_once = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..1000i32 {
+                let (host, program, at_once) = (host.clone(), program.clone(), at_once.clone());
+                tasks.spawn(async move {
+                    let _turn = at_once.acquire().await.unwrap();
+                    let p = host
+                        .process(&program, "exits")
+                        .args(postcard::to_allocvec(&(i % 7)).unwrap())
+                        .start()
+                        .unwrap();
+                    p.join_async(None).await.unwrap();
+                    (i % 7, p.exitcode().unwrap())
+                });
+            }
+            let mut ended = 0;
+            while let Some(done) = tasks.join_next().await {
+                let (code, exitcode) = done.unwrap();
+                assert_eq!(exitcode, Some(code), "{backend:?}");
+                ended += 1;
+            }
+            assert_eq!(ended, 1000);
+
+            let returns = host.process(&program, "returns").start().unwrap();
+            returns.join(None).unwrap();
+            assert_eq!(returns.exitcode().unwrap(), Some(0));
+            let asleep = host.process(&program, "sleeps").start().unwrap();
+            assert_eq!(host.wait(&[&asleep, &returns], None).unwrap(), [1]);
+            let none = host
+                .wait_async(&[&asleep], Some(Duration::from_millis(10)))
+                .await
+                .unwrap();
+            assert!(none.is_empty(), "{none:?}");
+
+            let run = host.run_main_async(&program, &[]).await.unwrap();
+            assert_eq!(run.status, ExitStatus::SUCCESS);
+            let stdout = String::from_utf8(run.process("MainProcess").unwrap().stdout()).unwrap();
+            assert_demo_output(backend, &stdout);
+
+            let host = std::sync::Arc::into_inner(host).expect("the tasks are done");
+            drop(host);
+            assert_eq!(asleep.status().unwrap(), Some(ExitStatus::Signaled(Signal::Kill)));
+            asleep.join_async(None).await.unwrap();
+        });
+    }
+}
+
+backend_tests! {
+    /// `Host::wait` takes only the host's own started processes.
+    fn wait_refuses_what_it_cannot_wait_for(backend) {
+        let host = capture_host(backend);
+        let other = capture_host(backend);
+        let program = host.load(DEMO).unwrap();
+        let unstarted = host.process(&program, "returns").create().unwrap();
+        let err = host.wait(&[&unstarted], None).unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::InvalidState, "process not started")
+        );
+        let their_program = other.load(DEMO).unwrap();
+        let theirs = other.process(&their_program, "returns").start().unwrap();
+        let err = host.wait(&[&theirs], None).unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::InvalidArgument, "the process belongs to another host")
+        );
+    }
+}

@@ -206,10 +206,15 @@ impl Engine {
                 .call_targets(&mut store)
                 .await
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(_) => tokio::task::block_in_place(|| self.runtime.block_on(list)),
-            Err(_) => self.runtime.block_on(list),
+        // Inside a scheduler (the host's, when a guest's create loads a program; or an
+        // embedder's async code), blocking on this one must happen on a thread of its own.
+        if tokio::runtime::Handle::try_current().is_err() {
+            return self.runtime.block_on(list);
         }
+        std::thread::scope(|scope| match scope.spawn(|| self.runtime.block_on(list)).join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        })
     }
 
     /// Instantiates `program` once and drops the instance, running none of its code: the
