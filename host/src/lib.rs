@@ -29,8 +29,10 @@
 //! pipes, events, locks) and `src/program.rs` (a program compiled once per host).
 //!
 //! # Caveats
-//! - The blocking methods ([`Host::run_main`], [`Process::join`]) must not be called from
-//!   inside a tokio runtime.
+//! - The blocking methods ([`Host::run_main`], [`Process::join`], [`Host::wait`]) and
+//!   dropping a [`Host`] work in async code too (they block the calling task, on a thread of
+//!   their own); async code should await [`Host::run_main_async`], [`Process::join_async`]
+//!   and [`Host::wait_async`] instead, which work on any runtime.
 //! - Dropping a [`Process`] neither joins nor terminates it; dropping the [`Host`] stops
 //!   every process it still runs.
 
@@ -213,7 +215,11 @@ impl Host {
     ///
     /// # Errors
     /// As [`Host::run_main`].
-    pub async fn run_main_async(&self, program: &Program, args: &[String]) -> Result<MainRun, Error> {
+    pub async fn run_main_async(
+        &self,
+        program: &Program,
+        args: &[String],
+    ) -> Result<MainRun, Error> {
         let (run, main) = self.main_run(program, args)?;
         let status = self
             .runtime
@@ -232,7 +238,13 @@ impl Host {
         &self,
         program: &Program,
         args: &[String],
-    ) -> Result<(Arc<model::Run>, impl Future<Output = ExitStatus> + Send + 'static), Error> {
+    ) -> Result<
+        (
+            Arc<model::Run>,
+            impl Future<Output = ExitStatus> + Send + 'static,
+        ),
+        Error,
+    > {
         let run = self.state.new_run()?;
         let output = self.state.output_for(&run, "MainProcess");
         let ctx = ProcessCtx::new(NewCtx {

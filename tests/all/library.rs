@@ -245,8 +245,8 @@ fn native_backend_refuses_an_executable_that_is_not_wasmproc() {
 
 backend_tests! {
     /// An async embedder: inside a single-threaded tokio runtime, 1,000 processes started
-    /// from tokio tasks and awaited with `join_async` (at most 64 at once), the blocking
-    /// calls and `wait`, the main process run with `run_main_async`, and the host dropped
+    /// from tokio tasks and awaited with `join_async` (at most 64 at once), the main process
+    /// run with `run_main_async`, the blocking calls and `wait`, and the host dropped
     /// inside the runtime, ending the process still asleep; nothing panics.
     fn host_in_async_code(backend) {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -256,6 +256,12 @@ backend_tests! {
         runtime.block_on(async {
             let host = std::sync::Arc::new(capture_host(backend));
             let program = host.load(DEMO).unwrap();
+            // First, so that its children have the pids a fresh host gives.
+            let run = host.run_main_async(&program, &[]).await.unwrap();
+            assert_eq!(run.status, ExitStatus::SUCCESS);
+            let stdout = String::from_utf8(run.process("MainProcess").unwrap().stdout()).unwrap();
+            assert_demo_output(backend, &stdout);
+
             let at_once = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
             let mut tasks = tokio::task::JoinSet::new();
             for i in 0..1000i32 {
@@ -289,11 +295,6 @@ backend_tests! {
                 .await
                 .unwrap();
             assert!(none.is_empty(), "{none:?}");
-
-            let run = host.run_main_async(&program, &[]).await.unwrap();
-            assert_eq!(run.status, ExitStatus::SUCCESS);
-            let stdout = String::from_utf8(run.process("MainProcess").unwrap().stdout()).unwrap();
-            assert_demo_output(backend, &stdout);
 
             let host = std::sync::Arc::into_inner(host).expect("the tasks are done");
             drop(host);

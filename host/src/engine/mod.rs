@@ -211,10 +211,12 @@ impl Engine {
         if tokio::runtime::Handle::try_current().is_err() {
             return self.runtime.block_on(list);
         }
-        std::thread::scope(|scope| match scope.spawn(|| self.runtime.block_on(list)).join() {
-            Ok(result) => result,
-            Err(panic) => std::panic::resume_unwind(panic),
-        })
+        std::thread::scope(
+            |scope| match scope.spawn(|| self.runtime.block_on(list)).join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+        )
     }
 
     /// Instantiates `program` once and drops the instance, running none of its code: the
