@@ -131,10 +131,21 @@ impl Limits {
         "objects",
     ];
 
-    /// Sets limit `key` from `value` (a whole number; sizes may end in KiB, MiB or GiB;
-    /// `cpu_ms` and `wall_ms` may be `none`).
+    /// The most linear memory a wasm32 process can address (`memory` may not exceed it).
+    pub const MAX_MEMORY: u64 = 4 << 30;
+
+    /// Sets limit `key` from `value` (a whole number; sizes may end in KiB, MiB or GiB,
+    /// with no space; `cpu_ms` and `wall_ms` may be `none`; `memory` is at most
+    /// [`Limits::MAX_MEMORY`]).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let optional = matches!(key, "cpu_ms" | "wall_ms");
+        if value.contains(char::is_whitespace) {
+            let packed: String = value.split_whitespace().collect();
+            return Err(format!(
+                "invalid value '{value}' for limit '{key}': a value has no spaces (for \
+                 example '{packed}')"
+            ));
+        }
         let parsed = if optional && value == "none" {
             None
         } else {
@@ -150,6 +161,13 @@ impl Limits {
                 )
             })?)
         };
+        if key == "memory" && parsed.is_some_and(|m| m > Self::MAX_MEMORY) {
+            return Err(format!(
+                "invalid value '{value}' for limit 'memory': a wasm32 process addresses at \
+                 most 4GiB ({} bytes)",
+                Self::MAX_MEMORY
+            ));
+        }
         let required = || parsed.ok_or_else(|| format!("limit '{key}' cannot be none"));
         match key {
             "processes" => self.processes = required()?,
@@ -189,14 +207,15 @@ fn check_program_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// `value` as a number of bytes (or of anything): digits (`_` may separate them), then
+/// `KiB`, `MiB` or `GiB` or nothing.
 fn parse_amount(value: &str) -> Option<u64> {
-    let value = value.trim();
     let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit() && c != '_') {
         Some(i) => value.split_at(i),
         None => (value, ""),
     };
     let n: u64 = digits.replace('_', "").parse().ok()?;
-    let scale: u64 = match unit.trim() {
+    let scale: u64 = match unit {
         "" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
@@ -770,6 +789,41 @@ mod tests {
         assert_eq!(
             flag.limit("processes", "none").unwrap_err().0,
             "invalid value 'none' for limit 'processes' (valid: a whole number)"
+        );
+    }
+
+    #[test]
+    fn limits_refuse_spaces_and_memory_past_wasm32() {
+        let mut flag = Settings::default();
+        assert_eq!(
+            flag.limit("memory", "64 MiB").unwrap_err().0,
+            "invalid value '64 MiB' for limit 'memory': a value has no spaces (for example \
+             '64MiB')"
+        );
+        assert_eq!(
+            flag.limit("children", " 5").unwrap_err().0,
+            "invalid value ' 5' for limit 'children': a value has no spaces (for example '5')"
+        );
+        assert_eq!(
+            flag.limit("memory", "5GiB").unwrap_err().0,
+            "invalid value '5GiB' for limit 'memory': a wasm32 process addresses at most \
+             4GiB (4294967296 bytes)"
+        );
+        assert_eq!(
+            flag.limit("memory", "4294967297").unwrap_err().0,
+            "invalid value '4294967297' for limit 'memory': a wasm32 process addresses at \
+             most 4GiB (4294967296 bytes)"
+        );
+        flag.limit("memory", "4GiB").unwrap();
+        assert_eq!(flag.apply(Config::default()).limits.memory, 4 << 30);
+        // Other sizes are not bounded by what a process addresses.
+        Settings::default().limit("queued", "8GiB").unwrap();
+        assert_eq!(
+            Settings::from_toml("[limits]\nmemory = \"8GiB\"\n", "w.toml")
+                .unwrap_err()
+                .0,
+            "w.toml:2: invalid value '8GiB' for limit 'memory': a wasm32 process addresses \
+             at most 4GiB (4294967296 bytes)"
         );
     }
 

@@ -109,6 +109,14 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
+    /// The native backend could not make its work directory.
+    #[error("cannot make the native backend's work directory in {root}: {why}")]
+    WorkDir {
+        /// The directory it is made in.
+        root: PathBuf,
+        /// Why not.
+        why: String,
+    },
     /// The async runtime could not be started.
     #[error("cannot start the host runtime: {0}")]
     Runtime(std::io::Error),

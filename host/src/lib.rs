@@ -160,26 +160,74 @@ impl Host {
         })
     }
 
-    /// Loads a program: a component file, or one precompiled with [`Host::precompile`].
-    /// It is compiled once; every process of it is a new instance.
+    /// Loads a program: a WebAssembly component file. It is compiled once; every process
+    /// of it is a new instance. A precompiled file (whatever its name) is refused: it is
+    /// native code, which only [`Host::load_precompiled`] loads.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
         self.engine.load(path.as_ref())
     }
 
+    /// Loads a program: a component file, or one precompiled with [`Host::precompile`]
+    /// (`wasmproc compile`), which loads without compiling.
+    ///
+    /// # Safety
+    /// A precompiled program is native code that the host maps and runs as it is.
+    /// wasmtime checks its header (that this wasmtime version, with a compatible
+    /// configuration, made it) and refuses it otherwise, but it cannot check the code:
+    /// a file that was changed, or made by someone else, can do anything this OS process
+    /// can, sandbox or not. The caller must make sure that `path` was written by
+    /// [`Host::precompile`] of this build of wasmproc and has not been changed since (a
+    /// file of its own, not one an untrusted party could write).
+    pub unsafe fn load_precompiled(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { self.engine.load_precompiled(path.as_ref()) }
+    }
+
+    /// Lets the other programs of [`Config::programs`] be precompiled files too (as
+    /// [`Host::load_precompiled`] loads them): `wasmproc run --allow-precompiled`.
+    ///
+    /// # Safety
+    /// The contract of [`Host::load_precompiled`], for every file of
+    /// [`Config::programs`].
+    pub unsafe fn allow_precompiled_programs(&self) {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { self.state.programs.allow_precompiled() }
+    }
+
     /// Compiles the component at `input` and writes the native artifact to `output`, for
-    /// faster loading (it works only with this build of wasmproc).
+    /// loading without compiling ([`Host::load_precompiled`]; it works only with this build
+    /// of wasmproc). `output` may not be `input` itself.
     pub fn precompile(&self, input: &Path, output: &Path) -> Result<(), Error> {
         let bytes = std::fs::read(input).map_err(|io| Error::ReadProgram {
             path: input.to_path_buf(),
             io,
         })?;
+        let fail = |message: String| Error::LoadProgram {
+            path: input.to_path_buf(),
+            message,
+        };
+        match engine::classify(&bytes) {
+            engine::Input::Component => {}
+            engine::Input::Precompiled => {
+                return Err(fail("it is precompiled already".to_string()));
+            }
+            other => return Err(fail(other.refusal().to_string())),
+        }
+        if same_file(input, output) {
+            return Err(Error::WriteFile {
+                path: output.to_path_buf(),
+                io: std::io::Error::other("it is the program being compiled"),
+            });
+        }
         let artifact = self
             .engine
             .wasmtime()
             .precompile_component(&bytes)
-            .map_err(|e| Error::LoadProgram {
-                path: input.to_path_buf(),
-                message: format!("not a WebAssembly component: {e:#}"),
+            .map_err(|e| {
+                fail(format!(
+                    "not a WebAssembly component: {}",
+                    engine::one_line(&error::chain(&e))
+                ))
             })?;
         std::fs::write(output, artifact).map_err(|io| Error::WriteFile {
             path: output.to_path_buf(),
@@ -553,6 +601,15 @@ impl std::fmt::Debug for Process {
             .field("handle", &self.handle)
             .field("name", &self.name().ok())
             .finish()
+    }
+}
+
+/// Whether `a` and `b` are one file (the same device and inode: also through a link).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 

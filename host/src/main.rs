@@ -22,13 +22,21 @@ struct Cli {
 enum Command {
     /// Run PROGRAM's main process and exit with its exit code (128+N when ended by signal N).
     ///
-    /// PROGRAM is a component (.wasm) or the output of `wasmproc compile`. Arguments after
+    /// PROGRAM is a component (.wasm); the output of `wasmproc compile` (native code) only
+    /// with --allow-precompiled. Arguments after
     /// `--` are passed to the program (argv[0] is the program's file name); its stdin is
     /// wasmproc's. Children get no arguments, an empty stdin, no files, environment or
     /// network.
     Run {
-        /// The program: a .wasm component or a precompiled .cwasm file.
+        /// The program: a WebAssembly component (a precompiled file with
+        /// --allow-precompiled).
         program: PathBuf,
+        /// Allow PROGRAM and the --program files to be precompiled by `wasmproc compile`
+        /// (found by content, whatever the name). Such a file is native code that is run as
+        /// it is: pass this only for files you compiled yourself with this build of
+        /// wasmproc, which nobody else can have changed.
+        #[arg(long)]
+        allow_precompiled: bool,
         /// Which backend runs child processes: `wasm` (instances inside this process, the
         /// default) or `native` (OS processes). Beats WASMPROC_BACKEND and the file.
         #[arg(long, value_parser = parse_backend)]
@@ -72,11 +80,13 @@ enum Command {
     },
     /// Compile PROGRAM ahead of time so that `run` loads it without compiling.
     ///
-    /// The output works only with this build of wasmproc; `run` rejects anything else.
+    /// The output works only with this build of wasmproc, and `run` loads it only with
+    /// --allow-precompiled; it refuses anything else.
     Compile {
         /// The component to compile.
         program: PathBuf,
-        /// Where to write the artifact (default: PROGRAM with the extension .cwasm).
+        /// Where to write the artifact (default: PROGRAM with the extension .cwasm); never
+        /// PROGRAM itself.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
@@ -114,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run {
             program,
+            allow_precompiled,
             backend,
             output,
             config,
@@ -165,7 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let file = settings_file(config)?;
             let settings = flags.or(Settings::from_env(std::env::vars())?).or(file);
-            run_program(settings, &program, &args)
+            run_program(settings, &program, allow_precompiled, &args)
         }
         Command::Compile { program, output } => {
             let output = output.unwrap_or_else(|| program.with_extension("cwasm"));
@@ -189,9 +200,14 @@ fn settings_file(config: Option<PathBuf>) -> anyhow::Result<Settings> {
     })
 }
 
-/// `wasmproc run`: the main process of `program` with `args`, under `settings`; its exit
-/// code is the shell's.
-fn run_program(settings: Settings, program: &Path, args: &[String]) -> anyhow::Result<ExitCode> {
+/// `wasmproc run`: the main process of `program` with `args`, under `settings` (the
+/// programs may be precompiled with `allow_precompiled`); its exit code is the shell's.
+fn run_program(
+    settings: Settings,
+    program: &Path,
+    allow_precompiled: bool,
+    args: &[String],
+) -> anyhow::Result<ExitCode> {
     if settings.output == Some(OutputMode::Capture) {
         anyhow::bail!("output 'capture' is for the library; use inherit or prefix");
     }
@@ -200,7 +216,17 @@ fn run_program(settings: Settings, program: &Path, args: &[String]) -> anyhow::R
         ..Config::default()
     }))
     .context("failed to start the host")?;
-    let program = host.load(program)?;
+    let program = if allow_precompiled {
+        // SAFETY: the user passed --allow-precompiled, whose help states the contract of
+        // `load_precompiled` and `allow_precompiled_programs`: files they compiled
+        // themselves with this build.
+        unsafe {
+            host.allow_precompiled_programs();
+            host.load_precompiled(program)?
+        }
+    } else {
+        host.load(program)?
+    };
     let status = host.run_main(&program, args)?.status;
     let code = u8::try_from(status.shell_code()).unwrap_or(u8::MAX);
     Ok(ExitCode::from(code))

@@ -5,6 +5,7 @@ use crate::engine::{CommandPre, Engine, GuestPre};
 use crate::error::{ErrorKind, ProcessError};
 use crate::lock;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A program loaded by a [`crate::Host`]: a WASI component, compiled once and ready to be
@@ -87,6 +88,8 @@ pub(crate) enum ProgramSource {
 pub(crate) struct Programs {
     engine: Arc<Engine>,
     allowed: Vec<(String, Mutex<ProgramSource>)>,
+    /// Whether a file may be precompiled ([`Programs::allow_precompiled`]).
+    precompiled: AtomicBool,
 }
 
 impl Programs {
@@ -97,7 +100,17 @@ impl Programs {
                 .into_iter()
                 .map(|(n, s)| (n, Mutex::new(s)))
                 .collect(),
+            precompiled: AtomicBool::new(false),
         }
+    }
+
+    /// Lets the files be precompiled programs too, loaded as
+    /// [`Engine::load_precompiled`] loads them.
+    ///
+    /// # Safety
+    /// The contract of [`Engine::load_precompiled`], for every file allowed.
+    pub unsafe fn allow_precompiled(&self) {
+        self.precompiled.store(true, Ordering::Relaxed);
     }
 
     /// The names allowed, in configuration order.
@@ -124,6 +137,11 @@ impl Programs {
         let mut source = lock(source);
         let program = match &*source {
             ProgramSource::Loaded(p) => return Ok(p.clone()),
+            ProgramSource::File(path) if self.precompiled.load(Ordering::Relaxed) => {
+                // SAFETY: whoever allowed precompiled files took on the contract
+                // (`allow_precompiled`).
+                unsafe { self.engine.load_precompiled(path) }
+            }
             ProgramSource::File(path) => self.engine.load(path),
             ProgramSource::Artifact {
                 path,

@@ -170,22 +170,166 @@ backend_tests! {
     }
 }
 
+/// `wasmproc compile DEMO -o <dir>/demo.cwasm`, checked; the artifact's path.
+fn compile_demo(backend: BackendKind, dir: &std::path::Path) -> std::path::PathBuf {
+    let cwasm = dir.join("demo.cwasm");
+    let out = run_on(backend, &["compile", DEMO, "-o", cwasm.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!("wasmproc: wrote {}\n", cwasm.display())
+    );
+    cwasm
+}
+
+/// What `wasmproc run` says of a precompiled PROGRAM without --allow-precompiled.
+fn refused_precompiled(path: &std::path::Path) -> String {
+    format!(
+        "wasmproc: error: cannot load program {}: it is a precompiled program (native code, \
+         made by `wasmproc compile`): pass --allow-precompiled to run it (in the library: \
+         Host::load_precompiled)\n",
+        path.display()
+    )
+}
+
 backend_tests! {
+    /// A precompiled program runs only with --allow-precompiled, whatever its file name.
     fn cli_precompiles(backend) {
         let dir = temp_dir("cli", backend);
         std::fs::create_dir_all(&dir).unwrap();
-        let cwasm = dir.join("demo.cwasm");
-        let out = run_on(backend, &["compile", DEMO, "-o", cwasm.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-        assert_eq!(
-            text(&out.stderr),
-            format!("wasmproc: wrote {}\n", cwasm.display())
-        );
+        let cwasm = compile_demo(backend, &dir);
+        let out = run_on(backend, &["run", "--allow-precompiled", cwasm.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{backend:?}: {}", text(&out.stderr));
+        assert_demo_output(backend, &text(&out.stdout));
+
         let out = run_on(backend, &["run", cwasm.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(0), "{backend:?}");
+        assert_eq!(out.status.code(), Some(2), "{backend:?}");
+        assert_eq!(text(&out.stdout), "");
+        assert_eq!(text(&out.stderr), refused_precompiled(&cwasm));
+        // Found by content: named .wasm, it is refused all the same.
+        let disguised = dir.join("demo.wasm");
+        std::fs::copy(&cwasm, &disguised).unwrap();
+        let out = run_on(backend, &["run", disguised.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{backend:?}");
+        assert_eq!(text(&out.stderr), refused_precompiled(&disguised));
+        // --allow-precompiled still runs components.
+        let out = run_on(backend, &["run", "--allow-precompiled", DEMO]);
+        assert_eq!(out.status.code(), Some(0), "{backend:?}: {}", text(&out.stderr));
         assert_demo_output(backend, &text(&out.stdout));
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+backend_tests! {
+    /// A damaged precompiled file, even with --allow-precompiled, is a one-line error and
+    /// exit code 2, where wasmtime's checks of its header can tell.
+    fn cli_refuses_damaged_precompiled_programs(backend) {
+        let dir = temp_dir("cli-damaged", backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        let cwasm = compile_demo(backend, &dir);
+        let good = std::fs::read(&cwasm).unwrap();
+        let truncated = dir.join("truncated.cwasm");
+        std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+        // The ELF header's OS ABI byte: wasmtime's mark of its artifacts.
+        let mut abi = good.clone();
+        abi[7] ^= 0xff;
+        let other_abi = dir.join("abi.cwasm");
+        std::fs::write(&other_abi, &abi).unwrap();
+        for path in [&truncated, &other_abi] {
+            let out = run_on(backend, &["run", "--allow-precompiled", path.to_str().unwrap()]);
+            assert_eq!(out.status.code(), Some(2), "{backend:?} {}", path.display());
+            assert_eq!(
+                text(&out.stderr),
+                format!(
+                    "wasmproc: error: cannot load program {}: not a WebAssembly component: it \
+                     is native code (ELF) that is not a usable precompiled program (damaged, \
+                     or not made by `wasmproc compile`)\n",
+                    path.display()
+                )
+            );
+        }
+        // The architecture it was compiled for, in its engine section, made another.
+        let arch = std::env::consts::ARCH.as_bytes();
+        let at = good
+            .windows(arch.len())
+            .position(|w| w == arch)
+            .expect("the artifact names its architecture");
+        let mut foreign = good.clone();
+        foreign[at + arch.len() - 1] = b'_';
+        let foreign_arch = String::from_utf8(foreign[at..at + arch.len()].to_vec()).unwrap();
+        let other_arch = dir.join("arch.cwasm");
+        std::fs::write(&other_arch, &foreign).unwrap();
+        let out = run_on(backend, &["run", "--allow-precompiled", other_arch.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{backend:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "wasmproc: error: cannot load program {}: not a usable precompiled program: \
+                 Unrecognized architecture: {foreign_arch}\n",
+                other_arch.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// No backend: compiling runs no program. `compile` never overwrites its input, and refuses
+/// what is not a component in one line.
+#[test]
+fn cli_compile_refuses_its_input_as_output_and_non_components() {
+    let dir = std::env::temp_dir().join(format!("wasmproc-compile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("demo.wasm");
+    std::fs::copy(DEMO, &input).unwrap();
+    let before = std::fs::read(&input).unwrap();
+    let link = dir.join("link.wasm");
+    std::fs::hard_link(&input, &link).unwrap();
+    for output in [&input, &link] {
+        let out = run(&[
+            "compile",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "wasmproc: error: cannot write {}: it is the program being compiled\n",
+                output.display()
+            )
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), before);
+    }
+    // The default output of a .cwasm input would be the input itself.
+    let out = run(&["compile", input.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let cwasm = dir.join("demo.cwasm");
+    let out = run(&["compile", cwasm.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "wasmproc: error: cannot load program {}: it is precompiled already\n",
+            cwasm.display()
+        )
+    );
+    let notes = dir.join("notes.txt");
+    std::fs::write(&notes, "these are notes, not a program\n").unwrap();
+    let out = run(&["compile", notes.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr), not_wasm(&notes));
+    assert!(!dir.join("notes.cwasm").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What `wasmproc` says of a program file that is not WebAssembly.
+fn not_wasm(path: &std::path::Path) -> String {
+    format!(
+        "wasmproc: error: cannot load program {}: not a WebAssembly component: the file does \
+         not begin with WebAssembly's magic number (\\0asm)\n",
+        path.display()
+    )
 }
 
 backend_tests! {
@@ -198,6 +342,30 @@ backend_tests! {
              (os error 2)\n",
             "{backend:?}"
         );
+        let dir = temp_dir("cli-bad", backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        // A text file: one line, not the parser's dump of the bytes it expected.
+        let notes = dir.join("notes.wasm");
+        std::fs::write(&notes, "these are notes, not a program\n").unwrap();
+        let out = run_on(backend, &["run", notes.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{backend:?}");
+        assert_eq!(text(&out.stderr), not_wasm(&notes), "{backend:?}");
+        // An empty core module: WebAssembly, but not a component.
+        let module = dir.join("module.wasm");
+        std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
+        let out = run_on(backend, &["run", module.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{backend:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "wasmproc: error: cannot load program {}: not a WebAssembly component: it is a \
+                 core WebAssembly module (build the program for wasm32-wasip2 to get a \
+                 component)\n",
+                module.display()
+            ),
+            "{backend:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
@@ -255,6 +423,30 @@ backend_tests! {
             text(&out.stderr),
             "wasmproc: error: --program other: expected NAME=PATH, for example worker=w.wasm\n"
         );
+        // A precompiled other program needs --allow-precompiled as the main one does.
+        let cwasm = dir.join("other.cwasm");
+        let out = run_on(backend, &["compile", PROGRAMS_OTHER, "-o", cwasm.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let flag = format!("other={}", cwasm.display());
+        let out = run_on(
+            backend,
+            &["run", "--allow-precompiled", "--program", &flag, PROGRAMS_MAIN],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(ran(&text(&out.stdout)), "{}", text(&out.stdout));
+        // Its `create` fails, and main panics on the error.
+        let out = run_on(backend, &["run", "--program", &flag, PROGRAMS_MAIN]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "cannot load program 'other': cannot load program {}: it is a precompiled \
+                 program (native code, made by `wasmproc compile`): pass --allow-precompiled \
+                 to run it (in the library: Host::load_precompiled)\" }}",
+                cwasm.display()
+            )),
+            "{stderr}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
@@ -289,6 +481,127 @@ backend_tests! {
             "main read 6 bytes\nchild read 0 bytes\nchild exitcode: Some(0)\n"
         );
     }
+}
+
+backend_tests! {
+    /// Under `native` the host's work directory is made afresh in $TMPDIR, private to its
+    /// owner (mode 0700), and removed when the host ends; `wasm` makes none.
+    fn cli_native_work_dir_is_fresh_and_private(backend) {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = temp_dir("cli-tmpdir", backend);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let mut child = wasmproc_on(backend)
+            .args(["run", PROCESS_STDIN])
+            .env("TMPDIR", &tmp)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The main process waits for its stdin: the host is up by then.
+        let entries = || -> Vec<std::path::PathBuf> {
+            let list = std::fs::read_dir(&tmp).unwrap();
+            list.map(|e| e.unwrap().path()).collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        if backend == BackendKind::Native {
+            while entries().is_empty() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let made = entries();
+            assert_eq!(made.len(), 1, "{made:?}");
+            let name = made[0].file_name().unwrap().to_str().unwrap().to_string();
+            let prefix = format!("wasmproc-{}-", child.id());
+            assert!(name.starts_with(&prefix), "{name}");
+            let mode = std::fs::metadata(&made[0]).unwrap().permissions().mode();
+            assert_eq!(mode & 0o7777, 0o700, "{name}: {mode:o}");
+        }
+        child.stdin.take().unwrap().write_all(b"hi\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{backend:?}");
+        assert_eq!(
+            text(&out.stdout),
+            "main read 3 bytes\nchild read 0 bytes\nchild exitcode: Some(0)\n"
+        );
+        assert_eq!(entries(), Vec::<std::path::PathBuf>::new(), "{backend:?}");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
+
+backend_tests! {
+    /// A $TMPDIR that does not exist is not created: `native` refuses to start, naming it;
+    /// `wasm` needs no work directory.
+    fn cli_never_creates_a_missing_tmpdir(backend) {
+        let tmp = temp_dir("cli-no-tmpdir", backend).join("missing");
+        let out = wasmproc_on(backend)
+            .args(["run", DEMO])
+            .env("TMPDIR", &tmp)
+            .output()
+            .unwrap();
+        assert!(!tmp.exists(), "{backend:?}: {} was created", tmp.display());
+        match backend {
+            BackendKind::Native => {
+                assert_eq!(out.status.code(), Some(2));
+                assert_eq!(text(&out.stdout), "");
+                assert_eq!(
+                    text(&out.stderr),
+                    format!(
+                        "wasmproc: error: failed to start the host: cannot make the native \
+                         backend's work directory in {}: it is $TMPDIR, and it is not a \
+                         directory (create it, or unset TMPDIR)\n",
+                        tmp.display()
+                    )
+                );
+            }
+            BackendKind::Wasm => {
+                assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+                assert_demo_output(backend, &text(&out.stdout));
+            }
+        }
+        let _ = std::fs::remove_dir_all(tmp.parent().unwrap());
+    }
+}
+
+/// No backend: a limit is refused before anything runs, naming it.
+#[test]
+fn cli_refuses_limits_with_spaces_or_past_wasm32() {
+    for (flag, why) in [
+        (
+            "memory=64 MiB",
+            "invalid value '64 MiB' for limit 'memory': a value has no spaces (for example \
+             '64MiB')",
+        ),
+        (
+            "memory=5GiB",
+            "invalid value '5GiB' for limit 'memory': a wasm32 process addresses at most 4GiB \
+             (4294967296 bytes)",
+        ),
+        (
+            "memory=4294967297",
+            "invalid value '4294967297' for limit 'memory': a wasm32 process addresses at \
+             most 4GiB (4294967296 bytes)",
+        ),
+    ] {
+        let out = run(&["run", "--limit", flag, DEMO]);
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        assert_eq!(text(&out.stdout), "", "{flag}");
+        assert_eq!(
+            text(&out.stderr),
+            format!("wasmproc: error: --limit {flag}: {why}\n")
+        );
+    }
+    let out = wasmproc()
+        .args(["run", DEMO])
+        .env("WASMPROC_LIMIT_MEMORY", "1 GiB")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "wasmproc: error: environment variable WASMPROC_LIMIT_MEMORY: invalid value '1 GiB' \
+         for limit 'memory': a value has no spaces (for example '1GiB')\n"
+    );
+    let out = run(&["run", "--limit", "memory=4GiB", DEMO]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
 /// Which backend runs is what this test is about: it chooses each itself, by flag,

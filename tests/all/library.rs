@@ -158,30 +158,86 @@ backend_tests! {
         let junk = dir.join("junk.wasm");
         std::fs::write(&junk, b"this is not wasm").unwrap();
         let err = host.load(&junk).unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!(
-                "cannot load program {}: not a WebAssembly component: ",
+        assert_eq!(
+            err,
+            format!(
+                "cannot load program {}: not a WebAssembly component: the file does not begin \
+                 with WebAssembly's magic number (\\0asm)",
                 junk.display()
-            )),
-            "{err}"
+            )
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
 
 backend_tests! {
+    /// `load` takes components only; a precompiled file loads with the `unsafe`
+    /// `load_precompiled`, and runs the same.
     fn precompiled_programs_run_the_same(backend) {
         let host = capture_host(backend);
         let dir = temp_dir("pre", backend);
         std::fs::create_dir_all(&dir).unwrap();
         let cwasm = dir.join("demo.cwasm");
         host.precompile(DEMO.as_ref(), &cwasm).unwrap();
-        let program = host.load(&cwasm).unwrap();
+        let disguised = dir.join("demo.wasm");
+        std::fs::copy(&cwasm, &disguised).unwrap();
+        for path in [&cwasm, &disguised] {
+            assert_eq!(
+                host.load(path).unwrap_err().to_string(),
+                format!(
+                    "cannot load program {}: it is a precompiled program (native code, made \
+                     by `wasmproc compile`): pass --allow-precompiled to run it (in the \
+                     library: Host::load_precompiled)",
+                    path.display()
+                )
+            );
+        }
+        // SAFETY: this test wrote the file with this build's `precompile` just now.
+        let program = unsafe { host.load_precompiled(&cwasm) }.unwrap();
         assert_eq!(program.targets().len(), 5);
         let run = host.run_main(&program, &[]).unwrap();
         assert_eq!(run.status, ExitStatus::SUCCESS);
         let stdout = String::from_utf8(run.process("MainProcess").unwrap().stdout()).unwrap();
         assert_demo_output(backend, &stdout);
+        // SAFETY: a component is no native code.
+        let component = unsafe { host.load_precompiled(DEMO) }.unwrap();
+        assert_eq!(component.targets().len(), 5);
+        // A damaged one is refused, with the opt-in too.
+        let good = std::fs::read(&cwasm).unwrap();
+        let truncated = dir.join("truncated.cwasm");
+        std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
+        // SAFETY: wasmtime's check of the header refuses it before any of it runs.
+        let err = unsafe { host.load_precompiled(&truncated) }.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot load program {}: not a WebAssembly component: it is native code (ELF) \
+                 that is not a usable precompiled program (damaged, or not made by `wasmproc \
+                 compile`)",
+                truncated.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+backend_tests! {
+    /// `precompile` never writes over its input.
+    fn precompile_refuses_to_overwrite_its_input(backend) {
+        let host = capture_host(backend);
+        let dir = temp_dir("pre-self", backend);
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("demo.wasm");
+        std::fs::copy(DEMO, &input).unwrap();
+        let err = host.precompile(&input, &input).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot write {}: it is the program being compiled",
+                input.display()
+            )
+        );
+        assert_eq!(std::fs::read(&input).unwrap(), std::fs::read(DEMO).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

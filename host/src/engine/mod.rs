@@ -99,8 +99,26 @@ impl Engine {
         &self.engine
     }
 
-    /// Loads a program: a component, or one precompiled by `wasmproc compile`.
+    /// Loads a program: a WebAssembly component. A precompiled file is refused, with an
+    /// error saying how to opt in to loading one ([`Engine::load_precompiled`]).
     pub fn load(&self, path: &Path) -> Result<Program, Error> {
+        self.load_from(path, false)
+    }
+
+    /// Loads a program: a component, or one precompiled by `wasmproc compile`.
+    ///
+    /// # Safety
+    /// A precompiled file is native code that is run as it is: wasmtime checks only its
+    /// header (that this wasmtime version, with a compatible configuration, made it). The
+    /// caller must make sure that the file was made by `wasmproc compile` (or
+    /// [`crate::Host::precompile`]) of this build and has not been changed since.
+    pub unsafe fn load_precompiled(&self, path: &Path) -> Result<Program, Error> {
+        self.load_from(path, true)
+    }
+
+    /// [`Engine::load`], or with `precompiled` [`Engine::load_precompiled`], whose caller
+    /// took on its safety contract.
+    fn load_from(&self, path: &Path, precompiled: bool) -> Result<Program, Error> {
         let bytes = std::fs::read(path).map_err(|io| Error::ReadProgram {
             path: path.to_path_buf(),
             io,
@@ -109,22 +127,25 @@ impl Engine {
             path: path.to_path_buf(),
             message,
         };
-        let component = match wasmtime::Engine::detect_precompiled(&bytes) {
-            Some(Precompiled::Component) => {
-                // SAFETY: wasmtime checks that the artifact was made by this wasmtime
-                // version with a compatible configuration and rejects it otherwise; beyond
-                // that, a precompiled file is trusted as native code, which is why only a
-                // file the user names (made by `wasmproc compile`) is ever loaded this way.
-                unsafe { Component::deserialize(&self.engine, &bytes) }
-                    .map_err(|e| fail(format!("not a usable precompiled program: {e:#}")))?
+        let component = match classify(&bytes) {
+            Input::Precompiled if precompiled => {
+                // SAFETY: the caller of `load_precompiled` vouches for the file (its
+                // contract); wasmtime checks that this wasmtime version with a compatible
+                // configuration made it, and rejects it otherwise.
+                unsafe { Component::deserialize(&self.engine, &bytes) }.map_err(|e| {
+                    fail(format!(
+                        "not a usable precompiled program: {}",
+                        one_line(&chain(&e))
+                    ))
+                })?
             }
-            Some(Precompiled::Module) => {
-                return Err(fail(
-                    "this is a precompiled core module, not a component".to_string(),
-                ));
-            }
-            None => Component::new(&self.engine, &bytes)
-                .map_err(|e| fail(format!("not a WebAssembly component: {e:#}")))?,
+            Input::Component => Component::new(&self.engine, &bytes).map_err(|e| {
+                fail(format!(
+                    "not a WebAssembly component: {}",
+                    one_line(&chain(&e))
+                ))
+            })?,
+            other => return Err(fail(other.refusal().to_string())),
         };
         self.prepare(path, component, None)
     }
@@ -279,6 +300,73 @@ fn wasmtime_config(config: &crate::Config) -> wasmtime::Config {
         }
     }
     cfg
+}
+
+/// What a program file holds, by its content (whatever its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// WebAssembly in the binary format with the component layer (or one whose parse will
+    /// tell what is wrong with it).
+    Component,
+    /// A core WebAssembly module, not a component.
+    CoreModule,
+    /// A component precompiled by wasmtime (`wasmproc compile`).
+    Precompiled,
+    /// A core module precompiled by wasmtime.
+    PrecompiledModule,
+    /// Native code that wasmtime does not take as precompiled: damaged, or made by
+    /// anything else.
+    OtherElf,
+    /// Not WebAssembly at all (text, say).
+    NotWasm,
+}
+
+impl Input {
+    /// Why a file holding this is not loaded as a program (nothing for a component).
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Input::Component => "",
+            Input::CoreModule => {
+                "not a WebAssembly component: it is a core WebAssembly module (build the \
+                 program for wasm32-wasip2 to get a component)"
+            }
+            Input::Precompiled => {
+                "it is a precompiled program (native code, made by `wasmproc compile`): \
+                 pass --allow-precompiled to run it (in the library: Host::load_precompiled)"
+            }
+            Input::PrecompiledModule => "this is a precompiled core module, not a component",
+            Input::OtherElf => {
+                "not a WebAssembly component: it is native code (ELF) that is not a usable \
+                 precompiled program (damaged, or not made by `wasmproc compile`)"
+            }
+            Input::NotWasm => {
+                "not a WebAssembly component: the file does not begin with WebAssembly's \
+                 magic number (\\0asm)"
+            }
+        }
+    }
+}
+
+/// What `bytes` are, by their content.
+pub(crate) fn classify(bytes: &[u8]) -> Input {
+    match wasmtime::Engine::detect_precompiled(bytes) {
+        Some(Precompiled::Component) => return Input::Precompiled,
+        Some(Precompiled::Module) => return Input::PrecompiledModule,
+        None => {}
+    }
+    // The magic number, then a version and a layer: 1, 0 for a core module; components
+    // have another version and layer 1.
+    match bytes {
+        [0, b'a', b's', b'm', 1, 0, 0, 0, ..] => Input::CoreModule,
+        [0, b'a', b's', b'm', ..] => Input::Component,
+        [0x7f, b'E', b'L', b'F', ..] => Input::OtherElf,
+        _ => Input::NotWasm,
+    }
+}
+
+/// `message` on one line: wasmtime's parser writes byte arrays over several lines.
+pub(crate) fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn display_name_of(path: &Path) -> String {

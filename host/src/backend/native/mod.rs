@@ -49,6 +49,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The mode of a host's work directory: its owner's only.
+const WORK_DIR_MODE: u32 = 0o700;
+
 /// The hidden subcommand a native child runs.
 pub const CHILD_SUBCOMMAND: &str = "__child";
 
@@ -92,14 +95,7 @@ impl NativeBackend {
         };
         remove_stale_work_dirs();
         probe(&exe)?;
-        // One directory per host: several hosts may live in one OS process.
-        static HOSTS: AtomicU64 = AtomicU64::new(1);
-        let n = HOSTS.fetch_add(1, Ordering::Relaxed);
-        let work_dir = work_root().join(format!("wasmproc-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&work_dir).map_err(|io| Error::WriteFile {
-            path: work_dir.clone(),
-            io,
-        })?;
+        let work_dir = make_work_dir()?;
         Ok(Self::with(NativeHost {
             fork_server: Some(ForkServer::new(exe.clone())),
             exe,
@@ -222,6 +218,34 @@ fn work_root() -> PathBuf {
         }
     })
     .clone()
+}
+
+/// A new work directory for a host (several hosts may live in one OS process), under
+/// [`work_root`]: `wasmproc-<pid>-<random>`, made by this call (a name that exists already
+/// is not taken) and private to its owner. The root itself is never created.
+fn make_work_dir() -> Result<PathBuf, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = work_root();
+    let refuse = |why: String| Error::WorkDir {
+        root: root.clone(),
+        why,
+    };
+    if !root.is_dir() {
+        return Err(refuse(match std::env::var_os("TMPDIR") {
+            Some(_) => {
+                "it is $TMPDIR, and it is not a directory (create it, or unset TMPDIR)".to_string()
+            }
+            None => "it is not a directory".to_string(),
+        }));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("wasmproc-{}-", std::process::id()))
+        .permissions(std::fs::Permissions::from_mode(WORK_DIR_MODE))
+        .tempdir_in(&root)
+        .map_err(|io| refuse(io.to_string()))?;
+    // Removed when the host is dropped (`NativeHost::owns_work_dir`), or by a later host
+    // once this OS process is gone (`remove_stale_work_dirs`).
+    Ok(dir.keep())
 }
 
 /// Removes the work directories of hosts that are gone (killed, or never dropped).
