@@ -648,7 +648,13 @@ mod tests {
         let bytewise: Vec<&[u8]> = text.chunks(1).collect();
         assert_eq!(split(&bytewise), whole);
         let lines: Vec<&[u8]> = vec![b"one", b"two", b""];
-        assert_eq!(whole, (lines.iter().map(|l| l.to_vec()).collect(), b"three".to_vec()));
+        assert_eq!(
+            whole,
+            (
+                lines.iter().map(|l| l.to_vec()).collect(),
+                b"three".to_vec()
+            )
+        );
     }
 
     #[test]
@@ -676,7 +682,11 @@ mod tests {
             text.extend_from_slice(b"b\n");
             let mut second = c.as_bytes().to_vec();
             second.push(b'b');
-            assert_eq!(split(&[&text]), (vec![vec![b'a'; bound - 1], second], vec![]), "{c}");
+            assert_eq!(
+                split(&[&text]),
+                (vec![vec![b'a'; bound - 1], second], vec![]),
+                "{c}"
+            );
         }
         // Bytes that are no UTF-8 are cut at the bound.
         let text = vec![0x80u8; bound + 1];

@@ -333,8 +333,10 @@ backend_tests! {
 /// The lines of `--output prefix` output, by the prefix each begins with (`[name] `);
 /// fails on a line that begins with none of `names`.
 fn by_prefix<'a>(output: &'a str, names: &[&str]) -> Vec<(String, Vec<&'a str>)> {
-    let mut groups: Vec<(String, Vec<&str>)> =
-        names.iter().map(|n| (format!("[{n}] "), Vec::new())).collect();
+    let mut groups: Vec<(String, Vec<&str>)> = names
+        .iter()
+        .map(|n| (format!("[{n}] "), Vec::new()))
+        .collect();
     for line in output.lines() {
         let (_, group) = groups
             .iter_mut()

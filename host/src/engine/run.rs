@@ -248,3 +248,21 @@ fn trap_report(e: &wasmtime::Error) -> String {
     }
     report
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostcall_fuel_covers_the_memory_limit() {
+        let with_memory = |memory: u64| {
+            hostcall_fuel(&Limits {
+                memory,
+                ..Limits::default()
+            })
+        };
+        assert_eq!(with_memory(1 << 30), 1 << 30);
+        assert_eq!(with_memory(16 << 20), 128 << 20);
+        assert_eq!(with_memory(u64::MAX), 4 << 30);
+    }
+}
