@@ -317,7 +317,12 @@ pub(crate) enum ProcessOutput {
     /// This OS process's own stdout and stderr, which its parent made capture files: a
     /// native child in capture mode. Bounded by the output limit.
     InheritBounded(Bounded, Bounded),
-    Prefix(Arc<str>),
+    /// The host's streams, each line behind the process's name: `[<name>] `.
+    Prefix {
+        prefix: Arc<str>,
+        stdout: Arc<PrefixLines>,
+        stderr: Arc<PrefixLines>,
+    },
     Capture(Captured),
 }
 
@@ -332,7 +337,14 @@ impl ProcessOutput {
     ) -> Self {
         match mode {
             OutputMode::Inherit => ProcessOutput::Inherit,
-            OutputMode::Prefix => ProcessOutput::Prefix(format!("[{name}] ").into()),
+            OutputMode::Prefix => {
+                let prefix: Arc<str> = format!("[{name}] ").into();
+                ProcessOutput::Prefix {
+                    stdout: PrefixLines::new(prefix.clone(), Std::Out),
+                    stderr: PrefixLines::new(prefix.clone(), Std::Err),
+                    prefix,
+                }
+            }
             OutputMode::Capture => {
                 if let Some(captured) = capture_dir.and_then(|dir| capture_files(dir, name)) {
                     return ProcessOutput::Capture(captured);
@@ -351,7 +363,7 @@ impl ProcessOutput {
         match self {
             ProcessOutput::Inherit => OutputMode::Inherit,
             ProcessOutput::InheritBounded(..) => OutputMode::Capture,
-            ProcessOutput::Prefix(_) => OutputMode::Prefix,
+            ProcessOutput::Prefix { .. } => OutputMode::Prefix,
             ProcessOutput::Capture(_) => OutputMode::Capture,
         }
     }
@@ -377,10 +389,10 @@ impl ProcessOutput {
             ProcessOutput::InheritBounded(out, err) => {
                 builder.stdout(out.clone()).stderr(err.clone());
             }
-            ProcessOutput::Prefix(prefix) => {
+            ProcessOutput::Prefix { stdout, stderr, .. } => {
                 builder
-                    .stdout(PrefixStream::new(prefix.clone(), Std::Out))
-                    .stderr(PrefixStream::new(prefix.clone(), Std::Err));
+                    .stdout(PrefixStream(stdout.clone()))
+                    .stderr(PrefixStream(stderr.clone()));
             }
             ProcessOutput::Capture(c) => {
                 c.stdout.apply_stdout(builder, false);
@@ -389,37 +401,38 @@ impl ProcessOutput {
         }
     }
 
+    /// Ends the process's last lines: with `prefix`, a partial line of its stdout or stderr
+    /// is written now, as a line. Called once the process's guest code has ended.
+    pub fn end_lines(&self) {
+        if let ProcessOutput::Prefix { stdout, stderr, .. } = self {
+            stdout.end();
+            stderr.end();
+        }
+    }
+
     /// Writes a message of the host's (a trap's reason) to the process's stderr.
     pub fn write_stderr(&self, text: &str) {
         match self {
             ProcessOutput::Inherit => Std::Err.write_all(text.as_bytes()),
             ProcessOutput::InheritBounded(_, err) => err.put_lossy(text.as_bytes()),
-            ProcessOutput::Prefix(prefix) => {
-                let mut out = String::new();
-                for line in text.lines() {
-                    out.push_str(prefix);
-                    out.push_str(line);
-                    out.push('\n');
-                }
-                Std::Err.write_all(out.as_bytes());
+            ProcessOutput::Prefix { prefix, .. } => {
+                Std::Err.write_all(&prefixed_text(prefix, text.as_bytes()));
             }
             ProcessOutput::Capture(c) => c.stderr.append(text.as_bytes()),
         }
     }
 }
 
-/// A host stream that writes whole lines, each behind a prefix. A partial line is kept
-/// until its newline arrives or the process's stream is dropped.
-struct PrefixStream {
-    prefix: Arc<str>,
-    std: Std,
-}
+/// The most bytes of a process's output one prefixed line holds: a longer line (or output
+/// that never ends a line) is split into pieces of at most this many bytes, each written
+/// as a line of its own behind the prefix. A piece ends before a UTF-8 character that would
+/// not fit whole.
+pub(crate) const PREFIX_LINE_BOUND: usize = 64 * 1024;
 
-impl PrefixStream {
-    fn new(prefix: Arc<str>, std: Std) -> Self {
-        PrefixStream { prefix, std }
-    }
-}
+/// A host stream that writes whole lines, each behind a prefix, with its control
+/// characters escaped (see [`escape_into`]). A partial line is kept until its newline
+/// arrives, it reaches [`PREFIX_LINE_BOUND`] bytes, or the process's stream is dropped.
+struct PrefixStream(Arc<PrefixLines>);
 
 impl IsTerminal for PrefixStream {
     fn is_terminal(&self) -> bool {
@@ -429,31 +442,55 @@ impl IsTerminal for PrefixStream {
 
 impl StdoutStream for PrefixStream {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(PrefixWriter {
-            prefix: self.prefix.clone(),
-            std: self.std,
-            pending: Mutex::new(Vec::new()),
-        })
+        Box::new(PrefixWriter(self.0.clone()))
     }
 }
 
-struct PrefixWriter {
+/// The lines of one stream of one process: every writer the process opens on the stream
+/// shares its partial line, which is written when the process has ended
+/// ([`ProcessOutput::end_lines`]), or else when the last of them is gone.
+pub(crate) struct PrefixLines {
     prefix: Arc<str>,
     std: Std,
-    pending: Mutex<Vec<u8>>,
+    pending: Mutex<Splitter>,
 }
 
-impl PrefixWriter {
-    fn emit(&self, line: &[u8]) {
-        let mut out = Vec::with_capacity(self.prefix.len() + line.len() + 1);
-        out.extend_from_slice(self.prefix.as_bytes());
-        out.extend_from_slice(line);
-        if !line.ends_with(b"\n") {
-            out.push(b'\n');
+impl PrefixLines {
+    fn new(prefix: Arc<str>, std: Std) -> Arc<Self> {
+        Arc::new(PrefixLines {
+            prefix,
+            std,
+            pending: Mutex::new(Splitter::default()),
+        })
+    }
+
+    /// Writes the partial line, if any, as a line.
+    fn end(&self) {
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        if !pending.partial.is_empty() {
+            let mut out = Vec::new();
+            prefixed_line(&mut out, &self.prefix, &pending.partial);
+            self.std.write_all(&out);
         }
-        self.std.write_all(&out);
+    }
+
+    /// Writes `bytes`: every line they complete, at once.
+    fn write(&self, bytes: &[u8]) {
+        let mut out = Vec::new();
+        lock(&self.pending).feed(bytes, |line| prefixed_line(&mut out, &self.prefix, line));
+        if !out.is_empty() {
+            self.std.write_all(&out);
+        }
     }
 }
+
+impl Drop for PrefixLines {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+struct PrefixWriter(Arc<PrefixLines>);
 
 impl AsyncWrite for PrefixWriter {
     fn poll_write(
@@ -461,12 +498,7 @@ impl AsyncWrite for PrefixWriter {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let mut pending = lock(&self.pending);
-        pending.extend_from_slice(buf);
-        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            self.emit(&line);
-        }
+        self.0.write(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -479,11 +511,199 @@ impl AsyncWrite for PrefixWriter {
     }
 }
 
-impl Drop for PrefixWriter {
-    fn drop(&mut self) {
-        let pending = std::mem::take(&mut *lock(&self.pending));
-        if !pending.is_empty() {
-            self.emit(&pending);
+/// `text` as prefixed lines: each line (a last one without a newline too) behind `prefix`,
+/// split and escaped as a process's output is.
+fn prefixed_text(prefix: &str, text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut splitter = Splitter::default();
+    splitter.feed(text, |line| prefixed_line(&mut out, prefix, line));
+    if !splitter.partial.is_empty() {
+        prefixed_line(&mut out, prefix, &splitter.partial);
+    }
+    out
+}
+
+/// Appends `prefix`, `line` escaped and a newline to `out`.
+fn prefixed_line(out: &mut Vec<u8>, prefix: &str, line: &[u8]) {
+    out.reserve(prefix.len() + line.len() + 1);
+    out.extend_from_slice(prefix.as_bytes());
+    escape_into(out, line);
+    out.push(b'\n');
+}
+
+/// Cuts a stream of bytes into lines of at most [`PREFIX_LINE_BOUND`] bytes. Each byte is
+/// looked at once and copied at most once, however the bytes are cut into writes.
+#[derive(Default)]
+struct Splitter {
+    /// The line so far: at most [`PREFIX_LINE_BOUND`] bytes, no newline.
+    partial: Vec<u8>,
+}
+
+impl Splitter {
+    /// Takes `bytes`, calling `line` with every line they complete (without its newline)
+    /// and every piece of [`PREFIX_LINE_BOUND`] bytes of a longer one.
+    fn feed(&mut self, mut bytes: &[u8], mut line: impl FnMut(&[u8])) {
+        while !bytes.is_empty() {
+            let room = PREFIX_LINE_BOUND - self.partial.len();
+            // One byte past the room: a newline there still ends a line that fits.
+            let window = &bytes[..bytes.len().min(room + 1)];
+            if let Some(end) = window.iter().position(|&b| b == b'\n') {
+                if self.partial.is_empty() {
+                    line(&window[..end]);
+                } else {
+                    self.partial.extend_from_slice(&window[..end]);
+                    line(&self.partial);
+                    self.partial.clear();
+                }
+                bytes = &bytes[end + 1..];
+            } else if window.len() > room {
+                self.partial.extend_from_slice(&window[..room]);
+                bytes = &bytes[room..];
+                let cut = piece_end(&self.partial);
+                line(&self.partial[..cut]);
+                // At most 3 bytes (a character cut short) stay.
+                self.partial.drain(..cut);
+            } else {
+                self.partial.extend_from_slice(window);
+                bytes = &[];
+            }
         }
+    }
+}
+
+/// Where a full piece ends: before a UTF-8 character its last bytes begin but do not
+/// finish, else at its end.
+fn piece_end(piece: &[u8]) -> usize {
+    let len = piece.len();
+    let lead = (len.saturating_sub(3)..len)
+        .rev()
+        .find(|&i| piece[i] & 0xc0 != 0x80);
+    let Some(lead) = lead else {
+        return len;
+    };
+    let width = match piece[lead] {
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf7 => 4,
+        _ => 1,
+    };
+    if lead > 0 && lead + width > len {
+        lead
+    } else {
+        len
+    }
+}
+
+/// Appends `line` to `out` with its control characters escaped, so that a process's output
+/// cannot move the cursor, rewrite a line or forge another process's prefix: a carriage
+/// return is written as `\r`, every other C0 control but tab (U+0000 to U+001F, ESC too)
+/// and DEL as `\x` and two lower-case hex digits (`\x1b`, `\x7f`), and a C1 control
+/// (U+0080 to U+009F, in UTF-8) as `\u{` and its hex code and `}` (`\u{9b}`). Every other
+/// byte, including bytes that are not UTF-8, is written unchanged.
+fn escape_into(out: &mut Vec<u8>, line: &[u8]) {
+    let mut start = 0;
+    let mut i = 0;
+    while i < line.len() {
+        let b = line[i];
+        let c1 = b == 0xc2 && matches!(line.get(i + 1), Some(0x80..=0x9f));
+        if !(c1 || b == 0x7f || (b < 0x20 && b != b'\t')) {
+            i += 1;
+            continue;
+        }
+        out.extend_from_slice(&line[start..i]);
+        if c1 {
+            let _ = write!(out, "\\u{{{:x}}}", line[i + 1]);
+            i += 2;
+        } else {
+            if b == b'\r' {
+                out.extend_from_slice(b"\\r");
+            } else {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+            i += 1;
+        }
+        start = i;
+    }
+    out.extend_from_slice(&line[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines `writes` make, fed one after the other, and the partial line left.
+    fn split(writes: &[&[u8]]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut splitter = Splitter::default();
+        let mut lines = Vec::new();
+        for w in writes {
+            splitter.feed(w, |line| lines.push(line.to_vec()));
+        }
+        (lines, splitter.partial)
+    }
+
+    #[test]
+    fn lines_are_cut_at_newlines_however_written() {
+        let text = b"one\ntwo\n\nthree";
+        let whole = split(&[text]);
+        let bytewise: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(split(&bytewise), whole);
+        let lines: Vec<&[u8]> = vec![b"one", b"two", b""];
+        assert_eq!(
+            whole,
+            (
+                lines.iter().map(|l| l.to_vec()).collect(),
+                b"three".to_vec()
+            )
+        );
+    }
+
+    #[test]
+    fn a_long_line_is_cut_at_the_bound() {
+        let bound = PREFIX_LINE_BOUND;
+        let text = vec![b'a'; 2 * bound + 5];
+        let expected = (vec![vec![b'a'; bound]; 2], vec![b'a'; 5]);
+        assert_eq!(split(&[&text]), expected);
+        let chunks: Vec<&[u8]> = text.chunks(4096).collect();
+        assert_eq!(split(&chunks), expected);
+        // A line of the bound's length is one line, written in one piece or two.
+        let mut exact = vec![b'a'; bound];
+        exact.push(b'\n');
+        assert_eq!(split(&[&exact]), (vec![vec![b'a'; bound]], vec![]));
+        let (line, newline) = exact.split_at(bound);
+        assert_eq!(split(&[line, newline]), (vec![vec![b'a'; bound]], vec![]));
+    }
+
+    #[test]
+    fn a_piece_ends_before_a_character_it_would_cut() {
+        let bound = PREFIX_LINE_BOUND;
+        for c in ["é", "€", "𝄞"] {
+            let mut text = vec![b'a'; bound - 1];
+            text.extend_from_slice(c.as_bytes());
+            text.extend_from_slice(b"b\n");
+            let mut second = c.as_bytes().to_vec();
+            second.push(b'b');
+            assert_eq!(
+                split(&[&text]),
+                (vec![vec![b'a'; bound - 1], second], vec![]),
+                "{c}"
+            );
+        }
+        // Bytes that are no UTF-8 are cut at the bound.
+        let text = vec![0x80u8; bound + 1];
+        assert_eq!(split(&[&text]), (vec![vec![0x80; bound]], vec![0x80]));
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut out = Vec::new();
+        escape_into(&mut out, "a\rb\x1b[2K\x08\x00\x7f\tc\u{9b}d é€".as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\\rb\\x1b[2K\\x08\\x00\\x7f\tc\\u{9b}d é€"
+        );
+        assert_eq!(
+            prefixed_text("[P] ", b"x\ny\r\n\nlast"),
+            b"[P] x\n[P] y\\r\n[P] \n[P] last\n"
+        );
     }
 }

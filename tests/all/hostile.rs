@@ -287,3 +287,102 @@ backend_tests! {
         assert_eq!(out.stderr(), "", "{backend:?}");
     }
 }
+
+backend_tests! {
+    fn hostile_hugecall(backend) {
+        // Memory for the largest call's 200 MiB twice over (its buffer and a copy).
+        let out = run_limited(backend, &[("memory", "512MiB")], HOSTILE_HUGECALL, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            "caller exitcode: Some(0)\nsibling exitcode: Some(0)\n",
+            "{backend:?}"
+        );
+        let mut expected = Vec::new();
+        for mib in [64u64, 127, 128, 200] {
+            let n = mib << 20;
+            let (create, message) = if mib == 64 {
+                ("()".to_string(), "()".to_string())
+            } else {
+                (
+                    format!(
+                        "error LimitExceeded: start arguments of {n} bytes exceed limit args \
+                         = 67108864 bytes"
+                    ),
+                    format!(
+                        "error LimitExceeded: an item of {n} bytes exceeds limit message = \
+                         67108864 bytes"
+                    ),
+                )
+            };
+            expected.push(format!("{mib} MiB create: {create}"));
+            expected.push(format!("{mib} MiB put: {message}"));
+            expected.push(format!("{mib} MiB send: {message}"));
+            expected.push(format!(
+                "{mib} MiB set_name: error InvalidArgument: a process name may not contain \
+                 control characters"
+            ));
+        }
+        let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+        assert_eq!(out.stdout_of("Process-1"), lines(&expected), "{backend:?}");
+        assert_eq!(out.stderr_of("Process-1"), "", "{backend:?}");
+        assert_eq!(out.stdout_of("Process-2"), "sibling sum: 5050\n", "{backend:?}");
+    }
+}
+
+/// The lines of `--output prefix` output, by the prefix each begins with (`[name] `);
+/// fails on a line that begins with none of `names`.
+fn by_prefix<'a>(output: &'a str, names: &[&str]) -> Vec<(String, Vec<&'a str>)> {
+    let mut groups: Vec<(String, Vec<&str>)> = names
+        .iter()
+        .map(|n| (format!("[{n}] "), Vec::new()))
+        .collect();
+    for line in output.lines() {
+        let (_, group) = groups
+            .iter_mut()
+            .find(|(prefix, _)| line.starts_with(prefix.as_str()))
+            .unwrap_or_else(|| panic!("a line without a known prefix: {line:?}"));
+        group.push(line);
+    }
+    groups
+}
+
+backend_tests! {
+    fn hostile_prefix(backend) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmproc"))
+            .env("WASMPROC_BACKEND", backend.as_str())
+            .args(["run", "--output", "prefix", HOSTILE_PREFIX])
+            .output()
+            .expect("run wasmproc");
+        assert!(out.status.success(), "{backend:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{backend:?}");
+        let stdout = String::from_utf8(out.stdout).expect("utf-8");
+        // The host's bound on a prefixed line (PREFIX_LINE_BOUND), in bytes.
+        let bound = 64 * 1024;
+        let forged = "[Process-1] forged\\r[Process-2] sibling done\\x1b[1A\\x1b[2K\\x08\\x0b\
+                      \\x0c\\x00\\x7f\tend\\u{9b}";
+        let pieces = [
+            format!("[Process-1] {}", "a".repeat(bound - 1)),
+            format!("[Process-1] é{}", "b".repeat(bound - 2)),
+            "[Process-1] bbccc".to_string(),
+        ];
+        let mut forger = vec![forged];
+        forger.extend(pieces.iter().map(String::as_str));
+        assert_eq!(
+            by_prefix(&stdout, &["MainProcess", "Process-1", "Process-2"]),
+            [
+                (
+                    "[MainProcess] ".to_string(),
+                    vec![
+                        "[MainProcess] forger exitcode: Some(0)",
+                        "[MainProcess] sibling exitcode: Some(0)",
+                    ]
+                ),
+                ("[Process-1] ".to_string(), forger),
+                ("[Process-2] ".to_string(), vec!["[Process-2] sibling done"]),
+            ],
+            "{backend:?}"
+        );
+        assert!(stdout.ends_with('\n'), "{backend:?}");
+    }
+}

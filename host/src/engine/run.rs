@@ -51,6 +51,9 @@ pub(super) async fn run_guest(
     };
     let memory_hit = store.data().limiter.hit;
     drop(store);
+    // The guest has written everything it will: its last partial lines go before any report
+    // of the host's.
+    ctx.output().end_lines();
     outcome(&ctx, &entry, result, memory_hit)
 }
 
@@ -94,8 +97,25 @@ fn wasi_ctx(ctx: &ProcessCtx, program: &Program, entry: &Entry) -> Result<WasiCt
     Ok(builder.build())
 }
 
-/// The process's store: its memory limit, and an epoch deadline at which it yields to the
-/// scheduler every tick and counts its CPU time.
+/// wasmtime's own budget of bytes a guest may pass the host in one call, used when the
+/// memory limit is smaller.
+const DEFAULT_HOSTCALL_FUEL: u64 = 128 << 20;
+
+/// The most a wasm32 linear memory can hold.
+const WASM32_MEMORY: u64 = 4 << 30;
+
+/// The bytes a guest may pass the host in one call (wasmtime's hostcall fuel): as many as its
+/// linear memory may hold (never less than wasmtime's default), so that the host itself
+/// checks every argument a guest can make, and refuses an oversized one with its own
+/// `limit-exceeded` (`args`, `message`, ...). Only a call that names the same guest bytes
+/// more than once can pass more; it ends the guest with wasmtime's trap.
+fn hostcall_fuel(limits: &Limits) -> usize {
+    let bytes = limits.memory.clamp(DEFAULT_HOSTCALL_FUEL, WASM32_MEMORY);
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+/// The process's store: its memory limit, the bytes one host call may take from it, and an
+/// epoch deadline at which it yields to the scheduler every tick and counts its CPU time.
 fn new_store(
     engine: &Engine,
     ctx: &Arc<ProcessCtx>,
@@ -117,6 +137,7 @@ fn new_store(
         },
     );
     store.limiter(|s| &mut s.limiter);
+    store.set_hostcall_fuel(hostcall_fuel(limits));
     store.set_epoch_deadline(1);
     let cpu_ms = limits.cpu_ms;
     store.epoch_deadline_callback(move |mut cx| {
@@ -226,4 +247,22 @@ fn trap_report(e: &wasmtime::Error) -> String {
         report.push_str(&format!("\n{bt}"));
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostcall_fuel_covers_the_memory_limit() {
+        let with_memory = |memory: u64| {
+            hostcall_fuel(&Limits {
+                memory,
+                ..Limits::default()
+            })
+        };
+        assert_eq!(with_memory(1 << 30), 1 << 30);
+        assert_eq!(with_memory(16 << 20), 128 << 20);
+        assert_eq!(with_memory(u64::MAX), 4 << 30);
+    }
 }
