@@ -568,23 +568,36 @@ impl TomlFile<'_> {
             .map_err(|e| self.error(line, format!("key '{name}': {e}")))
     }
 
+    /// `f` on each entry of `table`: its line, key and value.
+    fn each(
+        &self,
+        table: &toml::de::DeTable<'_>,
+        mut f: impl FnMut(usize, &str, &toml::de::DeValue<'_>) -> Result<(), ConfigError>,
+    ) -> Result<(), ConfigError> {
+        for (key, value) in table {
+            f(
+                self.line_of(key.span().start),
+                key.get_ref().as_ref(),
+                value.get_ref(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// `[programs]`: a name and a path each.
     fn programs(
         &self,
         settings: &mut Settings,
         table: &toml::de::DeTable<'_>,
     ) -> Result<(), ConfigError> {
-        for (key, value) in table {
-            let line = self.line_of(key.span().start);
-            let name = key.get_ref().as_ref();
-            let toml::de::DeValue::String(path) = value.get_ref() else {
+        self.each(table, |line, name, value| {
+            let toml::de::DeValue::String(path) = value else {
                 return Err(self.error(line, format!("program '{name}' must be a path (a string)")));
             };
             settings
                 .program(name, std::path::Path::new(path.as_ref()))
-                .map_err(|e| self.error(line, e))?;
-        }
-        Ok(())
+                .map_err(|e| self.error(line, e))
+        })
     }
 
     /// `[limits]`: a number or a string each.
@@ -593,10 +606,8 @@ impl TomlFile<'_> {
         settings: &mut Settings,
         table: &toml::de::DeTable<'_>,
     ) -> Result<(), ConfigError> {
-        for (key, value) in table {
-            let line = self.line_of(key.span().start);
-            let name = key.get_ref().as_ref();
-            let text = match value.get_ref() {
+        self.each(table, |line, name, value| {
+            let text = match value {
                 toml::de::DeValue::String(s) => s.to_string(),
                 toml::de::DeValue::Integer(i) => i.to_string(),
                 _ => {
@@ -605,11 +616,8 @@ impl TomlFile<'_> {
                     );
                 }
             };
-            settings
-                .limit(name, &text)
-                .map_err(|e| self.error(line, e))?;
-        }
-        Ok(())
+            settings.limit(name, &text).map_err(|e| self.error(line, e))
+        })
     }
 
     /// `[grants]`.
@@ -618,11 +626,9 @@ impl TomlFile<'_> {
         settings: &mut Settings,
         table: &toml::de::DeTable<'_>,
     ) -> Result<(), ConfigError> {
-        for (key, value) in table {
-            let line = self.line_of(key.span().start);
-            self.grant(settings, line, key.get_ref().as_ref(), value.get_ref())?;
-        }
-        Ok(())
+        self.each(table, |line, name, value| {
+            self.grant(settings, line, name, value)
+        })
     }
 
     /// One grant: `dirs`, `dirs_rw` and `env` are lists of strings, `network` a boolean.
