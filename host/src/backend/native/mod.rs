@@ -93,6 +93,7 @@ impl NativeBackend {
             Some(exe) => exe,
             None => std::env::current_exe().map_err(Error::Runtime)?,
         };
+        raise_open_files_limit();
         remove_stale_work_dirs();
         probe(&exe)?;
         let work_dir = make_work_dir()?;
@@ -109,6 +110,7 @@ impl NativeBackend {
     /// The backend of a native child process, which executes its own children and keeps
     /// its work in its run's `work_dir`.
     fn for_child(runtime: tokio::runtime::Handle, exe: PathBuf, work_dir: PathBuf) -> Self {
+        raise_open_files_limit();
         Self::with(NativeHost {
             exe,
             work_dir,
@@ -160,6 +162,20 @@ impl Drop for NativeHost {
         if self.owns_work_dir {
             let _ = std::fs::remove_dir_all(&self.work_dir);
         }
+    }
+}
+
+/// Raises this OS process's soft limit of open descriptors to its hard limit, as servers
+/// that hold a descriptor or two per client do: every live native child holds some of its
+/// parent's (its parent pipe, and its spare's sockets), and the usual soft limit of 1,024
+/// would refuse starts long before the `processes` limit. Where it cannot be raised, the
+/// limit stays as it was.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
     }
 }
 
