@@ -95,6 +95,12 @@ pub struct Limits {
     /// Queues, connections, events and locks alive in one run (`objects`); creating one
     /// beyond it is refused.
     pub objects: u64,
+    /// Bytes the host holds for the processes of one run (`held`): each child's record
+    /// (its start arguments, its name and a fixed part) from `create` until it is closed
+    /// or forgotten, the arguments until its target has ended. A `create`, or a rename of a
+    /// child, beyond it is refused. Counted per host OS process (under `native`, each
+    /// process counts the children it creates).
+    pub held: u64,
 }
 
 impl Default for Limits {
@@ -111,6 +117,7 @@ impl Default for Limits {
             message: 64 << 20,
             queued: 1 << 30,
             objects: 1_000_000,
+            held: 1 << 30,
         }
     }
 }
@@ -129,6 +136,7 @@ impl Limits {
         "message",
         "queued",
         "objects",
+        "held",
     ];
 
     /// The most linear memory a wasm32 process can address (`memory` may not exceed it).
@@ -152,7 +160,10 @@ impl Limits {
             Some(parse_amount(value).ok_or_else(|| {
                 format!(
                     "invalid value '{value}' for limit '{key}' (valid: a whole number{}{})",
-                    if matches!(key, "memory" | "args" | "output" | "message" | "queued") {
+                    if matches!(
+                        key,
+                        "memory" | "args" | "output" | "message" | "queued" | "held"
+                    ) {
                         " of bytes, optionally ending in KiB, MiB or GiB"
                     } else {
                         ""
@@ -181,6 +192,7 @@ impl Limits {
             "message" => self.message = required()?,
             "queued" => self.queued = required()?,
             "objects" => self.objects = required()?,
+            "held" => self.held = required()?,
             other => {
                 return Err(format!(
                     "unknown limit '{other}' (valid: {})",
@@ -775,7 +787,7 @@ mod tests {
                 .unwrap_err()
                 .0,
             "w.toml:2: unknown limit 'memroy' (valid: processes, children, depth, memory, \
-             cpu_ms, wall_ms, args, output, message, queued, objects)"
+             cpu_ms, wall_ms, args, output, message, queued, objects, held)"
         );
         assert_eq!(
             Settings::from_toml("[limits]\nmemory = \"lots\"\n", "w.toml")

@@ -319,14 +319,48 @@ backend_tests! {
             expected.push(format!("{mib} MiB put: {message}"));
             expected.push(format!("{mib} MiB send: {message}"));
             expected.push(format!(
-                "{mib} MiB set_name: error InvalidArgument: a process name may not contain \
-                 control characters"
+                "{mib} MiB set_name: error InvalidArgument: a process name has at most 4096 \
+                 bytes, not {n}"
             ));
         }
         let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
         assert_eq!(out.stdout_of("Process-1"), lines(&expected), "{backend:?}");
         assert_eq!(out.stderr_of("Process-1"), "", "{backend:?}");
         assert_eq!(out.stdout_of("Process-2"), "sibling sum: 5050\n", "{backend:?}");
+    }
+}
+
+backend_tests! {
+    fn hostile_create(backend) {
+        // As the attack was found: few processes, small memories, 80 creates of 60 MiB.
+        let limits = [("processes", "10"), ("children", "10"), ("memory", "128MiB")];
+        let out = run_limited(backend, &limits, HOSTILE_CREATE, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        let args: u64 = 60 << 20;
+        // 17 records held: their arguments, and 1024 bytes plus the name (`Process-1` to
+        // `Process-9` and `Process-10` to `Process-17`) each.
+        let held = 17 * args + 9 * (1024 + 9) + 8 * (1024 + 10);
+        let refusal = format!(
+            "create 18: error LimitExceeded: start arguments of {args} bytes would exceed \
+             limit held = 1073741824 bytes: the host holds {held} bytes for this run's \
+             processes"
+        );
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                &refusal,
+                "created 17",
+                "rename: ()",
+                "rename too long: error InvalidArgument: a process name has at most 4096 \
+                 bytes, not 4097",
+                "after dropping, a child took its arguments: Some(0)",
+                "sibling exitcode: Some(0)",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(out.stdout_of("Process-18"), "sibling sum: 5050\n", "{backend:?}");
+        assert_eq!(out.stdout_of("Process-19"), "first byte: 7\n", "{backend:?}");
+        assert_eq!(out.stderr(), "", "{backend:?}");
     }
 }
 

@@ -185,7 +185,7 @@ async fn call_entry(store: &mut Store<ProcState>, program: &Program, entry: &Ent
                 let guest = pre.instantiate_async(&mut *store).await?;
                 guest
                     .wasmproc_process_guest()
-                    .call_run_target(&mut *store, name, args)
+                    .call_run_target(&mut *store, name, &args.bytes)
                     .await
             }
             None => Ok(Err(format!(

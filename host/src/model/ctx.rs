@@ -3,7 +3,7 @@
 
 use super::core::{Holdings, ParentLink, ProcessCore, RunState, finish};
 use super::handles::{ChildEntry, Named, Object, Objects};
-use super::limits;
+use super::limits::{self, Args, Charge};
 use super::run::{Entry, HostState, Run, start_here};
 use crate::backend::{Elsewhere, ParentInfo, SpawnError, SpawnRequest, Spawned};
 use crate::error::{ErrorKind, ProcessError};
@@ -206,10 +206,20 @@ impl ProcessCtx {
         daemon: Option<bool>,
     ) -> Result<u64> {
         self.check_create(&program, target, &args, name.as_deref())?;
+        // Charged before a number is taken, so that a refused create takes none.
+        let args = Args {
+            _charge: self.run.held.charge(
+                &self.host.config.limits,
+                args.len() as u64,
+                &format!("start arguments of {} bytes", args.len()),
+            )?,
+            bytes: args,
+        };
         let count = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut identity = self.me.identity().to_vec();
         identity.push(count);
         let name = name.unwrap_or_else(|| default_name(&identity));
+        let record = self.charge_record(&name)?;
         let handle = self.host.handles.next();
         let mut objects = self.objects();
         objects.reap();
@@ -222,6 +232,7 @@ impl ProcessCtx {
                 daemon: daemon.unwrap_or(self.daemon),
                 target: target.to_string(),
                 args: Some(args),
+                record,
                 closed: false,
                 refs: 1,
                 captured: None,
@@ -229,6 +240,16 @@ impl ProcessCtx {
             })),
         );
         Ok(handle)
+    }
+
+    /// Charges a child record named `name` against `held`.
+    fn charge_record(&self, name: &str) -> Result<Charge> {
+        let n = limits::RECORD_BYTES + name.len() as u64;
+        self.run.held.charge(
+            &self.host.config.limits,
+            n,
+            &format!("a child record of {n} bytes (with its name)"),
+        )
     }
 
     /// `start`: runs the child's target in a new process of the backend.
@@ -312,7 +333,7 @@ impl ProcessCtx {
             name: &child.name,
             daemon: child.daemon,
             target: &child.target,
-            args: &child.args,
+            args: &child.args.bytes,
             identity: child.core.identity(),
             parent: ParentInfo {
                 name: &parent_name,
@@ -512,7 +533,10 @@ impl ProcessCtx {
                     "can only rename a child process or the current process",
                 ));
             }
-            Named::Child(child) => child.name = name,
+            Named::Child(child) => {
+                child.record = self.charge_record(&name)?;
+                child.name = name;
+            }
         }
         Ok(())
     }
@@ -673,7 +697,7 @@ struct Starting {
     name: String,
     daemon: bool,
     target: String,
-    args: Vec<u8>,
+    args: Args,
     program: Program,
     output: ProcessOutput,
     shares: Shares,
@@ -684,7 +708,17 @@ fn default_name(identity: &[u32]) -> String {
     format!("Process-{}", parts.join(":"))
 }
 
+/// The longest process name the host keeps, in bytes (CPython has no bound; the host must
+/// have one, as it keeps every name and writes it in each prefixed line).
+pub(crate) const MAX_NAME_BYTES: usize = 4096;
+
 fn check_name(name: &str) -> Result<()> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ProcessError::invalid_argument(format!(
+            "a process name has at most {MAX_NAME_BYTES} bytes, not {}",
+            name.len()
+        )));
+    }
     if name.contains('\0') {
         return Err(ProcessError::invalid_argument(
             "a process name may not contain a NUL character",

@@ -3,6 +3,7 @@
 //! and the children it created.
 
 use super::core::ProcessCore;
+use super::limits::{Args, Charge};
 use crate::error::ProcessError;
 use crate::output::Captured;
 use crate::program::Program;
@@ -40,7 +41,9 @@ pub(super) struct ChildEntry {
     pub name: String,
     pub daemon: bool,
     pub target: String,
-    pub args: Option<Vec<u8>>,
+    pub args: Option<Args>,
+    /// What the record itself (its fixed part and name) is charged against `held`.
+    pub record: Charge,
     pub closed: bool,
     /// How many guest-side references exist (see `release`).
     pub refs: u32,

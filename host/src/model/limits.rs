@@ -3,6 +3,8 @@
 
 use crate::config::Limits;
 use crate::error::{ErrorKind, ProcessError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 type Result<T, E = ProcessError> = std::result::Result<T, E>;
 
@@ -50,4 +52,98 @@ pub(super) fn processes_reached(limits: &Limits, live: u64) -> ProcessError {
         "limit processes = {} reached: the run has {live} live processes",
         limits.processes
     ))
+}
+
+/// What one run's child records cost the host, counted against `held`: a record's fixed
+/// part, its name and its start arguments.
+pub(crate) const RECORD_BYTES: u64 = 1024;
+
+/// Bytes the host holds for a run's processes (the `held` limit's account), shared by the
+/// [`Charge`]s taken from it.
+#[derive(Clone, Default)]
+pub(crate) struct Held(Arc<AtomicU64>);
+
+impl Held {
+    /// Charges `n` more bytes for `what` (words such as "start arguments of 12 bytes"), or
+    /// refuses them when the account would exceed `held`.
+    pub(super) fn charge(&self, limits: &Limits, n: u64, what: &str) -> Result<Charge> {
+        let limit = limits.held;
+        let before = self.0.fetch_add(n, Ordering::Relaxed);
+        if before.saturating_add(n) > limit {
+            self.0.fetch_sub(n, Ordering::Relaxed);
+            return Err(exceeded(format!(
+                "{what} would exceed limit held = {limit} bytes: the host holds {before} bytes \
+                 for this run's processes"
+            )));
+        }
+        Ok(Charge {
+            account: Some(self.0.clone()),
+            n,
+        })
+    }
+
+    /// Bytes held now.
+    #[cfg(test)]
+    pub(super) fn now(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes counted in a [`Held`] account until dropped.
+#[derive(Default)]
+pub(crate) struct Charge {
+    account: Option<Arc<AtomicU64>>,
+    n: u64,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if let Some(account) = &self.account {
+            account.fetch_sub(self.n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Start arguments, with what they are charged (nothing where no account counts them).
+#[derive(Default)]
+pub(crate) struct Args {
+    pub bytes: Vec<u8>,
+    pub _charge: Charge,
+}
+
+impl Args {
+    /// Arguments no account counts.
+    pub fn uncounted(bytes: Vec<u8>) -> Self {
+        Args {
+            bytes,
+            _charge: Charge::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charges_are_refused_over_the_limit_and_returned_when_dropped() {
+        let limits = Limits {
+            held: 100,
+            ..Limits::default()
+        };
+        let held = Held::default();
+        let a = held.charge(&limits, 60, "a").unwrap();
+        assert_eq!(
+            held.charge(&limits, 41, "start arguments of 41 bytes")
+                .unwrap_err()
+                .message,
+            "start arguments of 41 bytes would exceed limit held = 100 bytes: the host holds \
+             60 bytes for this run's processes"
+        );
+        let b = held.charge(&limits, 40, "b").unwrap();
+        assert_eq!(held.now(), 100);
+        drop(a);
+        drop(b);
+        assert_eq!(held.now(), 0);
+    }
 }

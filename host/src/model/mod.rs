@@ -27,5 +27,6 @@ mod wait;
 
 pub(crate) use self::core::{ParentLink, ProcessCore, supervise};
 pub(crate) use self::ctx::{NewCtx, ProcessCtx};
+pub(crate) use self::limits::Args;
 pub(crate) use self::run::{Entry, HostState, NewHost, Run, Runner};
 pub(crate) use self::sched::flushing;

@@ -4,6 +4,7 @@
 use super::core::{ProcessCore, supervise};
 use super::ctx::ProcessCtx;
 use super::handles::Handles;
+use super::limits::{Args, Held};
 use crate::backend::{Backend, BackendRun, Control};
 use crate::exit::{ExitStatus, Signal};
 use crate::lock;
@@ -21,7 +22,7 @@ pub(crate) enum Entry {
     /// The program's main (`wasi:cli/run`, or the SDK's `run-main`), with its arguments.
     Main(Vec<String>),
     /// A target, with its start arguments.
-    Target { name: String, args: Vec<u8> },
+    Target { name: String, args: Args },
 }
 
 /// Runs a process's guest code in this OS process (the engine).
@@ -134,6 +135,8 @@ pub(crate) struct Run {
     pub(super) live: Arc<AtomicU64>,
     /// Starts in progress (not yet in `started`).
     pub(super) starting: AtomicUsize,
+    /// What this OS process holds for the run's child records (the `held` limit).
+    pub(super) held: Held,
 }
 
 impl Run {
@@ -145,6 +148,7 @@ impl Run {
             started: Mutex::new(Vec::new()),
             live: Arc::new(AtomicU64::new(0)),
             starting: AtomicUsize::new(0),
+            held: Held::default(),
         }
     }
 

@@ -9,7 +9,9 @@ use crate::config::OutputMode;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::exit::ExitStatus;
-use crate::model::{Entry, HostState, NewCtx, NewHost, ParentLink, ProcessCore, ProcessCtx, Run};
+use crate::model::{
+    Args, Entry, HostState, NewCtx, NewHost, ParentLink, ProcessCore, ProcessCtx, Run,
+};
 use crate::output::ProcessOutput;
 use crate::program::{Program, ProgramSource, Programs};
 use crate::sync::client::Remote;
@@ -285,7 +287,7 @@ fn run_spec(
     .context("failed to start watching the run and the parent")?;
     let entry = Entry::Target {
         name: spec.target.clone(),
-        args: spec.args.clone(),
+        args: Args::uncounted(spec.args.clone()),
     };
     let ctx = child_ctx(spec, &engine, &runtime, program, parent, inherited.lifeline)?;
     // A native child is signalled by the OS, not through the model.
