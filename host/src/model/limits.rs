@@ -90,7 +90,7 @@ impl Held {
 }
 
 /// Bytes counted in a [`Held`] account until dropped.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Charge {
     account: Option<Arc<AtomicU64>>,
     n: u64,
