@@ -588,6 +588,22 @@ backend_tests! {
                     "queue-get from the private queue: {}",
                     not("queue", "a", "private queue")
                 ),
+                &format!(
+                    "queue-try-put to the private queue: {}",
+                    not("queue", "a", "private queue")
+                ),
+                &format!(
+                    "queue-try-get from the private queue: {}",
+                    not("queue", "a", "private queue")
+                ),
+                &format!(
+                    "queue-try-put-small to the private queue: {}",
+                    not("queue", "a", "private queue")
+                ),
+                &format!(
+                    "queue-try-get-small from the private queue: {}",
+                    not("queue", "a", "private queue")
+                ),
                 "queue-try-put-small of 17 bytes: error InvalidArgument: a small item has at \
                  most 16 bytes, not 17",
                 &format!(
@@ -629,6 +645,11 @@ backend_tests! {
                 ),
                 "put on the shared queue: ()",
                 "guessed handles usable: 1",
+                "queue-try-get-small from its own empty queue: TakenItem::None",
+                "queue-try-get from its own closed queue: error InvalidArgument: <own queue> is \
+                 not a queue of this process",
+                "queue-try-put-small to its own closed queue: error InvalidArgument: <own queue> \
+                 is not a queue of this process",
                 "grandchild exitcode: Some(0)",
             ]),
             "{backend:?}"

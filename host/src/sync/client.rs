@@ -6,6 +6,7 @@ use super::remote::Connection;
 use super::{Answer, Registry, Request, Response, SharedObjects, SyncTable, Taken};
 use crate::error::ProcessError;
 use crate::lock;
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,10 @@ pub(crate) struct Remote {
     name: String,
     token: u64,
     connection: tokio::sync::OnceCell<Connection>,
+    /// The handles of this process's queues, kept as the server's table changes through
+    /// this process's own calls, so that the fast calls (which cannot wait for the server)
+    /// answer a bad handle as the server would.
+    queues: Mutex<HashSet<u64>>,
     /// A second connection for the bookkeeping of this process's own children, so that it
     /// never waits behind a blocking call of the guest.
     control: tokio::sync::OnceCell<Connection>,
@@ -61,6 +66,7 @@ impl Remote {
             name,
             token,
             connection: tokio::sync::OnceCell::new(),
+            queues: Mutex::new(HashSet::new()),
             control: tokio::sync::OnceCell::new(),
         })
     }
@@ -76,14 +82,48 @@ impl Remote {
 
     async fn connection(&self) -> Result<&Connection> {
         self.connection
-            .get_or_try_init(|| Connection::connect(&self.socket, &self.name, self.token))
+            .get_or_try_init(|| async {
+                let (connection, queues) =
+                    Connection::connect(&self.socket, &self.name, self.token).await?;
+                lock(&self.queues).extend(queues);
+                Ok(connection)
+            })
             .await
     }
 
     async fn control(&self) -> Result<&Connection> {
         self.control
-            .get_or_try_init(|| Connection::connect(&self.socket, "", 0))
+            .get_or_try_init(|| async { Ok(Connection::connect(&self.socket, "", 0).await?.0) })
             .await
+    }
+
+    /// Carries out `request` on the server, keeping [`Remote::queues`] up to date.
+    async fn call(&self, request: Request) -> Result<Response> {
+        let connection = self.connection().await?;
+        let change = match request {
+            Request::QueueNew { .. } => QueueChange::New,
+            Request::Close { h } => QueueChange::Closed(h),
+            _ => QueueChange::None,
+        };
+        let response = connection.call(request).await?;
+        match (change, &response) {
+            (QueueChange::New, Response::Handle(h)) => {
+                lock(&self.queues).insert(*h);
+            }
+            (QueueChange::Closed(h), _) => {
+                lock(&self.queues).remove(&h);
+            }
+            _ => {}
+        }
+        Ok(response)
+    }
+
+    /// The answer of a fast call on `h` that the server need not see: the server's error
+    /// when `h` is not one of this process's queues; none when the call must go to the
+    /// server.
+    fn not_a_queue(&self, h: u64) -> Option<ProcessError> {
+        (!lock(&self.queues).contains(&h))
+            .then(|| ProcessError::invalid_argument(format!("{h} is not a queue of this process")))
     }
 
     /// Posts a put of `item` on queue `h` ([`Connection::post`]): it goes with the next
@@ -165,6 +205,13 @@ impl Link {
     }
 }
 
+/// How a call changes which handles are queues.
+enum QueueChange {
+    None,
+    New,
+    Closed(u64),
+}
+
 /// A process's handle on its own sync objects.
 pub(crate) struct Client {
     flavor: Flavor,
@@ -189,7 +236,7 @@ impl Client {
     pub async fn call<T: Answer>(&self, request: Request) -> Result<T> {
         match &self.flavor {
             Flavor::Local(table) => Self::table(table)?.call(request).await.answer(),
-            Flavor::Remote(remote) => remote.connection().await?.call(request).await?.answer(),
+            Flavor::Remote(remote) => remote.call(request).await?.answer(),
         }
     }
 
@@ -213,6 +260,14 @@ impl Client {
     /// Carries out `request` if that needs no waiting and no other OS process; none
     /// otherwise.
     pub fn now(&self, request: Request) -> Option<Response> {
+        if let Flavor::Remote(remote) = &self.flavor {
+            return match request {
+                Request::QueuePut { h, .. } | Request::QueueGet { h, .. } => {
+                    remote.not_a_queue(h).map(Response::Error)
+                }
+                _ => None,
+            };
+        }
         match self.with_local_table(|table| Ok(table.serve_now(request).ok()))? {
             Ok(response) => response,
             Err(e) => Some(Response::Error(e)),
@@ -222,11 +277,17 @@ impl Client {
     /// `queue-try-put-small`: none when the objects are served from another OS process
     /// (the caller takes the general path).
     pub fn try_put_small(&self, h: u64, item: &[u8]) -> Option<Result<bool>> {
+        if let Flavor::Remote(remote) = &self.flavor {
+            return remote.not_a_queue(h).map(Err);
+        }
         self.with_local_table(|table| table.try_put_small(h, item))
     }
 
     /// `queue-try-get-small`; none as for [`Client::try_put_small`].
     pub fn try_get_small(&self, h: u64) -> Option<Result<Option<Taken>>> {
+        if let Flavor::Remote(remote) = &self.flavor {
+            return remote.not_a_queue(h).map(Err);
+        }
         self.with_local_table(|table| table.try_get_small(h))
     }
 

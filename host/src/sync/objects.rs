@@ -141,6 +141,12 @@ pub(crate) struct Object {
     pub(super) accounts: Arc<Accounts>,
 }
 
+impl Object {
+    pub(super) fn is_queue(&self) -> bool {
+        matches!(self.kind, Kind::Queue(_))
+    }
+}
+
 impl Drop for Object {
     fn drop(&mut self) {
         self.accounts.objects.fetch_sub(1, Ordering::Relaxed);

@@ -68,12 +68,12 @@ fn lost(e: std::io::Error) -> ProcessError {
 
 impl Connection {
     /// Connects to the server at `socket` as process `name`, claiming the objects shared
-    /// under `token`.
+    /// under `token`; with the handles of the queues among them.
     pub async fn connect(
         socket: &Path,
         name: &str,
         token: u64,
-    ) -> Result<Connection, ProcessError> {
+    ) -> Result<(Connection, Vec<u64>), ProcessError> {
         let stream = UnixStream::connect(socket).await.map_err(|e| {
             ProcessError::host_failure(format!(
                 "cannot reach the run's object server at {}: {e}",
@@ -91,16 +91,17 @@ impl Connection {
         )
         .await
         .map_err(lost)?;
-        reader
+        let queues = reader
             .next::<Response>()
             .await
             .map_err(lost)?
-            .answer::<()>()?;
-        Ok(Connection {
+            .answer::<Vec<u64>>()?;
+        let connection = Connection {
             reader: AsyncMutex::new(reader),
             writer: AsyncMutex::new(write),
             posted: std::sync::Mutex::new(Posted::default()),
-        })
+        };
+        Ok((connection, queues))
     }
 
     /// Keeps a put of `item` on queue `h` to be sent ahead of the next call or flush, whose

@@ -37,8 +37,14 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
     let mut reader = FrameReader::new(read);
     let hello: Hello = reader.next().await?;
     let objects = registry.claim(hello.token);
+    // The client answers a bad handle in its fast calls itself: it learns its queues here.
+    let queues = objects
+        .iter()
+        .filter(|(_, o)| o.is_queue())
+        .map(|(h, _)| *h)
+        .collect();
     let table = SyncTable::new(registry.clone(), &hello.name, objects);
-    write_frame(&mut write, &Response::Unit).await?;
+    write_frame(&mut write, &Response::Handles(queues)).await?;
     // The failure of a post, for the next call.
     let mut failed_post: Option<ProcessError> = None;
     loop {

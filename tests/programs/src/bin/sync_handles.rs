@@ -40,6 +40,28 @@ fn probe((shared, numbers): (Queue<u32>, Vec<(u64, String)>)) {
         "queue-get from the private queue: {}",
         raw_fmt(raw::queue_get(q, false, None), &names)
     );
+    // The fast calls answer a bad handle as the others do, wherever the objects are served.
+    println!(
+        "queue-try-put to the private queue: {}",
+        raw_fmt(raw::queue_try_put(q, &[1]), &names)
+    );
+    println!(
+        "queue-try-get from the private queue: {}",
+        raw_fmt(raw::queue_try_get(q), &names)
+    );
+    let one = raw::SmallItem {
+        len: 1,
+        lo: 1,
+        hi: 0,
+    };
+    println!(
+        "queue-try-put-small to the private queue: {}",
+        raw_fmt(raw::queue_try_put_small(q, one), &names)
+    );
+    println!(
+        "queue-try-get-small from the private queue: {}",
+        raw_fmt(raw::queue_try_get_small(q), &names)
+    );
     println!(
         "queue-try-put-small of 17 bytes: {}",
         raw_fmt(
@@ -103,6 +125,21 @@ fn probe((shared, numbers): (Queue<u32>, Vec<(u64, String)>)) {
     println!("guessed handles usable: {usable}");
     raw::close(q);
     raw::close(h("private lock"));
+    // A queue of its own, closed: no longer one of its queues, for the fast calls too.
+    let own = raw::queue_new(0).unwrap();
+    println!(
+        "queue-try-get-small from its own empty queue: {}",
+        raw_fmt(raw::queue_try_get_small(own), &[(own, "own queue")])
+    );
+    raw::close(own);
+    println!(
+        "queue-try-get from its own closed queue: {}",
+        raw_fmt(raw::queue_try_get(own), &[(own, "own queue")])
+    );
+    println!(
+        "queue-try-put-small to its own closed queue: {}",
+        raw_fmt(raw::queue_try_put_small(own, one), &[(own, "own queue")])
+    );
     let g = Process::builder("grandchild")
         .name("grandchild")
         .args(&shared)
