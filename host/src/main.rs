@@ -199,6 +199,20 @@ fn settings_file(config: Option<PathBuf>) -> anyhow::Result<Settings> {
     })
 }
 
+/// Whether `path` can be read and begins as a WebAssembly file (or a precompiled one) does.
+fn check_program_file(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    // `\0asm`, or the ELF header of a file made by `wasmproc compile`.
+    if magic != *b"\0asm" && magic != *b"\x7fELF" {
+        anyhow::bail!("{} is not a WebAssembly program", path.display());
+    }
+    Ok(())
+}
+
 /// `wasmproc run`: the main process of `program` with `args`, under `settings` (the
 /// programs may be precompiled with `allow_precompiled`); its exit code is the shell's.
 fn run_program(
@@ -209,6 +223,16 @@ fn run_program(
 ) -> anyhow::Result<ExitCode> {
     if settings.output == Some(OutputMode::Capture) {
         anyhow::bail!("output 'capture' is for the library; use inherit or prefix");
+    }
+    if let Some(value) = settings.limits.get("output") {
+        anyhow::bail!(
+            "limit output = {value}: the output limit bounds captured output (the library's \
+             capture mode); wasmproc run writes output through and does not capture it"
+        );
+    }
+    // A program a guest may start children of is checked now, not when first used.
+    for (name, path) in &settings.programs {
+        check_program_file(path).map_err(|e| anyhow::anyhow!("program {name}: {e}"))?;
     }
     let host = Host::new(settings.apply(Config {
         main_stdin: true,

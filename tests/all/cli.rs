@@ -993,3 +993,44 @@ fn native_fork_server_code_is_on_huge_pages() {
     drop(stdin);
     assert_eq!(host.wait().unwrap().code(), Some(0));
 }
+
+/// What `run` refuses before any process starts: an `--program` file that is missing or
+/// not WebAssembly, and the `output` limit, which only the library's capture mode applies.
+#[test]
+fn cli_checks_programs_and_the_output_limit_at_start() {
+    let dir = temp_dir("cli-start-checks", BackendKind::Wasm);
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.wasm");
+    let text_file = dir.join("notes.wasm");
+    std::fs::write(&text_file, "just some notes\n").unwrap();
+    let missing_flag = format!("other={}", missing.display());
+    let out = run(&["run", "--program", &missing_flag, PROGRAMS_MAIN]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "wasmproc: error: program other: cannot read {}: No such file or directory (os \
+             error 2)\n",
+            missing.display()
+        )
+    );
+    assert_eq!(text(&out.stdout), "", "nothing ran");
+    let text_flag = format!("other={}", text_file.display());
+    let out = run(&["run", "--program", &text_flag, PROGRAMS_MAIN]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "wasmproc: error: program other: {} is not a WebAssembly program\n",
+            text_file.display()
+        )
+    );
+    let out = run(&["run", "--limit", "output=1KiB", PROGRAMS_MAIN]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "wasmproc: error: limit output = 1KiB: the output limit bounds captured output (the \
+         library's capture mode); wasmproc run writes output through and does not capture it\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
