@@ -117,6 +117,9 @@ pub enum Error {
         /// Why not.
         why: String,
     },
+    /// The [`crate::Config`] given to [`crate::Host::new`] is not one a host can run.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The async runtime could not be started.
     #[error("cannot start the host runtime: {0}")]
     Runtime(std::io::Error),

@@ -110,7 +110,21 @@ fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 
 impl Host {
     /// A host with `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when `config` cannot be run (a `memory` limit above
+    /// [`Limits::MAX_MEMORY`]); [`Error::Runtime`], [`Error::Engine`], [`Error::NativeExe`]
+    /// or [`Error::WorkDir`] when the host's runtime, engine or native backend cannot be
+    /// set up.
     pub fn new(config: Config) -> Result<Host, Error> {
+        if config.limits.memory > Limits::MAX_MEMORY {
+            return Err(Error::Config(format!(
+                "limit memory = {} bytes: a wasm32 process addresses at most 4GiB ({} bytes)",
+                config.limits.memory,
+                Limits::MAX_MEMORY
+            )));
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("wasmproc-worker")

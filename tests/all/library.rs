@@ -381,3 +381,23 @@ backend_tests! {
         );
     }
 }
+
+/// A `Config` built in code is checked as the settings are: a memory limit past wasm32 is
+/// an error from `Host::new`, not a host that misbehaves later.
+#[test]
+fn host_refuses_a_memory_limit_past_wasm32() {
+    let mut config = Config::default();
+    config.limits.memory = (4 << 30) + 1;
+    let Err(e) = Host::new(config) else {
+        panic!("a host with a 4GiB + 1 byte memory limit");
+    };
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "invalid configuration: limit memory = 4294967297 bytes: a wasm32 process addresses at \
+         most 4GiB (4294967296 bytes)"
+    );
+    let mut config = Config::default();
+    config.limits.memory = 4 << 30;
+    assert!(Host::new(config).is_ok());
+}
