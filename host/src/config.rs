@@ -330,6 +330,12 @@ pub struct Config {
     /// guard takes kernel mappings up front (about 2 per slot, of the 65530 a process may
     /// have by default), so size it for one host per OS process.
     pub pooling: Option<u32>,
+    /// The kernel's `vm.max_map_count` as the `wasm` backend goes by it: its starts are
+    /// refused with `limit-exceeded` before this OS process's memory mappings would run out
+    /// (see `maps.rs`). `None` (the default) reads `/proc/sys/vm/max_map_count`. The CLI
+    /// takes it from `WASMPROC_MAX_MAP_COUNT`; a lower value than the kernel's shows the
+    /// refusal without starting tens of thousands of processes.
+    pub max_map_count: Option<u64>,
     /// Other programs a process may start children of, by name (`Builder::program` in the
     /// guest SDK): each is loaded (compiled once per host) when first used.
     pub programs: Vec<(String, std::path::PathBuf)>,
@@ -347,6 +353,7 @@ impl Default for Config {
             native_exe: None,
             grants: Grants::default(),
             pooling: None,
+            max_map_count: None,
             programs: Vec::new(),
         }
     }
@@ -386,7 +393,11 @@ const KEYS: &[(&str, &str)] = &[
 ];
 
 /// Environment variables of ours that are not settings.
-const OTHER_ENV: &[&str] = &["WASMPROC_BACKTRACE", "WASMPROC_GUEST_TARGET_DIR"];
+const OTHER_ENV: &[&str] = &[
+    "WASMPROC_BACKTRACE",
+    "WASMPROC_GUEST_TARGET_DIR",
+    "WASMPROC_MAX_MAP_COUNT",
+];
 
 impl Settings {
     /// `self`, with what it leaves unset taken from `lower` (a flag beats the environment,

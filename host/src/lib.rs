@@ -43,6 +43,7 @@ mod config;
 mod engine;
 mod error;
 mod exit;
+mod maps;
 mod model;
 mod output;
 mod program;

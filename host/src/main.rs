@@ -234,8 +234,18 @@ fn run_program(
     for (name, path) in &settings.programs {
         check_program_file(path).map_err(|e| anyhow::anyhow!("program {name}: {e}"))?;
     }
+    let max_map_count = match std::env::var("WASMPROC_MAX_MAP_COUNT") {
+        Ok(v) => Some(v.parse::<u64>().map_err(|_| {
+            anyhow::anyhow!(
+                "environment variable WASMPROC_MAX_MAP_COUNT: invalid value '{v}' (valid: a \
+                 whole number)"
+            )
+        })?),
+        Err(_) => None,
+    };
     let host = Host::new(settings.apply(Config {
         main_stdin: true,
+        max_map_count,
         ..Config::default()
     }))
     .context("failed to start the host")?;

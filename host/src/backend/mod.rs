@@ -105,6 +105,12 @@ pub(crate) enum SpawnError {
     Full {
         live: u64,
     },
+    /// This OS process's kernel mappings would run out: `vm.max_map_count` is `max`, and
+    /// `live` processes of the `wasm` backend are live in it.
+    Maps {
+        max: u64,
+        live: u64,
+    },
     Failed(ProcessError),
 }
 

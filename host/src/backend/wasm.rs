@@ -1,10 +1,12 @@
 //! The `wasm` backend: every process is a fresh instance of the program in its own
 //! `Store`, run by the model as a task of this host process ([`Spawned::Here`]); pids are
-//! virtual, unique per host.
+//! virtual, unique per host. A start is refused before this OS process's kernel mappings
+//! would run out ([`crate::maps`]).
 
 use super::{Backend, BackendRun, SpawnError, SpawnRequest, Spawned};
 use crate::config::Config;
 use crate::error::Error;
+use crate::maps::{Budget, Charge};
 use crate::sync::{Link, Registry};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +31,12 @@ impl Backend for WasmBackend {
         let run = WasmRun {
             next_pid: self.next_pid.clone(),
             live: Arc::new(AtomicU64::new(0)),
+            maps: Budget {
+                max: config
+                    .max_map_count
+                    .unwrap_or_else(crate::maps::kernel_max_map_count),
+                per_start: per_start(config),
+            },
         };
         let link = Link::Here(Registry::new(config.limits.clone()));
         Ok((Box::new(run), link))
@@ -39,18 +47,31 @@ impl Backend for WasmBackend {
     }
 }
 
+/// The most kernel mappings one process of the `wasm` backend makes: its linear memory
+/// (the accessible part and the rest of the reservation) and its fiber stack (the stack and
+/// its guard page); on a thread of its own, also the thread's stack and guard and the
+/// allocator's heap for the thread.
+fn per_start(config: &Config) -> u64 {
+    if config.thread_per_process { 8 } else { 4 }
+}
+
 /// A run of the `wasm` backend: it counts its live processes.
 struct WasmRun {
     next_pid: Arc<AtomicU64>,
     live: Arc<AtomicU64>,
+    maps: Budget,
 }
 
-/// One live process's place in its run's count, given back when it is dropped.
-struct Place(Arc<AtomicU64>);
+/// One live process's place in its run's count, given back when it is dropped, and its
+/// charge on the kernel's mappings.
+struct Place {
+    live: Arc<AtomicU64>,
+    _maps: Option<Charge>,
+}
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.live.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -58,10 +79,18 @@ impl BackendRun for WasmRun {
     fn spawn(&self, request: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
         let limit = request.config.limits.processes;
         let live = self.live.fetch_add(1, Ordering::Relaxed);
-        let place = Place(self.live.clone());
+        let mut place = Place {
+            live: self.live.clone(),
+            _maps: None,
+        };
         if live >= limit {
             return Err(SpawnError::Full { live });
         }
+        let charge = self.maps.charge().map_err(|e| SpawnError::Maps {
+            max: self.maps.max,
+            live: e.live,
+        })?;
+        place._maps = Some(charge);
         Ok(Spawned::Here {
             pid: self.next_pid.fetch_add(1, Ordering::Relaxed),
             place: Some(Box::new(place)),

@@ -278,6 +278,14 @@ fn wasmtime_config(config: &crate::Config) -> wasmtime::Config {
             cfg.with_host_stack(Arc::new(stacks::PooledStacks(Arc::default())));
             // Linear memories likewise: an ended process's reservation goes to the next.
             cfg.with_host_memory(Arc::new(memories::PooledMemories(Arc::default())));
+            // Reserve no more address space per memory than the memory limit allows (the
+            // default 4 GiB each would let at most about 31,000 memories fit in the 128 TiB
+            // a process addresses), and never move a memory: growth within the reservation
+            // needs no new mapping, and the compiled code checks an access against the
+            // fixed reservation, with the inaccessible rest of it trapping beyond the
+            // memory's size.
+            cfg.memory_reservation(config.limits.memory);
+            cfg.memory_may_move(false);
         }
         Some(slots) => {
             // The pooling allocator: every process's memory, tables, instance and fiber

@@ -13,7 +13,7 @@ use wasmtime::{StackCreator, StackMemory};
 /// of address space; only the pages a process touched are memory).
 const KEEP: usize = 64;
 
-/// One mapping: a guard page at the bottom, then the stack.
+/// One mapping: a guard (at least a page) at the bottom, then the stack.
 pub(crate) struct Region {
     base: *mut u8,
     len: usize,
@@ -28,10 +28,18 @@ unsafe impl Sync for Region {}
 impl Region {
     fn map(size: usize) -> wasmtime::Result<Region> {
         use rustix::mm::{MapFlags, MprotectFlags, ProtFlags};
-        let guard = rustix::param::page_size();
+        // The whole mapping is a multiple of 2 MiB, the rest of it below the stack its guard:
+        // the kernel places such a mapping on a 2 MiB boundary, as it does a linear memory's
+        // reservation (whose size is one too), so that the two lie side by side and the
+        // kernel merges the stack's guard with the memory's inaccessible part, and the
+        // stack with the accessible part of the next memory.
+        const ALIGN: usize = 2 << 20;
+        let page = rustix::param::page_size();
         let len = size
-            .checked_add(guard)
+            .checked_add(page)
+            .and_then(|n| n.checked_next_multiple_of(ALIGN))
             .ok_or_else(|| wasmtime::format_err!("stack size {size} is too large"))?;
+        let guard = len - size;
         // SAFETY: a new anonymous mapping at an address the kernel chooses; nothing else
         // refers to it.
         let base = unsafe {
@@ -39,10 +47,14 @@ impl Region {
                 std::ptr::null_mut(),
                 len,
                 ProtFlags::READ | ProtFlags::WRITE,
-                MapFlags::PRIVATE,
+                // The flags of a linear memory's reservation: the kernel merges neighbouring
+                // mappings only when their flags match, so a stack and the memory next to
+                // it (or its guard and the inaccessible part of a memory) take one mapping
+                // where they would take two (the kernel allows 65,530 per OS process).
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
             )
         }?;
-        // SAFETY: the first page of the mapping just made, which nothing uses yet.
+        // SAFETY: the guard of the mapping just made, which nothing uses yet.
         unsafe { rustix::mm::mprotect(base, guard, MprotectFlags::empty()) }?;
         Ok(Region {
             base: base.cast(),
@@ -75,7 +87,7 @@ struct PooledStack {
 /// The creator wasmtime calls (`Config::with_host_stack`).
 pub(crate) struct PooledStacks(pub Arc<StackPool>);
 
-// SAFETY: every stack is a mapping of its own with a guard page at the bottom, page
+// SAFETY: every stack is a mapping of its own with a guard of at least a page at the bottom, page
 // aligned, owned by one fiber at a time (it returns to the pool only when wasmtime drops
 // it), and zeroed when asked (`madvise(DONTNEED)` gives zero pages back).
 unsafe impl StackCreator for PooledStacks {
@@ -126,7 +138,7 @@ unsafe impl StackMemory for PooledStack {
 
     fn guard_range(&self) -> Range<*mut u8> {
         let r = self.region();
-        // SAFETY: the guard page is the mapping's first page.
+        // SAFETY: the guard is the start of the mapping.
         r.base..unsafe { r.base.add(r.guard) }
     }
 }

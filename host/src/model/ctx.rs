@@ -350,6 +350,7 @@ impl ProcessCtx {
         };
         let spawned = self.run.part.spawn(&request).map_err(|e| match e {
             SpawnError::Full { live } => limits::processes_reached(&self.host.config.limits, live),
+            SpawnError::Maps { max, live } => limits::maps_reached(max, live),
             SpawnError::Failed(e) => e,
         })?;
         let core = child.core.clone();

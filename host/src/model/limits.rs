@@ -46,6 +46,14 @@ pub(super) fn check_children(limits: &Limits, live: u64) -> Result<()> {
     Ok(())
 }
 
+/// The kernel's `vm.max_map_count` (as the host goes by it): this OS process had `live`
+/// live processes of the `wasm` backend when its mappings would have run out.
+pub(super) fn maps_reached(max: u64, live: u64) -> ProcessError {
+    exceeded(format!(
+        "limit vm.max_map_count = {max} reached: the host has {live} live processes"
+    ))
+}
+
 /// `processes`: the run had `live` live processes when its backend refused one more.
 pub(super) fn processes_reached(limits: &Limits, live: u64) -> ProcessError {
     exceeded(format!(
