@@ -301,7 +301,44 @@ enum Std {
     Err,
 }
 
+/// The file whose lock serialises prefixed writes among the OS processes of a native run.
+static PREFIXED_WRITES: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// Makes this OS process take the lock of the file at `path` for each prefixed write, as
+/// the other OS processes of its run do: a write to a pipe of more than `PIPE_BUF` bytes is
+/// not atomic, so without it a long prefixed piece could be split by another process's line.
+/// The file is opened by each process itself (a lock inherited with a descriptor would be
+/// shared, not exclusive). Only the first call in an OS process counts; a file that cannot
+/// be opened leaves writes unlocked.
+pub(crate) fn share_prefixed_writes(path: &std::path::Path) {
+    if PREFIXED_WRITES.get().is_some() {
+        return;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path);
+    if let Ok(file) = file {
+        let _ = PREFIXED_WRITES.set(file);
+    }
+}
+
 impl Std {
+    /// [`Std::write_all`] under the lock of [`share_prefixed_writes`], if there is one.
+    fn write_all_shared(self, bytes: &[u8]) {
+        use rustix::fs::{FlockOperation, flock};
+        match PREFIXED_WRITES.get() {
+            Some(file) => {
+                let locked = flock(file, FlockOperation::LockExclusive).is_ok();
+                self.write_all(bytes);
+                if locked {
+                    let _ = flock(file, FlockOperation::Unlock);
+                }
+            }
+            None => self.write_all(bytes),
+        }
+    }
+
     fn write_all(self, bytes: &[u8]) {
         // A failing host stdout/stderr is no reason to harm the process: drop the bytes.
         let _ = match self {
@@ -416,7 +453,7 @@ impl ProcessOutput {
             ProcessOutput::Inherit => Std::Err.write_all(text.as_bytes()),
             ProcessOutput::InheritBounded(_, err) => err.put_lossy(text.as_bytes()),
             ProcessOutput::Prefix { prefix, .. } => {
-                Std::Err.write_all(&prefixed_text(prefix, text.as_bytes()));
+                Std::Err.write_all_shared(&prefixed_text(prefix, text.as_bytes()));
             }
             ProcessOutput::Capture(c) => c.stderr.append(text.as_bytes()),
         }
@@ -470,7 +507,7 @@ impl PrefixLines {
         if !pending.partial.is_empty() {
             let mut out = Vec::new();
             prefixed_line(&mut out, &self.prefix, &pending.partial);
-            self.std.write_all(&out);
+            self.std.write_all_shared(&out);
         }
     }
 
@@ -479,7 +516,7 @@ impl PrefixLines {
         let mut out = Vec::new();
         lock(&self.pending).feed(bytes, |line| prefixed_line(&mut out, &self.prefix, line));
         if !out.is_empty() {
-            self.std.write_all(&out);
+            self.std.write_all_shared(&out);
         }
     }
 }

@@ -49,6 +49,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// The file in a host's work directory whose lock the host and its native children take
+/// for each prefixed write ([`crate::output::share_prefixed_writes`]).
+const OUTPUT_LOCK: &str = "output.lock";
+
 /// The mode of a host's work directory: its owner's only.
 const WORK_DIR_MODE: u32 = 0o700;
 
@@ -97,6 +101,7 @@ impl NativeBackend {
         remove_stale_work_dirs();
         probe(&exe)?;
         let work_dir = make_work_dir()?;
+        crate::output::share_prefixed_writes(&work_dir.join(OUTPUT_LOCK));
         Ok(Self::with(NativeHost {
             fork_server: Some(ForkServer::new(exe.clone())),
             exe,
@@ -111,6 +116,7 @@ impl NativeBackend {
     /// its work in its run's `work_dir`.
     fn for_child(runtime: tokio::runtime::Handle, exe: PathBuf, work_dir: PathBuf) -> Self {
         raise_open_files_limit();
+        crate::output::share_prefixed_writes(&work_dir.join(OUTPUT_LOCK));
         Self::with(NativeHost {
             exe,
             work_dir,
