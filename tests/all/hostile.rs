@@ -386,3 +386,49 @@ backend_tests! {
         assert!(stdout.ends_with('\n'), "{backend:?}");
     }
 }
+
+/// The kernel's budget of memory mappings (`vm.max_map_count`) under the `wasm` backend,
+/// where every process is a part of the host's OS process: starts are refused before the
+/// budget is gone, with `limit-exceeded`, and the host goes on (a sibling finishes its
+/// work). The CLI's `WASMPROC_MAX_MAP_COUNT` sets a budget of 1,000 mappings, so that the
+/// refusal comes after a few hundred sleepers instead of tens of thousands. Under `native`
+/// each process has an OS process, and so a budget, of its own.
+mod hostile_maps {
+    use super::*;
+
+    #[test]
+    fn wasm() {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmproc"))
+            .args(["run", HOSTILE_MAPS])
+            .env("WASMPROC_MAX_MAP_COUNT", "1000")
+            .output()
+            .expect("wasmproc runs");
+        let stdout = String::from_utf8(out.stdout).expect("utf-8 stdout");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{stdout}");
+        assert!(out.status.success(), "{:?}: {stdout}", out.status);
+        // How many fit depends on the mappings the host itself has (about a hundred): of
+        // the 1,000, 1,000 / 16 are kept for the host, and each start is charged 4 until the
+        // count is read again (the sleepers have not run yet when they are refused).
+        let started: u64 = stdout
+            .strip_prefix("refused after ")
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no refusal: {stdout}"));
+        assert!(
+            (150..=(1000 - 1000 / 16) / 4).contains(&started),
+            "{stdout}"
+        );
+        assert_eq!(
+            stdout,
+            lines(&[
+                &format!(
+                    "refused after {started} sleepers: LimitExceeded: limit vm.max_map_count = \
+                     1000 reached: the host has {} live processes",
+                    started + 1
+                ),
+                "worker: 500500",
+                "main survived, worker exitcode Some(0)",
+            ])
+        );
+    }
+}
