@@ -1003,32 +1003,32 @@ fn cli_checks_programs_and_the_output_limit_at_start() {
     let missing = dir.join("missing.wasm");
     let text_file = dir.join("notes.wasm");
     std::fs::write(&text_file, "just some notes\n").unwrap();
+    // The stderr of a run that is refused (exit code 2) before anything ran.
+    let refused = |args: &[&str]| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(text(&out.stdout), "", "nothing ran");
+        text(&out.stderr)
+    };
     let missing_flag = format!("other={}", missing.display());
-    let out = run(&["run", "--program", &missing_flag, PROGRAMS_MAIN]);
-    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        text(&out.stderr),
+        refused(&["run", "--program", &missing_flag, PROGRAMS_MAIN]),
         format!(
             "wasmproc: error: program other: cannot read {}: No such file or directory (os \
              error 2)\n",
             missing.display()
         )
     );
-    assert_eq!(text(&out.stdout), "", "nothing ran");
     let text_flag = format!("other={}", text_file.display());
-    let out = run(&["run", "--program", &text_flag, PROGRAMS_MAIN]);
-    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        text(&out.stderr),
+        refused(&["run", "--program", &text_flag, PROGRAMS_MAIN]),
         format!(
             "wasmproc: error: program other: {} is not a WebAssembly program\n",
             text_file.display()
         )
     );
-    let out = run(&["run", "--limit", "output=1KiB", PROGRAMS_MAIN]);
-    assert_eq!(out.status.code(), Some(2));
     assert_eq!(
-        text(&out.stderr),
+        refused(&["run", "--limit", "output=1KiB", PROGRAMS_MAIN]),
         "wasmproc: error: limit output = 1KiB: the output limit bounds captured output (the \
          library's capture mode); wasmproc run writes output through and does not capture it\n"
     );
