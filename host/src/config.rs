@@ -69,7 +69,8 @@ pub const LIMIT_EXIT_CODE: u8 = 124;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Live child processes in one run, at any depth (`processes`). `start` beyond it fails.
-    pub processes: u64,
+    /// `None` (the default): the backend's default ([`Limits::processes_for`]).
+    pub processes: Option<u64>,
     /// Live children of one process (`children`). `start` beyond it fails.
     pub children: u64,
     /// How deep processes may nest: a child of the main process is at depth 1 (`depth`).
@@ -106,7 +107,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            processes: 16_384,
+            processes: None,
             children: 4_096,
             depth: 32,
             memory: 1 << 30,
@@ -138,6 +139,19 @@ impl Limits {
         "objects",
         "held",
     ];
+
+    /// The default `processes` of the `wasm` backend, whose processes share one OS process.
+    pub const WASM_PROCESSES: u64 = 16_384;
+
+    /// The `processes` limit a run of `backend` goes by: the one set, or the backend's
+    /// default: [`Limits::WASM_PROCESSES`] for `wasm`, and for `native` what the machine
+    /// can hold as OS processes ([`native_processes`]).
+    pub fn processes_for(&self, backend: BackendKind) -> u64 {
+        self.processes.unwrap_or_else(|| match backend {
+            BackendKind::Wasm => Self::WASM_PROCESSES,
+            BackendKind::Native => native_processes().limit,
+        })
+    }
 
     /// The most linear memory a wasm32 process can address (`memory` may not exceed it).
     pub const MAX_MEMORY: u64 = 4 << 30;
@@ -181,7 +195,7 @@ impl Limits {
         }
         let required = || parsed.ok_or_else(|| format!("limit '{key}' cannot be none"));
         match key {
-            "processes" => self.processes = required()?,
+            "processes" => self.processes = Some(required()?),
             "children" => self.children = required()?,
             "depth" => self.depth = required()?,
             "memory" => self.memory = required()?,
@@ -202,6 +216,59 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// The default `processes` of the `native` backend on this machine, and what it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NativeProcesses {
+    /// The limit: the least of the three bounds below, and at least
+    /// [`NativeProcesses::FLOOR`].
+    pub limit: u64,
+    /// [`NativeProcesses::PER_CORE`] processes per core the OS process may run on.
+    pub cores: u64,
+    /// One process per [`NativeProcesses::MEMORY_EACH`] bytes of the machine's memory.
+    pub memory: u64,
+    /// Half the soft `RLIMIT_NPROC` (processes of the user, counted by the kernel), if
+    /// there is one: the other half is left for the user's other processes.
+    pub nproc: Option<u64>,
+}
+
+impl NativeProcesses {
+    /// Live processes per core.
+    pub const PER_CORE: u64 = 256;
+    /// Bytes of the machine's memory per live process.
+    pub const MEMORY_EACH: u64 = 32 << 20;
+    /// The least default, however small the machine.
+    pub const FLOOR: u64 = 16;
+}
+
+/// The `native` backend's default `processes` on this machine (read once per OS process).
+/// A native child is an OS process: a spawn bomb under a limit made for the `wasm`
+/// backend would make tens of thousands of them.
+pub fn native_processes() -> NativeProcesses {
+    static ONCE: std::sync::OnceLock<NativeProcesses> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+            * NativeProcesses::PER_CORE;
+        let memory = rustix::system::sysinfo();
+        let memory = (memory.totalram as u64).saturating_mul(u64::from(memory.mem_unit))
+            / NativeProcesses::MEMORY_EACH;
+        let nproc = rustix::process::getrlimit(rustix::process::Resource::Nproc)
+            .current
+            .map(|n| n / 2);
+        let limit = [Some(cores), Some(memory), nproc]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(cores)
+            .max(NativeProcesses::FLOOR);
+        NativeProcesses {
+            limit,
+            cores,
+            memory,
+            nproc,
+        }
+    })
 }
 
 /// A program's name: letters, digits, `-`, `_` and `.`, as a guest names it.

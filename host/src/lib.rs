@@ -50,8 +50,8 @@ mod program;
 mod sync;
 
 pub use config::{
-    BackendKind, Config, ConfigError, DirGrant, Grants, LIMIT_EXIT_CODE, Limits, OutputMode,
-    Settings, parse_env_grant,
+    BackendKind, Config, ConfigError, DirGrant, Grants, LIMIT_EXIT_CODE, Limits, NativeProcesses,
+    OutputMode, Settings, native_processes, parse_env_grant,
 };
 pub use error::{Error, ErrorKind, ProcessError};
 pub use exit::{ExitStatus, Signal};

@@ -10,8 +10,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use wasmproc::BackendKind;
 use wasmproc_tests::{
-    CLI_SPARES, DEMO, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN, PROGRAMS_MAIN,
-    PROGRAMS_OTHER, foreach_cli, foreach_lifeline,
+    CLI_SPARES, DEMO, HOSTILE_SPAWNBOMB, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN,
+    PROGRAMS_MAIN, PROGRAMS_OTHER, foreach_cli, foreach_lifeline,
 };
 
 macro_rules! assert_test_exists {
@@ -772,6 +772,51 @@ backend_tests! {
         assert!(
             left.is_empty(),
             "processes outlived their killed host: {left:?}"
+        );
+    }
+}
+
+/// A host killed with SIGKILL while a spawn bomb holds the run full (under the `native`
+/// backend's default limits, hundreds of OS processes): the whole tree dies with it, the
+/// fork server's process group at once (how fast: the soak command). Under `wasm` the tree
+/// runs inside the host (`lifeline_tree`).
+mod killed_host_mid_bomb {
+    use super::*;
+
+    #[test]
+    fn native() {
+        let mut host = wasmproc_on(BackendKind::Native)
+            .args(["run", HOSTILE_SPAWNBOMB, "--", "hold"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(host.stdout.take().unwrap()).lines();
+        let limit = wasmproc::native_processes().limit;
+        let refusal = lines.next().expect("main's refusal").unwrap();
+        assert!(
+            refusal.starts_with("main refused after ")
+                && refusal.ends_with(&format!(
+                    " children: limit processes = {limit} reached: the run has {limit} live \
+                     processes"
+                )),
+            "{refusal}"
+        );
+        assert_eq!(lines.next().expect("holding").unwrap(), "holding");
+        let all = descendants(host.id());
+        // The run's processes, the fork server and its spares.
+        assert!(all.len() as u64 > limit, "{} descendants", all.len());
+        host.kill().unwrap();
+        host.wait().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while all.iter().any(|&p| running(p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left: Vec<u32> = all.iter().copied().filter(|&p| running(p)).collect();
+        assert!(
+            left.is_empty(),
+            "{} of {} processes outlived their killed host",
+            left.len(),
+            all.len()
         );
     }
 }

@@ -2,7 +2,7 @@
 //! outcome for the offender and that a sibling finished its work unharmed.
 
 use crate::harness::{backend_tests, lines, run_configured, run_limited};
-use wasmproc::{ExitStatus, LIMIT_EXIT_CODE};
+use wasmproc::{BackendKind, ExitStatus, LIMIT_EXIT_CODE};
 use wasmproc_tests::*;
 
 macro_rules! assert_test_exists {
@@ -101,6 +101,94 @@ backend_tests! {
         assert!(started <= 200, "{backend:?}: {started} processes started");
         for name in out.names() {
             assert_eq!(out.stderr_of(&name), "", "{backend:?} {name}");
+        }
+    }
+}
+
+/// `wasmproc run ARGS` on `backend` in a shell that first runs `limit` (such as `ulimit -n
+/// 64`); its exit status and stdout.
+fn run_cli(backend: BackendKind, limit: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{limit}; exec \"$0\" run \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_wasmproc"))
+        .args(args)
+        .env("WASMPROC_BACKEND", backend.as_str())
+        .output()
+        .expect("sh runs");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{backend:?}");
+    (out.status, String::from_utf8(out.stdout).expect("utf-8"))
+}
+
+/// `stdout` of the spawn bomb: main's refusal after some children, then that it survived;
+/// the number of children and the refusal's message.
+fn bomb_refusal(stdout: &str) -> (u64, &str) {
+    stdout
+        .strip_suffix("\nmain survived\n")
+        .and_then(|s| s.strip_prefix("main refused after "))
+        .and_then(|s| s.split_once(" children: "))
+        .and_then(|(n, message)| Some((n.parse().ok()?, message)))
+        .unwrap_or_else(|| panic!("not a refusal and main's survival: {stdout}"))
+}
+
+backend_tests! {
+    /// A spawn bomb under the default limits, run by the CLI (the bomb fills the OS
+    /// process of a `wasm` host: not this test's). Under `native` the default `processes`
+    /// comes from the machine (`native_processes`); under `wasm` it is 16,384, or the
+    /// kernel's mapping budget refuses first.
+    fn hostile_spawnbomb_defaults(backend) {
+        let (status, stdout) = run_cli(backend, "true", &[HOSTILE_SPAWNBOMB]);
+        assert!(status.success(), "{backend:?} {status:?}: {stdout}");
+        let (children, message) = bomb_refusal(&stdout);
+        assert!(children >= 1, "{stdout}");
+        match backend {
+            BackendKind::Native => {
+                let limit = wasmproc::native_processes().limit;
+                assert_eq!(
+                    message,
+                    format!("limit processes = {limit} reached: the run has {limit} live processes")
+                );
+            }
+            BackendKind::Wasm => {
+                let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap();
+                let maps = format!("limit vm.max_map_count = {} reached: ", maps.trim());
+                assert!(
+                    message == "limit processes = 16384 reached: the run has 16384 live processes"
+                        || message.starts_with(&maps),
+                    "{message}"
+                );
+            }
+        }
+    }
+}
+
+backend_tests! {
+    /// Out of descriptors: a native start that cannot open one is `limit-exceeded` naming
+    /// the OS limit, and the host goes on; a `wasm` start takes no descriptor.
+    fn hostile_spawnbomb_nofile(backend) {
+        let (status, stdout) = run_cli(
+            backend,
+            "ulimit -n 64",
+            &["--limit", "depth=1", "--limit", "children=100", HOSTILE_SPAWNBOMB],
+        );
+        assert!(status.success(), "{backend:?} {status:?}: {stdout}");
+        let (children, message) = bomb_refusal(&stdout);
+        match backend {
+            BackendKind::Native => {
+                assert!((1..100).contains(&children), "{stdout}");
+                assert_eq!(
+                    message,
+                    "limit nofile = 64 reached: the host's OS process has no descriptor left \
+                     to start another native process (RLIMIT_NOFILE, `ulimit -n`)"
+                );
+            }
+            BackendKind::Wasm => {
+                assert_eq!(children, 100);
+                assert_eq!(
+                    message,
+                    "limit children = 100 reached: this process has 100 live children"
+                );
+            }
         }
     }
 }

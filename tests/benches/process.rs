@@ -386,13 +386,14 @@ fn hold_child(label: &str, target: usize) {
     let mut config = config(label, OutputMode::Inherit, target).expect("configuration");
     let room = target as u64 + 64;
     config.limits = Limits {
-        processes: config.limits.processes.max(room),
+        processes: Some(config.limits.processes_for(config.backend).max(room)),
         children: config.limits.children.max(room),
         ..config.limits
     };
     println!(
         "limits processes={} children={}",
-        config.limits.processes, config.limits.children
+        config.limits.processes_for(config.backend),
+        config.limits.children
     );
     // What the host costs before any process (the pooled design reserves its slots here).
     let no_host_maps = map_count();

@@ -101,8 +101,9 @@ pub(crate) struct Elsewhere {
 
 /// Why a start failed.
 pub(crate) enum SpawnError {
-    /// The run has `live` live processes, its `processes` limit.
+    /// The run has `live` live processes, at its `processes` limit `limit`.
     Full {
+        limit: u64,
         live: u64,
     },
     /// This OS process's kernel mappings would run out: `vm.max_map_count` is `max`, and

@@ -4,7 +4,7 @@
 //! would run out ([`crate::maps`]).
 
 use super::{Backend, BackendRun, SpawnError, SpawnRequest, Spawned};
-use crate::config::Config;
+use crate::config::{BackendKind, Config};
 use crate::error::Error;
 use crate::maps::{Budget, Charge};
 use crate::sync::{Link, Registry};
@@ -77,14 +77,14 @@ impl Drop for Place {
 
 impl BackendRun for WasmRun {
     fn spawn(&self, request: &SpawnRequest<'_>) -> Result<Spawned, SpawnError> {
-        let limit = request.config.limits.processes;
+        let limit = request.config.limits.processes_for(BackendKind::Wasm);
         let live = self.live.fetch_add(1, Ordering::Relaxed);
         let mut place = Place {
             live: self.live.clone(),
             _maps: None,
         };
         if live >= limit {
-            return Err(SpawnError::Full { live });
+            return Err(SpawnError::Full { limit, live });
         }
         let charge = self.maps.charge().map_err(|e| SpawnError::Maps {
             max: self.maps.max,

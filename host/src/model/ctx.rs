@@ -349,7 +349,7 @@ impl ProcessCtx {
             programs: &self.host.programs,
         };
         let spawned = self.run.part.spawn(&request).map_err(|e| match e {
-            SpawnError::Full { live } => limits::processes_reached(&self.host.config.limits, live),
+            SpawnError::Full { limit, live } => limits::processes_reached(limit, live),
             SpawnError::Maps { max, live } => limits::maps_reached(max, live),
             SpawnError::Failed(e) => e,
         })?;

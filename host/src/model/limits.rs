@@ -55,10 +55,9 @@ pub(super) fn maps_reached(max: u64, live: u64) -> ProcessError {
 }
 
 /// `processes`: the run had `live` live processes when its backend refused one more.
-pub(super) fn processes_reached(limits: &Limits, live: u64) -> ProcessError {
+pub(super) fn processes_reached(limit: u64, live: u64) -> ProcessError {
     exceeded(format!(
-        "limit processes = {} reached: the run has {live} live processes",
-        limits.processes
+        "limit processes = {limit} reached: the run has {live} live processes"
     ))
 }
 

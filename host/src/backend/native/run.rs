@@ -75,7 +75,7 @@ impl RunDir {
                 OFlags::CREATE | OFlags::RDWR | OFlags::CLOEXEC,
                 Mode::from_raw_mode(0o600),
             )
-            .map_err(|e| super::spawn::failure("slot", e))?;
+            .map_err(|e| super::spawn::os_failure("slot", e))?;
             Ok(
                 rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive)
                     .is_ok()
@@ -99,7 +99,7 @@ impl RunDir {
                 return Ok((fd, slot));
             }
         }
-        Err(SpawnError::Full { live: limit })
+        Err(SpawnError::Full { limit, live: limit })
     }
 
     /// The child that held `slot` has ended: the next start tries it first.

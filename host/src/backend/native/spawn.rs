@@ -6,7 +6,8 @@ use super::run::RunDir;
 use super::spec::{AllowedProgram, ChildSpec};
 use super::{CHILD_SUBCOMMAND, NativeHost};
 use crate::backend::{Control, Elsewhere, SpawnError, SpawnRequest, Spawned};
-use crate::error::ProcessError;
+use crate::config::BackendKind;
+use crate::error::{ErrorKind, ProcessError};
 use crate::exit::{ExitStatus, Signal};
 use crate::program::{Program, Programs};
 use futures::future::BoxFuture;
@@ -20,6 +21,48 @@ use tokio::io::AsyncWriteExt;
 /// A start that failed for `what`.
 pub(super) fn failure(what: &str, e: impl std::fmt::Display) -> ProcessError {
     ProcessError::host_failure(format!("cannot start a native process: {what}: {e}"))
+}
+
+/// A start that failed for `what` with the OS error `e`: running out of descriptors is the
+/// `limit-exceeded` of the OS limit that was hit, any other error a [`failure`].
+pub(super) fn os_failure(what: &str, e: impl Into<std::io::Error>) -> ProcessError {
+    let e = e.into();
+    match e.raw_os_error() {
+        Some(libc::EMFILE) => {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+            let shown = limit
+                .current
+                .map_or("unlimited".to_string(), |n| n.to_string());
+            ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "limit nofile = {shown} reached: the host's OS process has no descriptor \
+                     left to start another native process (RLIMIT_NOFILE, `ulimit -n`)"
+                ),
+            )
+        }
+        Some(libc::ENFILE) => ProcessError::new(
+            ErrorKind::LimitExceeded,
+            format!(
+                "the system's limit of open files (fs.file-max) was reached: the host has no \
+                 descriptor left to start another native process"
+            ),
+        ),
+        Some(libc::EAGAIN) if what == "fork" => {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nproc);
+            let shown = limit
+                .current
+                .map_or("unlimited".to_string(), |n| n.to_string());
+            ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "cannot fork another native process: the user's limit nproc = {shown} \
+                     (RLIMIT_NPROC, `ulimit -u`) or the system's process limit was reached"
+                ),
+            )
+        }
+        _ => failure(what, e),
+    }
 }
 
 /// What a child gets besides its description: the read end of its parent pipe, its
@@ -37,8 +80,9 @@ pub(super) fn spawn(
     request: &SpawnRequest<'_>,
 ) -> Result<Spawned, SpawnError> {
     let (parent_read, parent_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| failure("pipe", e))?;
-    let (slot, slot_number) = dir.take_slot(request.config.limits.processes)?;
+        .map_err(|e| os_failure("pipe", e))?;
+    let (slot, slot_number) =
+        dir.take_slot(request.config.limits.processes_for(BackendKind::Native))?;
     let inherited = Inherited {
         files: capture_files(request)?,
         parent_read,
@@ -114,8 +158,8 @@ fn capture_files(request: &SpawnRequest<'_>) -> Result<Option<(File, File)>, Pro
     };
     let open = |p: &Path| std::fs::OpenOptions::new().append(true).open(p);
     Ok(Some((
-        open(&out).map_err(|e| failure("capture file", e))?,
-        open(&err).map_err(|e| failure("capture file", e))?,
+        open(&out).map_err(|e| os_failure("capture file", e))?,
+        open(&err).map_err(|e| os_failure("capture file", e))?,
     )))
 }
 
@@ -184,7 +228,7 @@ fn start(
             // No fork server took the request: the child is executed below.
             Err(StartError::NotSent(why)) => fork_server_failed = Some(why),
             Err(StartError::Lost(why)) => return Err(failure("fork server", why)),
-            Err(StartError::Fork(e)) => return Err(failure("fork", e)),
+            Err(StartError::Fork(e)) => return Err(os_failure("fork", e)),
         }
     }
     execute(host, dir, spec, inherited, fork_server_failed)
@@ -233,8 +277,8 @@ fn execute(
     let mut child = command.spawn().map_err(|e| {
         let what = format!("cannot run {}", host.exe.display());
         match &fork_server_failed {
-            Some(why) => failure(&format!("{why}; {what}"), e),
-            None => failure(&what, e),
+            Some(why) => os_failure(&format!("{why}; {what}"), e),
+            None => os_failure(&what, e),
         }
     })?;
     // The child holds the slot's lock and the parent pipe's read end now; this process's

@@ -1,5 +1,6 @@
 //! A spawn bomb: every process starts children until the host refuses; the refusal is an
-//! error value naming the limit, and the run ends cleanly.
+//! error value naming the limit, and the run ends cleanly. With the argument `hold`, main
+//! then prints `holding` and waits forever instead (for a test that kills the host).
 
 use wasmproc_guest::{ErrorKind, Process, current_process, targets};
 
@@ -19,6 +20,10 @@ fn bomb(depth: u32) {
                 assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
                 if depth == 0 {
                     println!("main refused after {} children: {}", kids.len(), e.message());
+                    if std::env::args().any(|a| a == "hold") {
+                        println!("holding");
+                        programs::sleep_forever();
+                    }
                 }
                 break;
             }

@@ -56,6 +56,7 @@ use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -270,6 +271,9 @@ impl Running {
                     .stdin(Stdio::from(OwnedFd::from(server_requests)))
                     .stdout(Stdio::from(OwnedFd::from(server_reports)))
                     .stderr(Stdio::inherit())
+                    // A process group of its own, which every native process of this
+                    // host's runs joins (see `server::kill_group`).
+                    .process_group(0)
                     .spawn();
                 let mut child = match child {
                     Ok(child) => {

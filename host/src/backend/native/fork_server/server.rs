@@ -17,11 +17,18 @@ pub(crate) fn server_main(host: Option<&str>) -> u8 {
     // process wants this fork server). The end of the request socket is the first guard (also
     // when the host died before this line); this is the second one, and only when the host
     // is this process's parent (not when a wrapper of the executable stands between them).
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-    let parent = rustix::process::getppid().map(|p| p.as_raw_nonzero().get());
-    if parent != host.and_then(|h| h.parse::<i32>().ok()) {
+    // The signal's handler kills this process's group: every process this fork server
+    // forked, and every process those executed, with it.
+    on_signal(HOST_GONE, kill_group as *const () as libc::sighandler_t);
+    let _ = rustix::process::set_parent_process_death_signal(Some(
+        rustix::process::Signal::from_named_raw(HOST_GONE).unwrap_or(rustix::process::Signal::KILL),
+    ));
+    let parent = rustix::process::getppid();
+    let host = host.and_then(|h| h.parse::<i32>().ok());
+    if parent.map(|p| p.as_raw_nonzero().get()) != host {
         let _ = rustix::process::set_parent_process_death_signal(None);
     }
+    let _ = HOST_PARENT.set(parent);
     // Nothing the host process happened to leave inheritable stays open here.
     close_all_but([]);
     // Before anything is forked, and while this process has one thread. (When it cannot,
@@ -33,6 +40,35 @@ pub(crate) fn server_main(host: Option<&str>) -> u8 {
             say(format_args!("wasmproc: the native fork server failed: {e}"));
             1
         }
+    }
+}
+
+/// The signal the fork server gets when its host process dies (`PR_SET_PDEATHSIG`).
+const HOST_GONE: libc::c_int = libc::SIGUSR2;
+
+/// The fork server's parent when it started: its host, unless a wrapper stands between.
+static HOST_PARENT: std::sync::OnceLock<Option<rustix::process::Pid>> = std::sync::OnceLock::new();
+
+/// Kills the fork server's process group at once: itself, its spares, the children it
+/// forked, and every process they executed (a guest cannot leave the group: it makes no
+/// system calls of its own). The kernel delivers the signal to them all in this one call,
+/// however many there are and however loaded the machine is, where each process noticing
+/// the run's lifeline on its own took seconds under a spawn bomb. Async-signal-safe: it is
+/// also the handler of [`HOST_GONE`].
+extern "C" fn kill_group(_signal: libc::c_int) {
+    // SAFETY: signals this process's group, whose leader this process is.
+    unsafe { libc::kill(0, libc::SIGKILL) };
+}
+
+/// Sets the handler of `signal` (`SIG_DFL`, or a function that makes only async-signal-safe
+/// calls).
+fn on_signal(signal: libc::c_int, handler: libc::sighandler_t) {
+    // SAFETY: a zeroed sigaction is valid; the handler is the default or async-signal-safe.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut());
     }
 }
 
@@ -152,6 +188,14 @@ impl Server {
                 }
             }
             None => {
+                // The host died (this process has another parent now): its runs end
+                // with it, all at once.
+                if HOST_PARENT
+                    .get()
+                    .is_some_and(|p| *p != rustix::process::getppid())
+                {
+                    kill_group(0);
+                }
                 // The host is done with this server: no more children will come (the host
                 // has closed its spares' sockets: they exit).
                 rustix::event::epoll::delete(&self.procs.epoll, self.requests)?;
@@ -478,6 +522,7 @@ fn spare_main(
     server_pid: rustix::process::Pid,
 ) -> ! {
     // Die with the fork server (it is this process's parent; if it died already, end now).
+    on_signal(HOST_GONE, libc::SIG_DFL);
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
     if rustix::process::getppid() != Some(server_pid) {
         std::process::exit(0);
@@ -539,6 +584,8 @@ fn open_null() -> std::io::Result<OwnedFd> {
 /// `/dev/null` as its stdin already, and closed what it inherited before it made its
 /// scheduler; a child forked for its request closes everything else here.
 fn become_child(fds: Vec<OwnedFd>, spare: bool) -> Option<[RawFd; 3]> {
+    // The fork server's own handler is not this process's.
+    on_signal(HOST_GONE, libc::SIG_DFL);
     let [stdout, stderr, parent, slot, lifeline]: [OwnedFd; FDS] = fds.try_into().ok()?;
     let standard = (|| -> std::io::Result<()> {
         // These replace the fork server's sockets (its stdin and stdout) in this process.
