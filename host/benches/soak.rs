@@ -1,14 +1,18 @@
 //! The soak command: many start+join cycles on one host, under each backend, with the host's
 //! resident memory, threads and open descriptors printed at the start and the end; under
-//! `native`, the zombies and orphans left, also after a host killed with SIGKILL.
+//! `native`, the zombies and orphans left, also after a host killed with SIGKILL. Then the
+//! attacks of hostile guests, each for many rounds on one host under the default limits (a
+//! spawn bomb; 80 creates of 60 MiB never started), with the host's peak resident memory
+//! against a stated bound; the spawn bomb's time to refusal; and how long the OS processes
+//! of a host killed mid-bomb outlive it.
 //!
-//! `cargo bench -p wasmproc --bench soak -- [CYCLES]` (default 100000).
+//! `cargo bench -p wasmproc --bench soak -- [CYCLES] [ROUNDS]` (defaults 100000 and 1000).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use wasmproc::{BackendKind, Config, Host};
-use wasmproc_tests::{DEMO, LIFELINE_TREE};
+use wasmproc::{BackendKind, Config, ExitStatus, Host, OutputMode};
+use wasmproc_tests::{DEMO, HOSTILE_CREATE, HOSTILE_SPAWNBOMB, LIFELINE_TREE};
 
 fn status_field(name: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -170,15 +174,233 @@ fn killed_host_leaves_no_orphans() {
     );
 }
 
+/// Resets this process's peak resident memory (`VmHWM`) to its current one.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// `rounds` runs of the guest at `path` on one host of `backend` under the default limits
+/// (output captured); `bound_mib` is the host's peak resident memory it must stay under.
+fn attack(backend: BackendKind, label: &str, path: &str, rounds: u64, bound_mib: u64) {
+    let host = Host::new(Config {
+        backend,
+        output: OutputMode::Capture,
+        native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+        ..Config::default()
+    })
+    .expect("host");
+    let program = host.load(path).expect("program");
+    reset_peak();
+    let before = usage();
+    let t = Instant::now();
+    let (mut failures, mut first, mut slowest) = (0, None, 0f64);
+    for _ in 0..rounds {
+        let round = Instant::now();
+        let run = host.run_main(&program, &[]).expect("run");
+        let took = round.elapsed().as_secs_f64();
+        slowest = slowest.max(took);
+        if std::env::var_os("SOAK_ROUNDS_VERBOSE").is_some() {
+            println!("       round: {took:.2} s, rss {} KiB", usage().rss_kib);
+        }
+        let main = run
+            .process("MainProcess")
+            .map(|c| String::from_utf8_lossy(&c.stdout()).into_owned())
+            .unwrap_or_default();
+        let ok = run.status == ExitStatus::SUCCESS
+            && match label {
+                "spawn bomb" => {
+                    main.contains("main refused after") && main.ends_with("main survived\n")
+                }
+                _ => main.contains("sibling exitcode: Some(0)"),
+            };
+        if !ok {
+            failures += 1;
+            if failures == 1 {
+                println!("       a failed round: {:?}: {main}", run.status);
+            }
+        }
+        first.get_or_insert_with(|| {
+            (
+                usage().rss_kib,
+                main.lines().next().unwrap_or("").to_string(),
+            )
+        });
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    let after = usage();
+    let peak = status_field("VmHWM:");
+    let (rss_first, line) = first.unwrap_or_default();
+    println!(
+        "{:<6} {label}: {rounds} rounds in {elapsed:.1} s ({:.2} s each, slowest {slowest:.2} s), \
+         {failures} failed",
+        backend.as_str(),
+        elapsed / rounds.max(1) as f64
+    );
+    println!("       first round's main: {line}");
+    println!(
+        "       host rss: {} KiB before, {rss_first} KiB after the first round, {} KiB after \
+         the last; peak {peak} KiB -> {} (bound: {bound_mib} MiB)",
+        before.rss_kib,
+        after.rss_kib,
+        if peak < bound_mib * 1024 {
+            "within"
+        } else {
+            "NOT WITHIN"
+        }
+    );
+    println!(
+        "       threads {} -> {}, fds {} -> {}; wasmproc __child processes alive after: {}",
+        before.threads,
+        after.threads,
+        before.fds,
+        after.fds,
+        native_children_alive().len()
+    );
+}
+
+/// `runs` spawn bombs under the CLI's default limits on `backend`: the time from the
+/// host's start to main's refusal, and to the host's exit.
+fn bomb_refusal_times(backend: BackendKind, runs: usize) {
+    let (mut refused, mut ended) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut host = Command::new(env!("CARGO_BIN_EXE_wasmproc"))
+            .args(["run", "--backend", backend.as_str(), HOSTILE_SPAWNBOMB])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("wasmproc");
+        let lines = BufReader::new(host.stdout.take().expect("stdout")).lines();
+        for line in lines.map_while(Result::ok) {
+            if line.starts_with("main refused after") {
+                refused.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        host.wait().expect("wait");
+        ended.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let show = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        format!(
+            "median {:.0} ms, max {:.0} ms",
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN),
+            v.last().copied().unwrap_or(f64::NAN)
+        )
+    };
+    println!(
+        "{:<6} spawn bomb, default limits, {runs} runs: main refused after {} of {} runs; host exited: {}",
+        backend.as_str(),
+        show(&mut refused),
+        refused.len(),
+        show(&mut ended)
+    );
+}
+
+/// The processes descended from `pid`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok())
+        {
+            parents.push((p, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+    })
+}
+
+/// `runs` native hosts killed with SIGKILL while a spawn bomb holds the run full under the
+/// default limits: how long until none of the host's OS processes is left running.
+fn killed_bomb_hosts(runs: usize) {
+    let mut times = Vec::new();
+    let mut sizes = Vec::new();
+    for _ in 0..runs {
+        let mut host = Command::new(env!("CARGO_BIN_EXE_wasmproc"))
+            .args([
+                "run",
+                "--backend",
+                "native",
+                HOSTILE_SPAWNBOMB,
+                "--",
+                "hold",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("wasmproc");
+        let mut lines = BufReader::new(host.stdout.take().expect("stdout")).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if line == "holding" {
+                break;
+            }
+        }
+        let tree = descendants(host.id());
+        sizes.push(tree.len());
+        host.kill().expect("SIGKILL");
+        let t = Instant::now();
+        host.wait().expect("wait");
+        while t.elapsed().as_secs() < 30 && tree.iter().any(|&p| running(p)) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "native host killed with SIGKILL mid-bomb, {runs} runs: trees of {sizes:?} OS processes \
+         gone after median {:.0} ms, max {:.0} ms (bound: 1000 ms)",
+        times.get(times.len() / 2).copied().unwrap_or(f64::NAN),
+        times.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
 fn main() {
-    let cycles: u64 = std::env::args()
+    let mut numbers = std::env::args()
         .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(100_000);
+        .filter_map(|a| a.parse::<u64>().ok());
+    let cycles = numbers.next().unwrap_or(100_000);
+    let rounds = numbers.next().unwrap_or(1_000);
     println!("soak: {cycles} start+join cycles per backend (a no-op child each)");
     soak(BackendKind::Wasm, cycles);
     soak(BackendKind::Native, cycles);
     killed_host_leaves_no_orphans();
+    println!("attacks: {rounds} rounds each on one host, default limits");
+    for backend in [BackendKind::Wasm, BackendKind::Native] {
+        attack(backend, "spawn bomb", HOSTILE_SPAWNBOMB, rounds, 2048);
+        attack(
+            backend,
+            "80 creates of 60 MiB",
+            HOSTILE_CREATE,
+            rounds,
+            1536,
+        );
+        bomb_refusal_times(backend, 5);
+    }
+    killed_bomb_hosts(5);
     println!(
         "wasmproc __child processes alive at the end: {}",
         native_children_alive().len()

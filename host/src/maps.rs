@@ -49,13 +49,25 @@ struct State {
     started: bool,
     /// [`PENDING`] when it was read.
     pending: u64,
+    /// When it was read.
+    at: Option<std::time::Instant>,
+    /// Whether a start was refused since it.
+    refused: bool,
 }
+
+/// How long after a reading that refused a start the next refused start waits before it
+/// reads the count again: near the budget, a spawn bomb's thousands of refusals would each
+/// read a file of tens of thousands of lines (while processes end and start, each of them
+/// changes the count).
+const REREAD_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
 
 static STATE: Mutex<State> = Mutex::new(State {
     read: None,
     charged: 0,
     started: false,
     pending: 0,
+    at: None,
+    refused: false,
 });
 
 /// The kernel's `vm.max_map_count`, read once.
@@ -123,13 +135,15 @@ impl Budget {
             s.read
                 .is_some_and(|read| read + s.charged + self.per_start <= limit)
         };
-        // A start that does not fit reads the count again, unless nothing that changes it
-        // happened since the last reading (a start, an end, a memory made).
+        // A start that does not fit reads the count again when something that changes it
+        // happened since the last reading (a start, an end, a memory made), unless that
+        // reading already refused a start and is less than [`REREAD_AFTER`] old.
         let stale = |s: &State| {
-            s.read.is_none()
-                || s.started
+            let changed = s.started
                 || ENDED.load(Ordering::Relaxed)
-                || PENDING.load(Ordering::Relaxed) < s.pending
+                || PENDING.load(Ordering::Relaxed) < s.pending;
+            s.read.is_none()
+                || (changed && (!s.refused || s.at.is_none_or(|at| at.elapsed() >= REREAD_AFTER)))
         };
         if !fits(&state) && stale(&state) {
             ENDED.store(false, Ordering::Relaxed);
@@ -144,9 +158,12 @@ impl Budget {
                 charged,
                 started: false,
                 pending,
+                at: Some(std::time::Instant::now()),
+                refused: false,
             };
         }
         if !fits(&state) {
+            state.refused = true;
             return Err(Exhausted {
                 live: LIVE.load(Ordering::Relaxed),
             });

@@ -65,6 +65,10 @@ use tokio::sync::oneshot;
 /// The argument after `__child` that makes the executable a fork server.
 pub(crate) const FORK_SERVER_FLAG: &str = "--zygote";
 
+/// The largest request handed to a spare (below the default buffer of a Unix socket,
+/// `net.core.wmem_default`, 208 KiB).
+const SPARE_REQUEST_MAX: usize = 64 << 10;
+
 /// How many descriptors travel with each request.
 pub(super) const FDS: usize = 5;
 
@@ -414,6 +418,12 @@ impl Reports {
         spec: &[u8],
         fds: &ChildFds<'_>,
     ) -> Option<(i32, oneshot::Receiver<ExitStatus>)> {
+        // A spare is handed its request in one non-blocking send: one larger than a
+        // socket's buffer (large start arguments) would reach it cut short. Such requests
+        // go to the fork server, which reads them whole.
+        if spec.len() > SPARE_REQUEST_MAX {
+            return None;
+        }
         let mut inner = crate::lock(&self.inner);
         let Spare { pid, socket, pidfd } = inner.spares.pop_front()?;
         // Registered before it is sent: a spare's end is reported only to a waiter.
