@@ -406,6 +406,14 @@ pub struct Config {
     /// Other programs a process may start children of, by name (`Builder::program` in the
     /// guest SDK): each is loaded (compiled once per host) when first used.
     pub programs: Vec<(String, std::path::PathBuf)>,
+    /// Keep compiled programs in wasmtime's compilation cache, as `wasmtime run` does: a
+    /// program compiled before with the same settings by the same build is loaded from
+    /// there instead of compiled again. Its directory and settings are wasmtime's (its
+    /// configuration file, `$HOME/.config/wasmtime/config.toml`; the directory by default
+    /// `$XDG_CACHE_HOME/wasmtime`, or `$HOME/.cache/wasmtime`). The cache holds native code
+    /// that is run as it is: only its owner must be able to write it. Off by default in the
+    /// library (as in `wasmtime::Config`); `wasmproc run` turns it on unless `--no-cache`.
+    pub compilation_cache: bool,
 }
 
 impl Default for Config {
@@ -422,6 +430,7 @@ impl Default for Config {
             pooling: None,
             max_map_count: None,
             programs: Vec::new(),
+            compilation_cache: false,
         }
     }
 }
@@ -451,6 +460,9 @@ pub struct Settings {
     pub network: Option<bool>,
     /// Programs this source allows, by name (a name set by a higher source wins).
     pub programs: Vec<(String, std::path::PathBuf)>,
+    /// What this source had that is no setting and was ignored, one line each (a misspelt
+    /// `WASMPROC_` variable): the CLI prints them as warnings.
+    pub ignored: Vec<String>,
 }
 
 /// The keys of a configuration file, as `(key, environment variable)`.
@@ -487,6 +499,7 @@ impl Settings {
             env,
             network: self.network.or(lower.network),
             programs,
+            ignored: [lower.ignored, self.ignored].concat(),
         }
     }
 
@@ -538,8 +551,9 @@ impl Settings {
         Ok(())
     }
 
-    /// Reads the `WASMPROC_*` variables through `get` (`vars` lists every variable name,
-    /// so that a misspelt `WASMPROC_` variable is an error rather than ignored).
+    /// Reads the `WASMPROC_*` variables of `vars` (every variable: a misspelt `WASMPROC_`
+    /// variable is not silently dropped but listed in [`Settings::ignored`]); a bad value of
+    /// a setting is an error.
     pub fn from_env(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
@@ -557,10 +571,12 @@ impl Settings {
             }
             let Some((key, _)) = KEYS.iter().find(|(_, var)| *var == name) else {
                 let valid: Vec<&str> = KEYS.iter().map(|(_, v)| *v).collect();
-                return Err(ConfigError(format!(
-                    "environment variable {name}: unknown setting (valid: {}, WASMPROC_LIMIT_<LIMIT>)",
+                settings.ignored.push(format!(
+                    "environment variable {name} is no setting of wasmproc, ignored (settings: \
+                     {}, WASMPROC_LIMIT_<LIMIT>)",
                     valid.join(", ")
-                )));
+                ));
+                continue;
             };
             settings
                 .set(key, &value)
@@ -939,10 +955,14 @@ mod tests {
             "environment variable WASMPROC_OUTPUT: unknown output mode 'loud' \
              (valid: inherit, prefix, capture)"
         );
+        let misspelt = env(&[("WASMPROC_BAKEND", "wasm")]).unwrap();
+        assert_eq!(misspelt.backend, None);
         assert_eq!(
-            env(&[("WASMPROC_BAKEND", "wasm")]).unwrap_err().0,
-            "environment variable WASMPROC_BAKEND: unknown setting \
-             (valid: WASMPROC_BACKEND, WASMPROC_OUTPUT, WASMPROC_LIMIT_<LIMIT>)"
+            misspelt.ignored,
+            [
+                "environment variable WASMPROC_BAKEND is no setting of wasmproc, ignored \
+              (settings: WASMPROC_BACKEND, WASMPROC_OUTPUT, WASMPROC_LIMIT_<LIMIT>)"
+            ]
         );
         let flag = Settings {
             backend: Some(BackendKind::Wasm),

@@ -23,9 +23,8 @@ enum Command {
     /// Run PROGRAM's main process and exit with its exit code (128+N when ended by signal N).
     ///
     /// PROGRAM is a component (.wasm); the output of `wasmproc compile` (native code) only
-    /// with --allow-precompiled. Arguments after
-    /// `--` are passed to the program (argv[0] is the program's file name); its stdin is
-    /// wasmproc's. Children get no arguments, an empty stdin, no files, environment or
+    /// with --allow-precompiled. The arguments after PROGRAM (or after `--`) are passed to
+    /// the program (argv[0] is the program's file name); its stdin is wasmproc's. Children get no arguments, an empty stdin, no files, environment or
     /// network.
     Run {
         /// The program: a WebAssembly component (a precompiled file with
@@ -37,6 +36,12 @@ enum Command {
         /// wasmproc, which nobody else can have changed.
         #[arg(long)]
         allow_precompiled: bool,
+        /// Compile PROGRAM and the --program files without wasmtime's compilation cache
+        /// (by default a program compiled before by this build with the same settings is
+        /// taken from the cache; its directory is wasmtime's, `~/.cache/wasmtime` unless
+        /// wasmtime's configuration file says otherwise).
+        #[arg(long)]
+        no_cache: bool,
         /// Which backend runs child processes: `wasm` (instances inside this process, the
         /// default) or `native` (OS processes). Beats WASMPROC_BACKEND and the file.
         #[arg(long, value_parser = parse_backend)]
@@ -73,8 +78,9 @@ enum Command {
         /// Without it, ./wasmproc.toml is read when present.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
-        /// Arguments for the program's main.
-        #[arg(last = true)]
+        /// Arguments for the program's main: everything after PROGRAM (as with `wasmtime
+        /// run`, options of wasmproc come before it); a first `--` is dropped.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Compile PROGRAM ahead of time so that `run` loads it without compiling.
@@ -124,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run {
             program,
             allow_precompiled,
+            no_cache,
             backend,
             output,
             config,
@@ -175,7 +182,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let file = settings_file(config)?;
             let settings = flags.or(Settings::from_env(std::env::vars())?).or(file);
-            run_program(settings, &program, allow_precompiled, &args)
+            for line in &settings.ignored {
+                eprintln!("wasmproc: warning: {line}");
+            }
+            run_program(settings, &program, allow_precompiled, !no_cache, &args)
         }
         Command::Compile { program, output } => {
             let output = output.unwrap_or_else(|| program.with_extension("cwasm"));
@@ -219,6 +229,7 @@ fn run_program(
     settings: Settings,
     program: &Path,
     allow_precompiled: bool,
+    compilation_cache: bool,
     args: &[String],
 ) -> anyhow::Result<ExitCode> {
     if settings.output == Some(OutputMode::Capture) {
@@ -246,6 +257,7 @@ fn run_program(
     let host = Host::new(settings.apply(Config {
         main_stdin: true,
         max_map_count,
+        compilation_cache,
         ..Config::default()
     }))
     .context("failed to start the host")?;

@@ -680,7 +680,39 @@ fn cli_config_precedence_flag_env_file() {
         "wasmproc: error: environment variable WASMPROC_OUTPUT: unknown output mode 'loud' \
          (valid: inherit, prefix, capture)\n"
     );
+    // A misspelt variable is no error: the run goes on, with a warning naming it.
+    let out = wasmproc()
+        .args(["run", DEMO])
+        .env("WASMPROC_BAKEND", "native")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_demo_output(BackendKind::Wasm, &text(&out.stdout));
+    assert_eq!(
+        text(&out.stderr),
+        "wasmproc: warning: environment variable WASMPROC_BAKEND is no setting of wasmproc, \
+         ignored (settings: WASMPROC_BACKEND, WASMPROC_OUTPUT, WASMPROC_LIMIT_<LIMIT>)\n\
+         Process Process-3:\npanicked at src/bin/demo.rs:14:5:\nthis child panics on purpose\n"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Program arguments follow the program, with or without a `--` first (as with `wasmtime
+/// run`).
+#[test]
+fn cli_program_arguments_without_dashes() {
+    for args in [&["exit"][..], &["--", "exit"]] {
+        let out = run_on(
+            BackendKind::Wasm,
+            &[&["run", PROCESS_EXITHANDLER][..], args].concat(),
+        );
+        assert_eq!(out.status.code(), Some(5), "{args:?}");
+        assert_eq!(
+            text(&out.stdout),
+            "main ends by exit\nslow child finished\n",
+            "{args:?}"
+        );
+    }
 }
 
 /// Whether process `pid` still exists and is not a zombie.
@@ -1037,6 +1069,84 @@ fn native_fork_server_code_is_on_huge_pages() {
     spares_child(&mut stdin, &mut lines, "self", 2);
     drop(stdin);
     assert_eq!(host.wait().unwrap().code(), Some(0));
+}
+
+/// The files under `dir`, each with its length and modification time (none if `dir` is
+/// missing).
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                found.push((entry.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `run` keeps compiled programs in wasmtime's compilation cache (its default directory,
+/// `$XDG_CACHE_HOME/wasmtime`), and a second run takes the program from there (no new or
+/// rewritten file); `--no-cache` writes no cache.
+#[test]
+fn cli_compilation_cache() {
+    let dir = temp_dir("cli-cache", BackendKind::Wasm);
+    let _ = std::fs::remove_dir_all(&dir);
+    let run_in = |home: &std::path::Path, flags: &[&str]| {
+        let out = wasmproc()
+            .env("HOME", home)
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .arg("run")
+            .args(flags)
+            .arg(DEMO)
+            .output()
+            .expect("run wasmproc");
+        assert!(out.status.success(), "{out:?}");
+        // The demo's child that panics on purpose says so on stderr; nothing else does.
+        assert_eq!(
+            text(&out.stderr),
+            "Process Process-3:\npanicked at src/bin/demo.rs:14:5:\nthis child panics on purpose\n"
+        );
+        text(&out.stdout)
+    };
+    let cached = dir.join("cached");
+    std::fs::create_dir_all(&cached).unwrap();
+    let first = run_in(&cached, &[]);
+    let cache = cached.join("cache").join("wasmtime");
+    let written = files_under(&cache);
+    assert!(
+        written.iter().any(|(_, len, _)| *len > 0),
+        "no compiled program in {}: {written:?}",
+        cache.display()
+    );
+    assert_eq!(
+        run_in(&cached, &[]),
+        first,
+        "the same output from the cached program"
+    );
+    let program_files = |files: Vec<(std::path::PathBuf, u64, std::time::SystemTime)>| {
+        // wasmtime's cache also keeps statistics files, which each use rewrites.
+        files
+            .into_iter()
+            .filter(|(p, _, _)| p.extension().is_none_or(|e| e != "stats"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        program_files(files_under(&cache)),
+        program_files(written),
+        "the second run compiled nothing"
+    );
+    let uncached = dir.join("uncached");
+    std::fs::create_dir_all(&uncached).unwrap();
+    assert_eq!(run_in(&uncached, &["--no-cache"]), first);
+    assert!(!uncached.join("cache").exists(), "--no-cache wrote a cache");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// What `run` refuses before any process starts: an `--program` file that is missing or

@@ -56,8 +56,18 @@ impl Engine {
         config: &crate::Config,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, Error> {
-        let engine = wasmtime::Engine::new(&wasmtime_config(config))
-            .map_err(|e| Error::Engine(chain(&e)))?;
+        let mut cfg = wasmtime_config(config);
+        if config.compilation_cache {
+            let cache = wasmtime::Cache::from_file(None).map_err(|e| {
+                Error::Config(format!(
+                    "cannot use wasmtime's compilation cache: {} (without it: `wasmproc run \
+                     --no-cache`, or `Config::compilation_cache` false)",
+                    chain(&e)
+                ))
+            })?;
+            cfg.cache(Some(cache));
+        }
+        let engine = wasmtime::Engine::new(&cfg).map_err(|e| Error::Engine(chain(&e)))?;
         let mut linker = Linker::new(&engine);
         // WASI 0.2.12's `exit-with-code` is linked too: `std::process::exit(n)` keeps `n`.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
