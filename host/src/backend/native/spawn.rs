@@ -43,10 +43,8 @@ pub(super) fn os_failure(what: &str, e: impl Into<std::io::Error>) -> ProcessErr
         }
         Some(libc::ENFILE) => ProcessError::new(
             ErrorKind::LimitExceeded,
-            format!(
-                "the system's limit of open files (fs.file-max) was reached: the host has no \
-                 descriptor left to start another native process"
-            ),
+            "the system's limit of open files (fs.file-max) was reached: the host has no \
+             descriptor left to start another native process",
         ),
         Some(libc::EAGAIN) if what == "fork" => {
             let limit = rustix::process::getrlimit(rustix::process::Resource::Nproc);

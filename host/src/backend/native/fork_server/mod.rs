@@ -42,7 +42,10 @@
 //! host's copies of their sockets close) and exits; it is also killed when the host thread
 //! that started it ends (`PR_SET_PDEATHSIG`), which happens only when the host process
 //! dies: that thread lives as long as the fork server. A spare dies with the fork server the same
-//! way. When the fork server dies unexpectedly, its children still running are killed and
+//! way. The fork server leads a process group of its own, which its spares, its children and
+//! every process those execute belong to: when the host dies (the parent-death signal, or its
+//! request socket closing with another parent now), it kills the whole group with one signal,
+//! however many processes the run had. When the fork server dies unexpectedly, its children still running are killed and
 //! reported killed, and the next start makes a new fork server.
 
 mod server;

@@ -54,10 +54,16 @@ static HOST_PARENT: std::sync::OnceLock<Option<rustix::process::Pid>> = std::syn
 /// system calls of its own). The kernel delivers the signal to them all in this one call,
 /// however many there are and however loaded the machine is, where each process noticing
 /// the run's lifeline on its own took seconds under a spawn bomb. Async-signal-safe: it is
-/// also the handler of [`HOST_GONE`].
+/// also the handler of [`HOST_GONE`]. Only a fork server that leads its group (as its host
+/// starts it) kills it: never the group of whoever else ran it.
 extern "C" fn kill_group(_signal: libc::c_int) {
-    // SAFETY: signals this process's group, whose leader this process is.
-    unsafe { libc::kill(0, libc::SIGKILL) };
+    // SAFETY: `getpgrp` and `getpid` cannot fail; the kill signals this process's group,
+    // whose leader this process is.
+    unsafe {
+        if libc::getpgrp() == libc::getpid() {
+            libc::kill(0, libc::SIGKILL);
+        }
+    }
 }
 
 /// Sets the handler of `signal` (`SIG_DFL`, or a function that makes only async-signal-safe
