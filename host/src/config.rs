@@ -159,6 +159,10 @@ impl Limits {
     /// Sets limit `key` from `value` (a whole number; sizes may end in KiB, MiB or GiB,
     /// with no space; `cpu_ms` and `wall_ms` may be `none`; `memory` is at most
     /// [`Limits::MAX_MEMORY`]).
+    ///
+    /// # Errors
+    /// A message naming the key, the value and the valid values when `key` is no limit or
+    /// `value` is not valid for it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let optional = matches!(key, "cpu_ms" | "wall_ms");
         if value.contains(char::is_whitespace) {
@@ -329,6 +333,9 @@ pub struct DirGrant {
 impl DirGrant {
     /// Parses `HOST[::GUEST]` (the guest path defaults to the host path) and checks that
     /// the host directory exists.
+    ///
+    /// # Errors
+    /// A message naming `spec` when a side is empty or `HOST` is not a directory.
     pub fn parse(spec: &str, writable: bool) -> Result<DirGrant, String> {
         let (host, guest) = match spec.split_once("::") {
             Some((h, g)) => (h, g),
@@ -353,6 +360,9 @@ impl DirGrant {
 }
 
 /// Parses an environment grant: `NAME=VALUE`, or `NAME` for the host's own value.
+///
+/// # Errors
+/// A message naming `spec` when the name is empty, or when the host has no variable `NAME`.
 pub fn parse_env_grant(spec: &str) -> Result<(String, String), String> {
     match spec.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -504,6 +514,9 @@ impl Settings {
     }
 
     /// Allows program `path` under `name` (as `--program NAME=PATH` does), checking the name.
+    ///
+    /// # Errors
+    /// When `name` has characters other than letters, digits, `-`, `_` and `.`.
     pub fn program(&mut self, name: &str, path: &std::path::Path) -> Result<(), ConfigError> {
         check_program_name(name).map_err(ConfigError)?;
         self.programs.retain(|(n, _)| n != name);
@@ -512,6 +525,9 @@ impl Settings {
     }
 
     /// Sets limit `key` to `value` (as `--limit KEY=VALUE` does), checking it.
+    ///
+    /// # Errors
+    /// As [`Limits::set`].
     pub fn limit(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         Limits::default().set(key, value).map_err(ConfigError)?;
         self.limits.insert(key.to_string(), value.to_string());
@@ -554,6 +570,9 @@ impl Settings {
     /// Reads the `WASMPROC_*` variables of `vars` (every variable: a misspelt `WASMPROC_`
     /// variable is not silently dropped but listed in [`Settings::ignored`]); a bad value of
     /// a setting is an error.
+    ///
+    /// # Errors
+    /// A message naming the variable and the valid values when a setting's value is bad.
     pub fn from_env(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
@@ -586,6 +605,9 @@ impl Settings {
     }
 
     /// Reads a `wasmproc.toml` file.
+    ///
+    /// # Errors
+    /// When the file cannot be read, and as [`Settings::from_toml`] (naming the file).
     pub fn from_file(path: &std::path::Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError(format!(
@@ -605,6 +627,10 @@ impl Settings {
     }
 
     /// Parses the text of a configuration file; `origin` names it in errors.
+    ///
+    /// # Errors
+    /// A message naming `origin`, the line, the key and the valid values for bad TOML, an
+    /// unknown key or table, or a bad value.
     pub fn from_toml(text: &str, origin: &str) -> Result<Settings, ConfigError> {
         let file = TomlFile { text, origin };
         let table = toml::de::DeTable::parse(text).map_err(|e| {

@@ -37,6 +37,7 @@
 //!   every process it still runs.
 
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 mod backend;
 mod config;
@@ -178,6 +179,11 @@ impl Host {
     /// Loads a program: a WebAssembly component file. It is compiled once; every process
     /// of it is a new instance. A precompiled file (whatever its name) is refused: it is
     /// native code, which only [`Host::load_precompiled`] loads.
+    ///
+    /// # Errors
+    /// [`Error::ReadProgram`] when `path` cannot be read; [`Error::LoadProgram`] when it is
+    /// not a component (a core module, a precompiled file, text), does not compile, or
+    /// does not export the guest SDK's interface.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
         self.engine.load(path.as_ref())
     }
@@ -193,6 +199,10 @@ impl Host {
     /// can, sandbox or not. The caller must make sure that `path` was written by
     /// [`Host::precompile`] of this build of wasmproc and has not been changed since (a
     /// file of its own, not one an untrusted party could write).
+    ///
+    /// # Errors
+    /// As [`Host::load`], and [`Error::LoadProgram`] when wasmtime refuses the artifact's
+    /// header (another wasmtime version or configuration made it).
     pub unsafe fn load_precompiled(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
         // SAFETY: the caller's contract is this function's.
         unsafe { self.engine.load_precompiled(path.as_ref()) }
@@ -212,6 +222,11 @@ impl Host {
     /// Compiles the component at `input` and writes the native artifact to `output`, for
     /// loading without compiling ([`Host::load_precompiled`]; it works only with this build
     /// of wasmproc). `output` may not be `input` itself.
+    ///
+    /// # Errors
+    /// [`Error::ReadProgram`] when `input` cannot be read; [`Error::LoadProgram`] when it is
+    /// not a component, is precompiled already, or does not compile; [`Error::WriteFile`]
+    /// when `output` is `input` or cannot be written.
     pub fn precompile(&self, input: &Path, output: &Path) -> Result<(), Error> {
         let bytes = std::fs::read(input).map_err(|io| Error::ReadProgram {
             path: input.to_path_buf(),
@@ -471,6 +486,11 @@ impl ProcessBuilder<'_> {
     }
 
     /// Creates the process object without starting it.
+    ///
+    /// # Errors
+    /// [`ProcessError`] (in [`Error::Process`]): `unknown-target` when the program has no
+    /// such target; `invalid-argument` for a bad name (over 4096 bytes, or with control
+    /// characters); `limit-exceeded` past the `args` or `held` limit.
     pub fn create(self) -> Result<Process, Error> {
         let root = self.host.root.clone();
         let handle = root.create_in(
@@ -489,6 +509,9 @@ impl ProcessBuilder<'_> {
     }
 
     /// Creates and starts the process.
+    ///
+    /// # Errors
+    /// As [`ProcessBuilder::create`] and [`Process::start`].
     pub fn start(self) -> Result<Process, Error> {
         let p = self.create()?;
         p.start()?;
@@ -505,6 +528,13 @@ pub struct Process {
 
 impl Process {
     /// Starts it.
+    ///
+    /// # Errors
+    /// `invalid-state` when it was started before ("process has already started");
+    /// `closed` after [`Process::close`]; `limit-exceeded` at the `processes` or `children`
+    /// limit (and, under `native`, when the host's OS process is out of descriptors or
+    /// processes; under `wasm`, near the kernel's `vm.max_map_count`); `host-failure` when
+    /// the backend cannot start a process (under `native`, an OS error naming the step).
     pub fn start(&self) -> Result<(), ProcessError> {
         self.root.start(self.handle)
     }
@@ -541,51 +571,83 @@ impl Process {
     }
 
     /// Whether it is running.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`] (as are all of the accessors below).
     pub fn is_alive(&self) -> Result<bool, ProcessError> {
         self.root.is_alive(self.handle)
     }
 
     /// Python's `exitcode`: none while running.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
     pub fn exitcode(&self) -> Result<Option<i32>, ProcessError> {
         self.root.exitcode(self.handle)
     }
 
     /// How it ended, none while running.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
     pub fn status(&self) -> Result<Option<ExitStatus>, ProcessError> {
         self.root.status(self.handle)
     }
 
     /// Its pid, none before start.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
     pub fn pid(&self) -> Result<Option<u64>, ProcessError> {
         self.root.pid(self.handle)
     }
 
     /// Its name.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
     pub fn name(&self) -> Result<String, ProcessError> {
         self.root.name_of(self.handle)
     }
 
     /// Its daemon flag.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
     pub fn daemon(&self) -> Result<bool, ProcessError> {
         self.root.daemon_of(self.handle)
     }
 
     /// Ends it at once with exit code -15.
+    ///
+    /// # Errors
+    /// `invalid-state` before it was started ("can only terminate a started process");
+    /// `closed` after [`Process::close`]. A process that has ended already is no error.
     pub fn terminate(&self) -> Result<(), ProcessError> {
         self.root.signal(self.handle, Signal::Term)
     }
 
     /// Ends it at once with exit code -9.
+    ///
+    /// # Errors
+    /// As [`Process::terminate`] ("can only kill a started process").
     pub fn kill(&self) -> Result<(), ProcessError> {
         self.root.signal(self.handle, Signal::Kill)
     }
 
     /// Releases it; later calls fail with "process object is closed".
+    ///
+    /// # Errors
+    /// `invalid-state` while it is still running ("Cannot close a process while it is still
+    /// running. You should first call join() or terminate()."). Closing twice is no error.
     pub fn close(&self) -> Result<(), ProcessError> {
         self.root.close(self.handle)
     }
 
     /// What it wrote to stdout so far (empty unless output is captured).
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
     pub fn stdout(&self) -> Result<Vec<u8>, ProcessError> {
         Ok(self
             .root
@@ -595,6 +657,9 @@ impl Process {
     }
 
     /// What it wrote to stderr so far (empty unless output is captured).
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
     pub fn stderr(&self) -> Result<Vec<u8>, ProcessError> {
         Ok(self
             .root
