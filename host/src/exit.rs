@@ -127,10 +127,11 @@ mod tests {
     }
 }
 
-/// A limit a process went beyond; raised as the error that ends it, and reported as one
-/// line on its stderr with exit code [`crate::LIMIT_EXIT_CODE`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LimitHit {
+/// A limit a process went beyond, which ended it with exit code [`crate::LIMIT_EXIT_CODE`]
+/// and one line on its stderr (its `Display`); with the limit's value.
+/// [`crate::Process::limit_hit`] tells it apart from a process that called `exit(124)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitHit {
     /// Linear memory, in bytes.
     Memory(u64),
     /// CPU time, in milliseconds.
@@ -153,3 +154,40 @@ impl fmt::Display for LimitHit {
 }
 
 impl std::error::Error for LimitHit {}
+
+impl LimitHit {
+    /// The limit's key, as in `[limits]` (`memory`, `cpu_ms`, `wall_ms`, `output`).
+    pub fn key(self) -> &'static str {
+        match self {
+            LimitHit::Memory(_) => "memory",
+            LimitHit::Cpu(_) => "cpu_ms",
+            LimitHit::Wall(_) => "wall_ms",
+            LimitHit::Output(_) => "output",
+        }
+    }
+
+    /// The limit's value (bytes or milliseconds).
+    pub fn value(self) -> u64 {
+        match self {
+            LimitHit::Memory(n) | LimitHit::Cpu(n) | LimitHit::Wall(n) | LimitHit::Output(n) => n,
+        }
+    }
+
+    /// `key value`, as a native child reports it to its parent ([`LimitHit::parse`]).
+    pub(crate) fn to_record(self) -> String {
+        format!("{} {}", self.key(), self.value())
+    }
+
+    /// The limit of a [`LimitHit::to_record`] line; `None` for anything else.
+    pub(crate) fn parse(record: &str) -> Option<LimitHit> {
+        let (key, value) = record.trim().split_once(' ')?;
+        let n = value.parse().ok()?;
+        Some(match key {
+            "memory" => LimitHit::Memory(n),
+            "cpu_ms" => LimitHit::Cpu(n),
+            "wall_ms" => LimitHit::Wall(n),
+            "output" => LimitHit::Output(n),
+            _ => return None,
+        })
+    }
+}

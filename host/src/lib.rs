@@ -55,7 +55,7 @@ pub use config::{
     OutputMode, Settings, native_processes, parse_env_grant,
 };
 pub use error::{Error, ErrorKind, ProcessError};
-pub use exit::{ExitStatus, Signal};
+pub use exit::{ExitStatus, LimitHit, Signal};
 pub use output::Captured;
 pub use program::Program;
 
@@ -592,6 +592,15 @@ impl Process {
     /// `closed` after [`Process::close`].
     pub fn status(&self) -> Result<Option<ExitStatus>, ProcessError> {
         self.root.status(self.handle)
+    }
+
+    /// The limit that ended it ([`LIMIT_EXIT_CODE`]), if one did; none for a process
+    /// that is running, or ended in any other way (also by `exit(124)`).
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
+    pub fn limit_hit(&self) -> Result<Option<LimitHit>, ProcessError> {
+        self.root.limit_hit(self.handle)
     }
 
     /// Its pid, none before start.

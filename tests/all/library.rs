@@ -4,8 +4,11 @@
 
 use crate::harness::{assert_demo_output, backend_tests};
 use std::time::Duration;
-use wasmproc::{BackendKind, Config, Error, ErrorKind, ExitStatus, Host, OutputMode, Signal};
-use wasmproc_tests::DEMO;
+use wasmproc::{
+    BackendKind, Config, Error, ErrorKind, ExitStatus, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode,
+    Signal,
+};
+use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY};
 
 /// A new host of `backend` that captures output (native children run the wasmproc binary
 /// cargo built for these tests).
@@ -27,6 +30,55 @@ fn temp_dir(what: &str, backend: BackendKind) -> std::path::PathBuf {
         std::process::id(),
         backend.as_str()
     ))
+}
+
+backend_tests! {
+    /// Which limit ended a process: the exit code is 124 either way, and only a limit's end
+    /// names the limit (not an `exit(124)`, nor any other end).
+    fn host_tells_which_limit_ended_a_process(backend) {
+        let mut config = Config {
+            backend,
+            output: OutputMode::Capture,
+            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+            ..Config::default()
+        };
+        config.limits.set("memory", "64MiB").unwrap();
+        config.limits.set("wall_ms", "300").unwrap();
+        let host = Host::new(config).expect("host");
+        let (memory, looping, demo) = (
+            host.load(HOSTILE_MEMORY).unwrap(),
+            host.load(HOSTILE_LOOP).unwrap(),
+            host.load(DEMO).unwrap(),
+        );
+        let bomb = host.process(&memory, "bomb").create().unwrap();
+        assert_eq!(bomb.limit_hit().unwrap(), None, "not started");
+        bomb.start().unwrap();
+        let spin = host.process(&looping, "spin").start().unwrap();
+        let exits = host
+            .process(&demo, "exits")
+            .args(postcard::to_allocvec(&124i32).unwrap())
+            .start()
+            .unwrap();
+        let returns = host.process(&demo, "returns").start().unwrap();
+        for p in [&bomb, &spin, &exits, &returns] {
+            p.join(None).unwrap();
+        }
+        let limit = ExitStatus::Code(LIMIT_EXIT_CODE);
+        assert_eq!(bomb.status().unwrap(), Some(limit), "{backend:?}");
+        assert_eq!(bomb.limit_hit().unwrap(), Some(LimitHit::Memory(64 << 20)), "{backend:?}");
+        assert_eq!(
+            String::from_utf8(bomb.stderr().unwrap()).unwrap(),
+            format!("Process {}: limit memory = 67108864 bytes exceeded\n", bomb.name().unwrap())
+        );
+        assert_eq!(spin.status().unwrap(), Some(limit), "{backend:?}");
+        assert_eq!(spin.limit_hit().unwrap(), Some(LimitHit::Wall(300)), "{backend:?}");
+        assert_eq!(LimitHit::Wall(300).key(), "wall_ms");
+        assert_eq!(exits.status().unwrap(), Some(limit), "{backend:?}");
+        assert_eq!(exits.limit_hit().unwrap(), None, "exit(124) is no limit: {backend:?}");
+        assert_eq!(returns.limit_hit().unwrap(), None, "{backend:?}");
+        bomb.close().unwrap();
+        assert_eq!(bomb.limit_hit().unwrap_err().kind, ErrorKind::Closed);
+    }
 }
 
 backend_tests! {

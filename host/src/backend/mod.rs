@@ -93,7 +93,7 @@ pub(crate) struct Elsewhere {
     pub pid: u32,
     pub control: Box<dyn Control>,
     /// Completes with how it ended, once its OS process has exited.
-    pub ended: BoxFuture<'static, ExitStatus>,
+    pub ended: BoxFuture<'static, (ExitStatus, Option<crate::exit::LimitHit>)>,
     /// The token of the objects its parent shared with it (0: none), dropped when it
     /// ends if it never claimed them.
     pub token: u64,

@@ -218,6 +218,7 @@ fn outcome(
         }
         Err(e) => {
             if let Some(hit) = memory_hit.or_else(|| e.downcast_ref::<LimitHit>().copied()) {
+                ctx.core().record_limit(hit);
                 ctx.output()
                     .write_stderr(&format!("Process {}: {hit}\n", ctx.name()));
                 ExitStatus::Code(crate::config::LIMIT_EXIT_CODE)

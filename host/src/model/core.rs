@@ -36,6 +36,8 @@ pub(crate) struct ProcessCore {
     /// The process's task while it waits to be spawned or driven by a join
     /// ([`super::sched`]).
     deferred: Mutex<Option<super::sched::Deferred>>,
+    /// The limit that ended it, if one did (set before its status is published).
+    limit_hit: OnceLock<crate::exit::LimitHit>,
 }
 
 impl ProcessCore {
@@ -48,7 +50,18 @@ impl ProcessCore {
             place: Mutex::new(None),
             exit: watch::Sender::new(None),
             deferred: Mutex::new(None),
+            limit_hit: OnceLock::new(),
         })
+    }
+
+    /// The limit that ended the process, if one did.
+    pub fn limit_hit(&self) -> Option<crate::exit::LimitHit> {
+        self.limit_hit.get().copied()
+    }
+
+    /// Records that `hit` ended the process (before its end is published).
+    pub fn record_limit(&self, hit: crate::exit::LimitHit) {
+        let _ = self.limit_hit.set(hit);
     }
 
     /// A core for a process that is already running (the main process, the library's

@@ -415,7 +415,10 @@ impl ProcessCtx {
         } = elsewhere;
         let (task_core, run) = (core.clone(), self.run.clone());
         super::sched::start(core, &self.host.runtime, async move {
-            let status = ended.await;
+            let (status, limit) = ended.await;
+            if let Some(hit) = limit {
+                task_core.record_limit(hit);
+            }
             let holdings = Holdings::Elsewhere {
                 link: &run.link,
                 pid,
@@ -487,6 +490,15 @@ impl ProcessCtx {
             .child(h, "can only query a child process")?
             .core
             .status())
+    }
+
+    /// The limit that ended child `h`, if one did.
+    pub fn limit_hit(&self, h: u64) -> Result<Option<crate::exit::LimitHit>> {
+        let mut objects = self.objects();
+        Ok(objects
+            .child(h, "can only query a child process")?
+            .core
+            .limit_hit())
     }
 
     /// `pid`.

@@ -289,10 +289,20 @@ fn run_spec(
         name: spec.target.clone(),
         args: Args::uncounted(spec.args.clone()),
     };
+    let run_dir = spec.run_dir.clone();
     let ctx = child_ctx(spec, &engine, &runtime, program, parent, inherited.lifeline)?;
+    let me = ctx.core().clone();
     // A native child is signalled by the OS, not through the model.
     let (_never, signals) = tokio::sync::watch::channel(None);
     let status = runtime.block_on(crate::model::supervise(ctx, entry, signals));
+    if let Some(hit) = me.limit_hit() {
+        // Which limit ended it, for its parent, which sees only the exit code (if the
+        // file cannot be written, the parent sees a plain exit code 124).
+        let _ = std::fs::write(
+            super::limit_record(&run_dir, std::process::id()),
+            hit.to_record(),
+        );
+    }
     end_now(status)
 }
 

@@ -56,6 +56,12 @@ const OUTPUT_LOCK: &str = "output.lock";
 /// The mode of a host's work directory: its owner's only.
 const WORK_DIR_MODE: u32 = 0o700;
 
+/// Where a native child of `pid` in the run at `run_dir` records the limit that ended it
+/// ([`crate::exit::LimitHit::to_record`]), for its parent to read once it has exited.
+fn limit_record(run_dir: &Path, pid: u32) -> PathBuf {
+    run_dir.join(format!("limit-{pid}"))
+}
+
 /// The hidden subcommand a native child runs.
 pub const CHILD_SUBCOMMAND: &str = "__child";
 

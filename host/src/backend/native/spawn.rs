@@ -8,7 +8,7 @@ use super::{CHILD_SUBCOMMAND, NativeHost};
 use crate::backend::{Control, Elsewhere, SpawnError, SpawnRequest, Spawned};
 use crate::config::BackendKind;
 use crate::error::{ErrorKind, ProcessError};
-use crate::exit::{ExitStatus, Signal};
+use crate::exit::{ExitStatus, LimitHit, Signal};
 use crate::program::{Program, Programs};
 use futures::future::BoxFuture;
 use std::fs::File;
@@ -95,11 +95,20 @@ pub(super) fn spawn(
         .and_then(rustix::process::Pid::from_raw)
         .ok_or_else(|| failure("pid", pid))?;
     let dir = dir.clone();
-    let ended: BoxFuture<'static, ExitStatus> = Box::pin(async move {
+    let ended: BoxFuture<'static, (ExitStatus, Option<LimitHit>)> = Box::pin(async move {
         let status = ended.await;
         // Its slot is offered to the next start.
         dir.slot_freed(slot_number);
-        status
+        // Which limit ended it, if one did (the child recorded it before it exited).
+        let limit = (status == ExitStatus::Code(crate::config::LIMIT_EXIT_CODE))
+            .then(|| {
+                let path = super::limit_record(&dir.path, pid);
+                let record = std::fs::read_to_string(&path).ok();
+                let _ = std::fs::remove_file(&path);
+                record.as_deref().and_then(LimitHit::parse)
+            })
+            .flatten();
+        (status, limit)
     });
     Ok(Spawned::Elsewhere(Elsewhere {
         pid,
