@@ -82,6 +82,7 @@
 //! [wasmproc]: https://example.invalid/wasmproc
 
 #![deny(missing_docs)]
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 extern crate self as wasmproc_guest;
 

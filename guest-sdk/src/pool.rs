@@ -896,6 +896,12 @@ impl PoolBuilder {
     }
 
     /// Starts the workers.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `maxtasksperchild` is 0;
+    /// [`ErrorKind::UnknownTarget`] when the program registers no pool functions;
+    /// [`ErrorKind::InvalidState`] in a daemonic process (a pool task, say);
+    /// [`ErrorKind::LimitExceeded`] when a limit of the run refuses a worker or a queue.
     pub fn build(self) -> Result<Pool, Error> {
         if self.maxtasksperchild == Some(0) {
             return Err(Error::invalid_argument(
@@ -938,6 +944,9 @@ fn check_chunksize(chunksize: usize) -> Result<(), Error> {
 
 impl Pool {
     /// A pool of `processes` workers (0: [`cpu_count`]). Python: `Pool(processes)`.
+    ///
+    /// # Errors
+    /// As [`PoolBuilder::build`].
     pub fn new(processes: usize) -> Result<Pool, Error> {
         Pool::builder().processes(processes).build()
     }
@@ -1003,6 +1012,13 @@ impl Pool {
 
     /// Calls `f` on every item, in chunks of Python's default size; returns the results in
     /// order, or the first failure. Python: `map(f, items)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] "Pool not running" after [`close`](Self::close) or
+    /// [`terminate`](Self::terminate); [`ErrorKind::TaskFailed`] for the first chunk that
+    /// failed; [`ErrorKind::InvalidArgument`] when an item cannot be serialised or a result
+    /// does not decode as `R`; otherwise the errors of driving the pool, as
+    /// [`join`](Self::join).
     pub fn map<A: Serialize, R: DeserializeOwned>(
         &self,
         f: PoolFn<A, R>,
@@ -1014,6 +1030,10 @@ impl Pool {
 
     /// As [`map`](Self::map), sending `chunksize` items to a worker at a time.
     /// Python: `map(f, items, chunksize)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `chunksize` is 0; otherwise as
+    /// [`map`](Self::map).
     pub fn map_chunked<A: Serialize, R: DeserializeOwned>(
         &self,
         f: PoolFn<A, R>,
@@ -1028,6 +1048,9 @@ impl Pool {
     /// Calls `f` with each tuple of arguments; returns the results in order.
     /// Python: `starmap(f, items)`. (The same as [`map`](Self::map): a [`PoolFn`] of
     /// several parameters already takes their tuple.)
+    ///
+    /// # Errors
+    /// As [`map`](Self::map).
     pub fn starmap<A: Serialize, R: DeserializeOwned>(
         &self,
         f: PoolFn<A, R>,
@@ -1039,6 +1062,12 @@ impl Pool {
     /// Submits every item at once, in chunks of `chunksize`, and returns an iterator over
     /// the results in order. A failed chunk yields one `Err` in its place.
     /// Python: `imap(f, items, chunksize)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] "Pool not running" after [`close`](Self::close) or
+    /// [`terminate`](Self::terminate); [`ErrorKind::InvalidArgument`] when `chunksize` is 0
+    /// or an item cannot be serialised; otherwise the errors of driving the pool, as
+    /// [`join`](Self::join). A failed task is an `Err` item of the iterator instead.
     pub fn imap<A: Serialize, R: DeserializeOwned>(
         &self,
         f: PoolFn<A, R>,
@@ -1050,6 +1079,9 @@ impl Pool {
 
     /// As [`imap`](Self::imap), yielding each chunk's results as soon as it completes.
     /// Python: `imap_unordered(f, items, chunksize)`.
+    ///
+    /// # Errors
+    /// As [`imap`](Self::imap).
     pub fn imap_unordered<A: Serialize, R: DeserializeOwned>(
         &self,
         f: PoolFn<A, R>,
@@ -1083,6 +1115,9 @@ impl Pool {
     /// Calls `f` with `args` in a worker and returns its result. `args` is the argument of
     /// a one-parameter function, the tuple of the arguments otherwise.
     /// Python: `apply(f, args)`.
+    ///
+    /// # Errors
+    /// As [`apply_async`](Self::apply_async) and [`AsyncResult::get`].
     pub fn apply<A: Serialize, R: DeserializeOwned>(
         &self,
         f: PoolFn<A, R>,
@@ -1093,6 +1128,12 @@ impl Pool {
 
     /// Submits one call and returns at once (the task is dispatched now if a worker has
     /// room). Python: `apply_async(f, args)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] "Pool not running" after [`close`](Self::close) or
+    /// [`terminate`](Self::terminate); [`ErrorKind::InvalidArgument`] when `args` cannot be
+    /// serialised; otherwise the errors of driving the pool, as [`join`](Self::join). A
+    /// failed task is the error of [`AsyncResult::get`] instead.
     pub fn apply_async<A: Serialize, R: DeserializeOwned>(
         &self,
         f: PoolFn<A, R>,
@@ -1110,6 +1151,10 @@ impl Pool {
     /// No more tasks may be submitted (later submissions fail with
     /// [`ErrorKind::InvalidState`] "Pool not running"); the workers exit once the submitted
     /// tasks are done. Python: `close()`.
+    ///
+    /// # Errors
+    /// The errors of dispatching the waiting tasks and the workers' stop messages, as
+    /// [`join`](Self::join); the pool is closed all the same.
     pub fn close(&self) -> Result<(), Error> {
         let mut st = self.shared.borrow_mut();
         if st.state == RunState::Running {
@@ -1122,6 +1167,12 @@ impl Pool {
     /// Waits until every task has a result and every worker has exited. Only after
     /// [`close`](Self::close) or [`terminate`](Self::terminate); before, it fails with
     /// [`ErrorKind::InvalidState`] "Pool is still running". Python: `join()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] "Pool is still running" before [`close`](Self::close) or
+    /// [`terminate`](Self::terminate); the errors of driving the pool: a replacement worker
+    /// that cannot be started (as [`PoolBuilder::build`]), or a task the run's `message` or
+    /// `queued` limit refuses ([`ErrorKind::LimitExceeded`]).
     pub fn join(&self) -> Result<(), Error> {
         let mut st = self.shared.borrow_mut();
         if st.state == RunState::Running {
@@ -1133,6 +1184,10 @@ impl Pool {
 
     /// Ends every worker at once; results not yet received fail with
     /// [`ErrorKind::TaskFailed`] "pool terminated". Python: `terminate()`.
+    ///
+    /// # Errors
+    /// The error of collecting the results already waiting, such as
+    /// [`ErrorKind::HostFailure`]; the workers are ended all the same.
     pub fn terminate(&self) -> Result<(), Error> {
         self.shared.borrow_mut().terminate()
     }
@@ -1215,6 +1270,16 @@ impl<R: DeserializeOwned> AsyncResult<R> {
     /// The result, waiting for it at most `timeout` (`None`: as long as it takes); after a
     /// timeout, [`ErrorKind::Timeout`]. A failed task gives its error
     /// ([`ErrorKind::TaskFailed`]). May be called again. Python: `get(timeout)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] when the result is not ready within `timeout`;
+    /// [`ErrorKind::TaskFailed`] when the task failed or the pool was terminated;
+    /// [`ErrorKind::InvalidArgument`] when the result does not decode as `R`; otherwise the
+    /// errors of driving the pool, as [`Pool::join`].
+    ///
+    /// # Panics
+    /// Only if decoding succeeded without yielding the task's one result, which does not
+    /// happen.
     pub fn get(&self, timeout: impl Into<Option<Duration>>) -> Result<R, Error> {
         if !self.wait_done(timeout.into())? {
             return Err(Error::new(
@@ -1237,6 +1302,10 @@ impl<R: DeserializeOwned> AsyncResult<R> {
 
     /// Waits until the result is ready or `timeout` passes (`None`: as long as it takes);
     /// returns `Ok` either way, as Python's `wait(timeout)` returns `None`.
+    ///
+    /// # Errors
+    /// The errors of driving the pool, as [`Pool::join`]; neither a timeout nor a failed
+    /// task is an error here.
     pub fn wait(&self, timeout: impl Into<Option<Duration>>) -> Result<(), Error> {
         self.wait_done(timeout.into()).map(|_| ())
     }
@@ -1248,6 +1317,9 @@ impl<R: DeserializeOwned> AsyncResult<R> {
 
     /// Whether the task succeeded; [`ErrorKind::InvalidState`] "AsyncResult not ready"
     /// before it is ready. Python: `successful()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] "AsyncResult not ready" before the result is ready.
     pub fn successful(&self) -> Result<bool, Error> {
         if !self.ready() {
             return Err(Error::new(ErrorKind::InvalidState, "AsyncResult not ready"));

@@ -27,6 +27,9 @@ impl Process {
     /// deserialised by the target's parameter type in the child).
     ///
     /// Python: `Process(target=target, args=(args,))`.
+    ///
+    /// # Errors
+    /// As [`Builder::args`] and [`Builder::build`].
     pub fn new<A: Serialize + ?Sized>(target: &str, args: &A) -> Result<Process, Error> {
         Builder::new(target).args(args)?.build()
     }
@@ -48,6 +51,12 @@ impl Process {
     }
 
     /// Starts the child. Python: `start()`.
+    ///
+    /// # Errors
+    /// `InvalidState` when the process was already started or the caller is daemonic;
+    /// `LimitExceeded` when the run's `depth`, `children` or `processes` limit is reached;
+    /// `HostFailure` when the backend cannot start it; `NotAChild` and `Closed` as
+    /// [`set_daemon`](Self::set_daemon).
     pub fn start(&self) -> Result<(), Error> {
         Ok(host::start(self.handle)?)
     }
@@ -55,62 +64,106 @@ impl Process {
     /// Waits until the child ends, or until `timeout` passes (`None`: forever). After a
     /// timeout the child is still alive and [`exitcode`](Self::exitcode) is `None`.
     /// Python: `join(timeout=None)`.
+    ///
+    /// # Errors
+    /// `InvalidState` when the process was not started; `NotAChild` for the current
+    /// process; otherwise as [`is_alive`](Self::is_alive).
     pub fn join(&self, timeout: impl Into<Option<Duration>>) -> Result<(), Error> {
         Ok(host::join(self.handle, nanos(timeout.into()))?)
     }
 
     /// Whether the process is running. Python: `is_alive()`.
+    ///
+    /// # Errors
+    /// `Closed` after [`close`](Self::close); `NotAChild` when the handle names neither a
+    /// child of the caller, the caller itself nor its parent.
     pub fn is_alive(&self) -> Result<bool, Error> {
         Ok(host::is_alive(self.handle)?)
     }
 
     /// The exit code, `None` while running or before start. Python: `exitcode`.
+    ///
+    /// # Errors
+    /// As [`is_alive`](Self::is_alive).
     pub fn exitcode(&self) -> Result<Option<i32>, Error> {
         Ok(host::exitcode(self.handle)?)
     }
 
     /// The process id, `None` before start. Python: `pid`.
+    ///
+    /// # Errors
+    /// As [`is_alive`](Self::is_alive).
     pub fn pid(&self) -> Result<Option<u64>, Error> {
         Ok(host::pid(self.handle)?)
     }
 
     /// The name. Python: `name`.
+    ///
+    /// # Errors
+    /// As [`is_alive`](Self::is_alive).
     pub fn name(&self) -> Result<String, Error> {
         Ok(host::name(self.handle)?)
     }
 
     /// Renames the object. Python: `name = ...`.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `name` is too long or holds a control character;
+    /// `LimitExceeded` when the new name would exceed the run's `held` limit; `NotAChild`
+    /// for the parent process; otherwise as [`is_alive`](Self::is_alive).
     pub fn set_name(&self, name: &str) -> Result<(), Error> {
         Ok(host::set_name(self.handle, name)?)
     }
 
     /// The daemon flag. Python: `daemon`.
+    ///
+    /// # Errors
+    /// As [`is_alive`](Self::is_alive).
     pub fn daemon(&self) -> Result<bool, Error> {
         Ok(host::daemon(self.handle)?)
     }
 
     /// Sets the daemon flag before start. Python: `daemon = ...`.
+    ///
+    /// # Errors
+    /// `InvalidState` when the process has started; `NotAChild` when it is not a child of
+    /// the caller; `Closed` after [`close`](Self::close).
     pub fn set_daemon(&self, daemon: bool) -> Result<(), Error> {
         Ok(host::set_daemon(self.handle, daemon)?)
     }
 
     /// Ends the child at once with exit code -15. Python: `terminate()`.
+    ///
+    /// # Errors
+    /// As [`kill`](Self::kill).
     pub fn terminate(&self) -> Result<(), Error> {
         Ok(host::terminate(self.handle)?)
     }
 
     /// Ends the child at once with exit code -9. Python: `kill()`.
+    ///
+    /// # Errors
+    /// `InvalidState` when the process was not started; `NotAChild` and `Closed` as
+    /// [`set_daemon`](Self::set_daemon).
     pub fn kill(&self) -> Result<(), Error> {
         Ok(host::kill(self.handle)?)
     }
 
     /// Releases the object; later calls fail with "process object is closed".
     /// Python: `close()`.
+    ///
+    /// # Errors
+    /// `InvalidState` while the child is still running (join or terminate it first);
+    /// `NotAChild` when it is not a child of the caller.
     pub fn close(&self) -> Result<(), Error> {
         Ok(host::close(self.handle)?)
     }
 
     /// The sentinel, ready for [`wait`] once the process has ended. Python: `sentinel`.
+    ///
+    /// # Errors
+    /// `InvalidState` when the process was not started, or is the current process;
+    /// otherwise as [`is_alive`](Self::is_alive).
     pub fn sentinel(&self) -> Result<Sentinel, Error> {
         Ok(Sentinel(host::sentinel(self.handle)?))
     }
@@ -163,6 +216,9 @@ impl Builder {
     /// Sync objects ([`Queue`](crate::Queue), [`Connection`](crate::Connection),
     /// [`Event`](crate::Event), the locks and semaphores) anywhere inside `args` are passed
     /// to the child: it holds each of them, under the same handle, from its start.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when `args` cannot be serialised, or holds a closed sync object.
     pub fn args<A: Serialize + ?Sized>(mut self, args: &A) -> Result<Builder, Error> {
         let (bytes, shares) = crate::sync::serialize_args(args);
         self.args = bytes.map_err(|e| {
@@ -202,6 +258,11 @@ impl Builder {
     }
 
     /// Creates the unstarted process object.
+    ///
+    /// # Errors
+    /// `UnknownTarget` when the program has no target `target`, or the host allows no
+    /// [`program`](Self::program) of that name; `InvalidArgument` for a bad
+    /// [`name`](Self::name); `LimitExceeded` beyond the run's `args` or `held` limit.
     pub fn build(self) -> Result<Process, Error> {
         let shares: Vec<u64> = self.shares.iter().map(|s| s.handle()).collect();
         let handle = host::create(
@@ -235,6 +296,10 @@ impl Sentinel {
 
 /// Waits until one of `sentinels` is ready or `timeout` passes; returns the ready ones in
 /// the order given (empty after a timeout). Python: `multiprocessing.connection.wait`.
+///
+/// # Errors
+/// `InvalidArgument` for a sentinel that is not a started, unclosed process, queue or
+/// connection of the caller; `InvalidState` for the sending end of a one-way pipe.
 pub fn wait(
     sentinels: &[Sentinel],
     timeout: impl Into<Option<Duration>>,

@@ -248,11 +248,18 @@ impl<T> fmt::Debug for Queue<T> {
 
 impl<T> Queue<T> {
     /// A new unbounded queue. Python: `Queue()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LimitExceeded`] when the run's `objects` limit is reached.
     pub fn new() -> Result<Queue<T>, Error> {
         Self::with_maxsize(0)
     }
 
     /// A new queue holding at most `maxsize` items (0: unbounded). Python: `Queue(maxsize)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `maxsize` does not fit in a `u32`; otherwise as
+    /// [`new`](Self::new).
     pub fn bounded(maxsize: usize) -> Result<Queue<T>, Error> {
         let maxsize = u32::try_from(maxsize).map_err(|_| {
             Error::invalid_argument(format!("maxsize {maxsize} is larger than {}", u32::MAX))
@@ -279,17 +286,29 @@ impl<T> Queue<T> {
 
     /// Appends an item already serialised by the caller, waiting while a bounded queue is
     /// full. [`get_bytes`](Self::get_bytes) returns it unchanged.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] after [`close`](Self::close); [`ErrorKind::LimitExceeded`]
+    /// when the item is larger than the run's `message` limit, or would take the bytes
+    /// waiting in the run's queues and pipes past its `queued` limit.
     pub fn put_bytes(&self, item: &[u8]) -> Result<(), Error> {
         put_blocking(self.live()?, item, None)
     }
 
     /// Removes and returns the oldest item as the bytes that were put, waiting for one.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] after [`close`](Self::close).
     pub fn get_bytes(&self) -> Result<Vec<u8>, Error> {
         get_blocking(self.live()?, None, |b| Ok(b.to_vec()))
     }
 
     /// As [`get_bytes`](Self::get_bytes), without waiting: [`ErrorKind::Empty`] when the
     /// queue is empty.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Empty`] when the queue is empty; [`ErrorKind::Closed`] after
+    /// [`close`](Self::close).
     pub fn get_bytes_nowait(&self) -> Result<Vec<u8>, Error> {
         Ok(host::queue_get(self.live()?, false, None)?)
     }
@@ -298,6 +317,11 @@ impl<T> Queue<T> {
     /// first (at most `timeout`, then [`ErrorKind::Empty`]), then takes those already
     /// waiting behind it, `max` in all. Under `native` that is one round trip to the run's
     /// root host for the lot. A `max` of 0 is [`ErrorKind::InvalidArgument`].
+    ///
+    /// # Errors
+    /// [`ErrorKind::Empty`] when no item arrives within `timeout`;
+    /// [`ErrorKind::InvalidArgument`] when `max` is 0; [`ErrorKind::Closed`] after
+    /// [`close`](Self::close).
     pub fn get_many_bytes(
         &self,
         max: usize,
@@ -316,27 +340,43 @@ impl<T> Queue<T> {
     /// room, without waiting; processes waiting on the queue are woken once, and see them
     /// all. How many were appended (all, on an unbounded queue): an item that cannot be
     /// appended ends the call, and is an error only when it is the first.
+    ///
+    /// # Errors
+    /// As [`put_bytes`](Self::put_bytes), for the first item only; a full bounded queue is
+    /// `Ok(0)`, not an error.
     pub fn put_many_bytes(&self, items: &[Vec<u8>]) -> Result<usize, Error> {
         Ok(host::queue_put_many(self.live()?, items)? as usize)
     }
 
     /// Appends an item already serialised by the caller as [`post`](Self::post) does.
+    ///
+    /// # Errors
+    /// As [`post`](Self::post), without its serialisation.
     pub fn post_bytes(&self, item: &[u8]) -> Result<(), Error> {
         post_item(self.live()?, item)
     }
 
     /// The number of items in the queue now. Python: `qsize()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Closed`] after [`close`](Self::close).
     pub fn qsize(&self) -> Result<usize, Error> {
         Ok(host::queue_qsize(self.live()?)? as usize)
     }
 
     /// Whether the queue is empty now. Python: `empty()`.
+    ///
+    /// # Errors
+    /// As [`qsize`](Self::qsize).
     pub fn empty(&self) -> Result<bool, Error> {
         Ok(self.qsize()? == 0)
     }
 
     /// Whether a bounded queue is full now; always false for an unbounded one.
     /// Python: `full()`.
+    ///
+    /// # Errors
+    /// As [`qsize`](Self::qsize).
     pub fn full(&self) -> Result<bool, Error> {
         let n = self.qsize()?;
         Ok(self.maxsize != 0 && n >= self.maxsize as usize)
@@ -367,6 +407,10 @@ impl<T> Queue<T> {
 
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Appends `item`, waiting while a bounded queue is full. Python: `put(item)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `item` cannot be serialised (a sync object,
+    /// say); otherwise as [`put_bytes`](Self::put_bytes).
     pub fn put(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
         with_serialized(item, "a queue item", |b| put_blocking(h, b, None))
@@ -374,6 +418,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Appends `item`, waiting at most `timeout` for room in a bounded queue, then
     /// [`ErrorKind::Full`]. Python: `put(item, timeout=t)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Full`] when no room is made within `timeout`; otherwise as
+    /// [`put`](Self::put).
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), Error> {
         let h = self.live()?;
         with_serialized(item, "a queue item", |b| {
@@ -383,6 +431,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Appends `item` without waiting: [`ErrorKind::Full`] on a full bounded queue.
     /// Python: `put_nowait(item)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Full`] when the bounded queue is full; otherwise as [`put`](Self::put).
     pub fn put_nowait(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
         with_serialized(item, "a queue item", |b| {
@@ -398,6 +449,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// post's own failure (a limit, say) is then the error of the process's next call, with
     /// "an earlier queue-post failed: " before its message. A post not yet sent when the
     /// process is killed by a signal is lost. Under `wasm` it is [`put`](Self::put).
+    ///
+    /// # Errors
+    /// As [`put`](Self::put); under `native` a failure of the deferred put is the error of
+    /// the process's next call instead.
     pub fn post(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
         with_serialized(item, "a queue item", |b| post_item(h, b))
@@ -406,6 +461,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Removes and returns the oldest items, at most `max`: waits for the first (at most
     /// `timeout`, then [`ErrorKind::Empty`]), then takes those already waiting behind it.
     /// See [`get_many_bytes`](Self::get_many_bytes).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when an item does not decode as `T` (the items are
+    /// taken all the same); otherwise as [`get_many_bytes`](Self::get_many_bytes).
     pub fn get_many(
         &self,
         max: usize,
@@ -418,12 +477,20 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     /// Removes and returns the oldest item, waiting for one. Python: `get()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when the item does not decode as `T` (it is taken all
+    /// the same); [`ErrorKind::Closed`] after [`close`](Self::close).
     pub fn get(&self) -> Result<T, Error> {
         get_blocking(self.live()?, None, |b| decode(b, "a queue item"))
     }
 
     /// Removes and returns the oldest item, waiting at most `timeout`, then
     /// [`ErrorKind::Empty`]. Python: `get(timeout=t)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Empty`] when no item arrives within `timeout`; otherwise as
+    /// [`get`](Self::get).
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, Error> {
         get_blocking(self.live()?, nanos(Some(timeout)), |b| {
             decode(b, "a queue item")
@@ -432,6 +499,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Removes and returns the oldest item without waiting: [`ErrorKind::Empty`] when there
     /// is none. Python: `get_nowait()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Empty`] when the queue is empty; otherwise as [`get`](Self::get).
     pub fn get_nowait(&self) -> Result<T, Error> {
         let bytes = host::queue_get(self.live()?, false, None)?;
         decode(&bytes, "a queue item")
@@ -527,6 +597,9 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
 /// A new pipe: two connected [`Connection`]s. Duplex: each end sends to the other.
 /// One-way (`duplex == false`): the first end can only receive and the second only send.
 /// Python: `multiprocessing.Pipe(duplex)`.
+///
+/// # Errors
+/// [`ErrorKind::LimitExceeded`] when the run's `objects` limit is reached.
 pub fn pipe(duplex: bool) -> Result<(Connection, Connection), Error> {
     let (a, b) = host::pipe_new(duplex)?;
     Ok((
@@ -581,6 +654,10 @@ impl Connection {
     }
 
     /// Sends `value`, serialised with `postcard`. Python: `send(obj)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `value` cannot be serialised (a sync object,
+    /// say); otherwise as [`send_bytes`](Self::send_bytes).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
         let h = self.live()?;
         with_serialized(value, "a message", |b| Ok(host::conn_send(h, b)?))
@@ -588,17 +665,32 @@ impl Connection {
 
     /// Receives the next message, waiting for one; [`ErrorKind::Eof`] once the other end is
     /// gone and every message has been received. Python: `recv()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when the message does not decode as `T` (it is
+    /// received all the same); otherwise as [`recv_bytes`](Self::recv_bytes).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let bytes = host::conn_recv(self.live()?)?;
         decode(&bytes, "a message")
     }
 
     /// Sends `bytes` as one message. Python: `send_bytes(buf)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BrokenPipe`] once no process holds the other end;
+    /// [`ErrorKind::InvalidState`] on the receiving end of a one-way pipe;
+    /// [`ErrorKind::Closed`] after [`close`](Self::close); [`ErrorKind::LimitExceeded`] as
+    /// [`Queue::put_bytes`].
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<(), Error> {
         Ok(host::conn_send(self.live()?, bytes)?)
     }
 
     /// Receives the next message as bytes. Python: `recv_bytes()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Eof`] once no process holds the other end and every message was
+    /// received; [`ErrorKind::InvalidState`] on the sending end of a one-way pipe;
+    /// [`ErrorKind::Closed`] after [`close`](Self::close).
     pub fn recv_bytes(&self) -> Result<Vec<u8>, Error> {
         Ok(host::conn_recv(self.live()?)?)
     }
@@ -606,6 +698,10 @@ impl Connection {
     /// Whether [`recv`](Self::recv) would return at once (a message is waiting, or
     /// end-of-file), waiting up to `timeout` for that (`None`: forever).
     /// Python: `poll(timeout)` (where `None` also means forever).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidState`] on the sending end of a one-way pipe;
+    /// [`ErrorKind::Closed`] after [`close`](Self::close).
     pub fn poll(&self, timeout: impl Into<Option<Duration>>) -> Result<bool, Error> {
         Ok(host::conn_poll(self.live()?, nanos(timeout.into()))?)
     }
@@ -685,6 +781,9 @@ impl fmt::Debug for Event {
 
 impl Event {
     /// A new event, initially clear. Python: `Event()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LimitExceeded`] when the run's `objects` limit is reached.
     pub fn new() -> Result<Event, Error> {
         Ok(Event {
             inner: Inner::get(host::event_new()?),
@@ -692,22 +791,35 @@ impl Event {
     }
 
     /// Sets the event, waking every process waiting for it. Python: `set()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::HostFailure`] when the host cannot carry out the call; under `native`,
+    /// the failure of an earlier [`Queue::post`].
     pub fn set(&self) -> Result<(), Error> {
         Ok(host::event_set(self.inner.handle)?)
     }
 
     /// Clears the event. Python: `clear()`.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
     pub fn clear(&self) -> Result<(), Error> {
         Ok(host::event_clear(self.inner.handle)?)
     }
 
     /// Whether the event is set. Python: `is_set()`.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
     pub fn is_set(&self) -> Result<bool, Error> {
         Ok(host::event_is_set(self.inner.handle)?)
     }
 
     /// Waits until the event is set or `timeout` passes (`None`: forever); returns whether
     /// it is set. Python: `wait(timeout)`.
+    ///
+    /// # Errors
+    /// As [`set`](Self::set).
     pub fn wait(&self, timeout: impl Into<Option<Duration>>) -> Result<bool, Error> {
         Ok(host::event_wait(self.inner.handle, nanos(timeout.into()))?)
     }
@@ -786,29 +898,48 @@ macro_rules! lock_type {
 
             /// Acquires, waiting as long as it takes; returns `Ok(true)`.
             /// Python: `acquire()`.
+            ///
+            /// # Errors
+            /// [`ErrorKind::OwnerDied`] when the previous owner ended while holding the
+            /// lock: the caller then holds it. Otherwise, as [`Event::set`].
             pub fn acquire(&self) -> Result<bool, Error> {
                 Ok(host::lock_acquire(self.inner.handle, true, None)?)
             }
 
             /// Acquires, waiting at most `timeout`; returns whether it was acquired.
             /// Python: `acquire(timeout=t)`.
+            ///
+            /// # Errors
+            /// As [`acquire`](Self::acquire).
             pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, Error> {
                 Ok(host::lock_acquire(self.inner.handle, true, nanos(Some(timeout)))?)
             }
 
             /// Acquires only if that is possible at once; returns whether it was acquired.
             /// Python: `acquire(block=False)`.
+            ///
+            /// # Errors
+            /// As [`acquire`](Self::acquire).
             pub fn try_acquire(&self) -> Result<bool, Error> {
                 Ok(host::lock_acquire(self.inner.handle, false, None)?)
             }
 
             /// Releases. Python: `release()`.
+            ///
+            /// # Errors
+            /// [`ErrorKind::InvalidState`] when the lock is not held, an [`RLock`] is not
+            /// the caller's, or a semaphore would go past its bound. Otherwise, as
+            /// [`Event::set`].
             pub fn release(&self) -> Result<(), Error> {
                 Ok(host::lock_release(self.inner.handle)?)
             }
 
             /// Acquires (waiting as long as it takes) and returns a guard that releases on
             /// drop. Python: `with lock:`.
+            ///
+            /// # Errors
+            /// As [`acquire`](Self::acquire); on [`ErrorKind::OwnerDied`] no guard is
+            /// returned.
             pub fn lock(&self) -> Result<LockGuard<'_>, Error> {
                 host::lock_acquire(self.inner.handle, true, None)?;
                 Ok(LockGuard {
@@ -867,6 +998,9 @@ lock_type!(
 
 impl Lock {
     /// A new, free lock. Python: `Lock()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LimitExceeded`] when the run's `objects` limit is reached.
     pub fn new() -> Result<Lock, Error> {
         Self::create(host::LockKind::Lock, 1)
     }
@@ -874,6 +1008,9 @@ impl Lock {
 
 impl RLock {
     /// A new, free recursive lock. Python: `RLock()`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LimitExceeded`] when the run's `objects` limit is reached.
     pub fn new() -> Result<RLock, Error> {
         Self::create(host::LockKind::Rlock, 1)
     }
@@ -881,11 +1018,17 @@ impl RLock {
 
 impl Semaphore {
     /// A new semaphore with count `value`. Python: `Semaphore(value)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LimitExceeded`] when the run's `objects` limit is reached.
     pub fn new(value: u32) -> Result<Semaphore, Error> {
         Self::create(host::LockKind::Semaphore, value)
     }
 
     /// The current count. Python: `get_value()`.
+    ///
+    /// # Errors
+    /// As [`Event::set`].
     pub fn get_value(&self) -> Result<u32, Error> {
         Ok(host::lock_value(self.inner.handle)?)
     }
@@ -894,11 +1037,17 @@ impl Semaphore {
 impl BoundedSemaphore {
     /// A new bounded semaphore with count (and maximum) `value`.
     /// Python: `BoundedSemaphore(value)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::LimitExceeded`] when the run's `objects` limit is reached.
     pub fn new(value: u32) -> Result<BoundedSemaphore, Error> {
         Self::create(host::LockKind::BoundedSemaphore, value)
     }
 
     /// The current count. Python: `get_value()`.
+    ///
+    /// # Errors
+    /// As [`Event::set`].
     pub fn get_value(&self) -> Result<u32, Error> {
         Ok(host::lock_value(self.inner.handle)?)
     }
