@@ -82,6 +82,11 @@ pub struct Limits {
     pub cpu_ms: Option<u64>,
     /// Milliseconds of wall time per process (`wall_ms`); none: unlimited.
     pub wall_ms: Option<u64>,
+    /// Milliseconds of wall time of a whole run, the main process included (`run_ms`);
+    /// none: unlimited. When they have passed, the main process ends with
+    /// [`LIMIT_EXIT_CODE`] and one line on its stderr, and every other process of the run
+    /// is killed.
+    pub run_ms: Option<u64>,
     /// Bytes of a child's start arguments (`args`); `create` beyond it fails.
     pub args: u64,
     /// Bytes of captured output per stream of one process (`output`); writing beyond it
@@ -113,6 +118,7 @@ impl Default for Limits {
             memory: 1 << 30,
             cpu_ms: None,
             wall_ms: None,
+            run_ms: None,
             args: 64 << 20,
             output: 16 << 20,
             message: 64 << 20,
@@ -132,6 +138,7 @@ impl Limits {
         "memory",
         "cpu_ms",
         "wall_ms",
+        "run_ms",
         "args",
         "output",
         "message",
@@ -157,14 +164,14 @@ impl Limits {
     pub const MAX_MEMORY: u64 = 4 << 30;
 
     /// Sets limit `key` from `value` (a whole number; sizes may end in KiB, MiB or GiB,
-    /// with no space; `cpu_ms` and `wall_ms` may be `none`; `memory` is at most
+    /// with no space; `cpu_ms`, `wall_ms` and `run_ms` may be `none`; `memory` is at most
     /// [`Limits::MAX_MEMORY`]).
     ///
     /// # Errors
     /// A message naming the key, the value and the valid values when `key` is no limit or
     /// `value` is not valid for it.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let optional = matches!(key, "cpu_ms" | "wall_ms");
+        let optional = matches!(key, "cpu_ms" | "wall_ms" | "run_ms");
         if value.contains(char::is_whitespace) {
             let packed: String = value.split_whitespace().collect();
             return Err(format!(
@@ -205,6 +212,7 @@ impl Limits {
             "memory" => self.memory = required()?,
             "cpu_ms" => self.cpu_ms = parsed,
             "wall_ms" => self.wall_ms = parsed,
+            "run_ms" => self.run_ms = parsed,
             "args" => self.args = required()?,
             "output" => self.output = required()?,
             "message" => self.message = required()?,
@@ -907,7 +915,7 @@ mod tests {
                 .unwrap_err()
                 .0,
             "w.toml:2: unknown limit 'memroy' (valid: processes, children, depth, memory, \
-             cpu_ms, wall_ms, args, output, message, queued, objects, held)"
+             cpu_ms, wall_ms, run_ms, args, output, message, queued, objects, held)"
         );
         assert_eq!(
             Settings::from_toml("[limits]\nmemory = \"lots\"\n", "w.toml")

@@ -138,6 +138,8 @@ pub enum LimitHit {
     Cpu(u64),
     /// Wall time, in milliseconds.
     Wall(u64),
+    /// Wall time of the whole run, in milliseconds (the main process's limit).
+    Run(u64),
     /// Captured output per stream, in bytes.
     Output(u64),
 }
@@ -148,6 +150,7 @@ impl fmt::Display for LimitHit {
             LimitHit::Memory(n) => write!(f, "limit memory = {n} bytes exceeded"),
             LimitHit::Cpu(n) => write!(f, "limit cpu_ms = {n} exceeded"),
             LimitHit::Wall(n) => write!(f, "limit wall_ms = {n} exceeded"),
+            LimitHit::Run(n) => write!(f, "limit run_ms = {n} exceeded"),
             LimitHit::Output(n) => write!(f, "limit output = {n} bytes exceeded"),
         }
     }
@@ -156,12 +159,14 @@ impl fmt::Display for LimitHit {
 impl std::error::Error for LimitHit {}
 
 impl LimitHit {
-    /// The limit's key, as in `[limits]` (`memory`, `cpu_ms`, `wall_ms`, `output`).
+    /// The limit's key, as in `[limits]` (`memory`, `cpu_ms`, `wall_ms`, `run_ms`,
+    /// `output`).
     pub fn key(self) -> &'static str {
         match self {
             LimitHit::Memory(_) => "memory",
             LimitHit::Cpu(_) => "cpu_ms",
             LimitHit::Wall(_) => "wall_ms",
+            LimitHit::Run(_) => "run_ms",
             LimitHit::Output(_) => "output",
         }
     }
@@ -169,7 +174,11 @@ impl LimitHit {
     /// The limit's value (bytes or milliseconds).
     pub fn value(self) -> u64 {
         match self {
-            LimitHit::Memory(n) | LimitHit::Cpu(n) | LimitHit::Wall(n) | LimitHit::Output(n) => n,
+            LimitHit::Memory(n)
+            | LimitHit::Cpu(n)
+            | LimitHit::Wall(n)
+            | LimitHit::Run(n)
+            | LimitHit::Output(n) => n,
         }
     }
 
@@ -186,6 +195,7 @@ impl LimitHit {
             "memory" => LimitHit::Memory(n),
             "cpu_ms" => LimitHit::Cpu(n),
             "wall_ms" => LimitHit::Wall(n),
+            "run_ms" => LimitHit::Run(n),
             "output" => LimitHit::Output(n),
             _ => return None,
         })

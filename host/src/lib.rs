@@ -338,10 +338,32 @@ impl Host {
         });
         let run_end = run.clone();
         let entry = Entry::Main(args.to_vec());
+        let run_ms = self.state.config.limits.run_ms;
         let main = async move {
-            // Nobody holds a control for the main process: it ends only by itself.
-            let (_never, signals) = tokio::sync::watch::channel(None);
-            let status = model::supervise(ctx, entry, signals).await;
+            // Nobody holds a control for the main process: it ends only by itself, or when
+            // the run's `run_ms` have passed.
+            let (stop, signals) = tokio::sync::watch::channel(None);
+            let main_ctx = ctx.clone();
+            let timer = run_ms.map(|ms| {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    let hit = LimitHit::Run(ms);
+                    ctx.core().record_limit(hit);
+                    ctx.output()
+                        .write_stderr(&format!("Process {}: {hit}\n", ctx.name()));
+                    let _ = stop.send(Some(Signal::Kill));
+                })
+            });
+            let mut status = model::supervise(ctx, entry, signals).await;
+            if let Some(timer) = timer {
+                timer.abort();
+            }
+            // Only the timer kills the main process.
+            if status == ExitStatus::Signaled(Signal::Kill) && main_ctx.core().limit_hit().is_some()
+            {
+                status = ExitStatus::Code(LIMIT_EXIT_CODE);
+            }
             // No process outlives its run: orphans still running are killed now.
             run_end.kill_all().await;
             status

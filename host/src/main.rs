@@ -52,8 +52,8 @@ enum Command {
         #[arg(long, value_parser = parse_output)]
         output: Option<OutputMode>,
         /// A limit, as KEY=VALUE (repeatable): processes, children, depth, memory, cpu_ms,
-        /// wall_ms, args, output, message, queued, objects, held. Sizes may end in KiB, MiB
-        /// or GiB. Beats WASMPROC_LIMIT_<KEY> and the file's [limits] table.
+        /// wall_ms, run_ms, args, output, message, queued, objects, held. Sizes may end in
+        /// KiB, MiB or GiB. Beats WASMPROC_LIMIT_<KEY> and the file's [limits] table.
         #[arg(long = "limit", value_name = "KEY=VALUE")]
         limits: Vec<String>,
         /// Grant every process read-only access to host directory HOST, seen as GUEST

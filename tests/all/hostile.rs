@@ -194,6 +194,31 @@ backend_tests! {
 }
 
 backend_tests! {
+    /// `run_ms` bounds the whole run, main included: a main that holds a spawn bomb's
+    /// processes forever ends with the limit's exit code and line, and the run with it.
+    fn hostile_run_ms(backend) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmproc"))
+            .env("WASMPROC_BACKEND", backend.as_str())
+            .args(["run", "--limit", "run_ms=1000", "--limit", "processes=20"])
+            .args(["--limit", "depth=1", HOSTILE_SPAWNBOMB, "hold"])
+            .output()
+            .expect("wasmproc runs");
+        assert_eq!(out.status.code(), Some(i32::from(LIMIT_EXIT_CODE)), "{backend:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "main refused after 20 children: limit processes = 20 reached: the run has 20 live \
+             processes\nholding\n",
+            "{backend:?}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "Process MainProcess: limit run_ms = 1000 exceeded\n",
+            "{backend:?}"
+        );
+    }
+}
+
+backend_tests! {
     fn hostile_deep(backend) {
         let out = run_limited(backend, &[("depth", "4")], HOSTILE_DEEP, &[]);
         assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
