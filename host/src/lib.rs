@@ -429,6 +429,7 @@ impl Host {
             program: program.clone(),
             target: target.to_string(),
             args: Vec::new(),
+            bad_arg: None,
             name: None,
             daemon: None,
         }
@@ -484,14 +485,35 @@ pub struct ProcessBuilder<'h> {
     program: Program,
     target: String,
     args: Vec<u8>,
+    /// Why [`ProcessBuilder::arg`] could not serialise its value (reported by `create`).
+    bad_arg: Option<String>,
     name: Option<String>,
     daemon: Option<bool>,
 }
 
 impl ProcessBuilder<'_> {
-    /// The target's arguments, as the guest SDK serialises them (postcard).
+    /// The target's arguments as bytes, as the guest SDK serialises them (postcard);
+    /// [`ProcessBuilder::arg`] serialises a value.
     pub fn args(mut self, bytes: Vec<u8>) -> Self {
         self.args = bytes;
+        self.bad_arg = None;
+        self
+    }
+
+    /// The target's argument: `value`, serialised as the guest SDK decodes it, so it must
+    /// have the type of the target's parameter (a tuple for several values), as
+    /// `Process::new(target, &value)` in a guest. A value that does not serialise makes
+    /// [`ProcessBuilder::create`] fail with `invalid-argument`; one of another type than
+    /// the target's ends the process with exit code 1 and a line on its stderr naming the
+    /// target and the type.
+    pub fn arg<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match postcard::to_allocvec(value) {
+            Ok(bytes) => {
+                self.args = bytes;
+                self.bad_arg = None;
+            }
+            Err(e) => self.bad_arg = Some(format!("cannot serialise the target's argument: {e}")),
+        }
         self
     }
 
@@ -510,10 +532,17 @@ impl ProcessBuilder<'_> {
     /// Creates the process object without starting it.
     ///
     /// # Errors
-    /// [`ProcessError`] (in [`Error::Process`]): `unknown-target` when the program has no
+    /// [`ProcessError`] (in [`Error::Process`]): `invalid-argument` when the value given to
+    /// [`ProcessBuilder::arg`] does not serialise; `unknown-target` when the program has no
     /// such target; `invalid-argument` for a bad name (over 4096 bytes, or with control
     /// characters); `limit-exceeded` past the `args` or `held` limit.
     pub fn create(self) -> Result<Process, Error> {
+        if let Some(why) = self.bad_arg {
+            return Err(Error::Process(ProcessError::new(
+                ErrorKind::InvalidArgument,
+                why,
+            )));
+        }
         let root = self.host.root.clone();
         let handle = root.create_in(
             self.program,

@@ -81,6 +81,50 @@ backend_tests! {
     }
 }
 
+/// A value whose serialisation fails.
+struct Unserialisable;
+
+impl serde::Serialize for Unserialisable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value does not serialise"))
+    }
+}
+
+backend_tests! {
+    /// Typed arguments from Rust: `arg(&value)` serialises as the guest SDK decodes; a value
+    /// of another type ends the process with exit code 1 and a line naming the target and
+    /// the type; a value that does not serialise is refused at `create`.
+    fn host_passes_typed_arguments(backend) {
+        let host = capture_host(backend);
+        let program = host.load(DEMO).unwrap();
+        let three = host.process(&program, "exits").arg(&3i32).start().unwrap();
+        three.join(None).unwrap();
+        assert_eq!(three.exitcode().unwrap(), Some(3), "{backend:?}");
+        // Six bytes with the continuation bit: no varint of an i32.
+        let wrong = host.process(&program, "exits").arg(&[0xffu8; 6]).start().unwrap();
+        wrong.join(None).unwrap();
+        assert_eq!(wrong.exitcode().unwrap(), Some(1), "{backend:?}");
+        let stderr = String::from_utf8(wrong.stderr().unwrap()).unwrap();
+        assert!(
+            stderr.starts_with(&format!(
+                "Process {}:\ncannot decode the arguments of target 'exits' as i32: ",
+                wrong.name().unwrap()
+            )),
+            "{backend:?}: {stderr}"
+        );
+        let Err(Error::Process(e)) = host.process(&program, "exits").arg(&Unserialisable).create()
+        else {
+            panic!("an unserialisable argument was accepted");
+        };
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert!(
+            e.message.starts_with("cannot serialise the target's argument: "),
+            "{}",
+            e.message
+        );
+    }
+}
+
 backend_tests! {
     fn host_starts_and_joins_targets(backend) {
         let host = capture_host(backend);
