@@ -716,6 +716,35 @@ impl Process {
             .unwrap_or_default())
     }
 
+    /// A reader of what it writes to stdout, from the start, as it writes it: a read
+    /// returns the bytes written since the last one, waits while there are none and the
+    /// process runs, and returns end-of-file once it has ended and everything was read
+    /// (at once when output is not captured, or before it was started). Each reader reads the whole stream; the
+    /// output stays captured for [`Process::stdout`] too.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
+    pub fn stdout_reader(&self) -> Result<OutputReader<'_>, ProcessError> {
+        self.reader(false)
+    }
+
+    /// [`Process::stdout_reader`] for stderr.
+    ///
+    /// # Errors
+    /// `closed` after [`Process::close`].
+    pub fn stderr_reader(&self) -> Result<OutputReader<'_>, ProcessError> {
+        self.reader(true)
+    }
+
+    fn reader(&self, stderr: bool) -> Result<OutputReader<'_>, ProcessError> {
+        Ok(OutputReader {
+            process: self,
+            captured: self.root.captured(self.handle)?,
+            stderr,
+            offset: 0,
+        })
+    }
+
     /// What it wrote to stderr so far (empty unless output is captured).
     ///
     /// # Errors
@@ -726,6 +755,45 @@ impl Process {
             .captured(self.handle)?
             .map(|c| c.stderr())
             .unwrap_or_default())
+    }
+}
+
+/// A reader of a process's captured stdout or stderr as it is written
+/// ([`Process::stdout_reader`]).
+pub struct OutputReader<'p> {
+    process: &'p Process,
+    captured: Option<Captured>,
+    stderr: bool,
+    offset: u64,
+}
+
+impl std::io::Read for OutputReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        /// How long a read waits for the process's end before it looks for new bytes.
+        const POLL: Duration = Duration::from_millis(10);
+        let Some(captured) = &self.captured else {
+            return Ok(0);
+        };
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            // Looked at before the bytes: a process that had ended then wrote all it will.
+            let alive = self
+                .process
+                .is_alive()
+                .map_err(|e| std::io::Error::other(e.message))?;
+            let n = captured.read_at(self.stderr, self.offset, buf);
+            if n > 0 {
+                self.offset += n as u64;
+                return Ok(n);
+            }
+            if !alive {
+                return Ok(0);
+            }
+            // Running: wait for new bytes or its end.
+            let _ = self.process.join(Some(POLL));
+        }
     }
 }
 

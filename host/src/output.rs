@@ -66,6 +66,20 @@ impl Bounded {
         }
     }
 
+    /// Copies what was written from byte `offset` on into `buf`; how many bytes it copied.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+        match &self.sink {
+            Sink::Memory(vec) => {
+                let vec = lock(vec);
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(vec.len());
+                let n = (vec.len() - start).min(buf.len());
+                buf[..n].copy_from_slice(&vec[start..start + n]);
+                n
+            }
+            Sink::Stdout | Sink::Stderr => 0,
+        }
+    }
+
     /// Writes `bytes` unless that would pass the limit.
     fn put(&self, bytes: &[u8]) -> Result<(), LimitHit> {
         use std::sync::atomic::Ordering;
@@ -154,6 +168,20 @@ impl AsyncWrite for Bounded {
 }
 
 impl Buffer {
+    /// Copies what was written from byte `offset` on into `buf`; how many bytes it copied
+    /// (0 for a file that cannot be read).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> usize {
+        match self {
+            Buffer::Memory(b) => b.read_at(offset, buf),
+            Buffer::File(path) => {
+                use std::os::unix::fs::FileExt;
+                std::fs::File::open(&**path)
+                    .and_then(|f| f.read_at(buf, offset))
+                    .unwrap_or(0)
+            }
+        }
+    }
+
     fn contents(&self) -> Vec<u8> {
         match self {
             Buffer::Memory(b) => b.contents(),
@@ -221,6 +249,16 @@ impl Captured {
     /// Everything the process wrote to stderr so far.
     pub fn stderr(&self) -> Vec<u8> {
         self.stderr.contents()
+    }
+
+    /// Copies what the process wrote to stdout (or to stderr, with `stderr`) from byte
+    /// `offset` on into `buf`; how many bytes it copied (0: nothing more so far).
+    pub(crate) fn read_at(&self, stderr: bool, offset: u64, buf: &mut [u8]) -> usize {
+        if stderr {
+            self.stderr.read_at(offset, buf)
+        } else {
+            self.stdout.read_at(offset, buf)
+        }
     }
 
     /// The same output, read into memory now.

@@ -81,6 +81,38 @@ backend_tests! {
     }
 }
 
+backend_tests! {
+    /// A reader of a process's output gets it as it is written, and end-of-file after the
+    /// end; the output stays captured.
+    fn host_streams_output(backend) {
+        use std::io::{BufRead, Read};
+        let host = capture_host(backend);
+        let program = host.load(HOSTILE_LOOP).unwrap();
+        let p = host.process(&program, "ticker").arg(&10u32).start().unwrap();
+        let mut lines = std::io::BufReader::new(p.stdout_reader().unwrap()).lines();
+        let first = lines.next().expect("a first line").unwrap();
+        assert_eq!(first, "tick 1");
+        assert!(p.is_alive().unwrap(), "{backend:?}: the first line came while it ran");
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        let expected: Vec<String> = (2..=10).map(|i| format!("tick {i}")).collect();
+        assert_eq!(rest, expected, "{backend:?}");
+        assert!(!p.is_alive().unwrap(), "end-of-file after the end");
+        assert_eq!(p.exitcode().unwrap(), Some(0));
+        let all: String = (1..=10).map(|i| format!("tick {i}\n")).collect();
+        assert_eq!(String::from_utf8(p.stdout().unwrap()).unwrap(), all);
+        let mut again = String::new();
+        p.stdout_reader().unwrap().read_to_string(&mut again).unwrap();
+        assert_eq!(again, all, "a new reader");
+        let mut err = Vec::new();
+        p.stderr_reader().unwrap().read_to_end(&mut err).unwrap();
+        assert_eq!(err, b"");
+        let unstarted = host.process(&program, "ticker").arg(&1u32).create().unwrap();
+        let mut nothing = Vec::new();
+        unstarted.stdout_reader().unwrap().read_to_end(&mut nothing).unwrap();
+        assert_eq!(nothing, b"", "before start");
+    }
+}
+
 /// A value whose serialisation fails.
 struct Unserialisable;
 

@@ -15,7 +15,15 @@ fn sibling() {
     println!("sibling done");
 }
 
-targets![spin, sibling];
+/// Prints `tick 1` to `tick n`, 30 ms apart (for a host that reads its output as it comes).
+fn ticker(n: u32) {
+    for i in 1..=n {
+        println!("tick {i}");
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
+}
+
+targets![spin, sibling, ticker];
 
 fn main() {
     let spinner = Process::new("spin", &()).unwrap();
