@@ -1,0 +1,116 @@
+//! A plugin host embedding wasmproc. It loads plugins (guest components) and runs their
+//! jobs as sandboxed processes with typed arguments. It reads one job's output as it is
+//! written, and tells a job that a limit ended apart from one that exited. It goes on
+//! unharmed when a hostile plugin exhausts its memory.
+//!
+//! `cargo run --release -p wasmproc --example plugin_host [wasm|native]` (both when none is
+//! named); `cargo test --release -p wasmproc --example plugin_host` runs it as a test. The
+//! plugins are the test suite's guest programs (crate `wasmproc-tests`): `demo` (its
+//! `exits(code)` job), `hostile_loop` (`ticker(n)`) and `hostile_memory` (`bomb`).
+
+use anyhow::{Context, ensure};
+use std::io::BufRead;
+use std::path::PathBuf;
+use wasmproc::{BackendKind, Config, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode};
+use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY};
+
+/// The `wasmproc` binary that native children run: next to this example's directory
+/// (`target/<profile>/examples/plugin_host` → `target/<profile>/wasmproc`).
+fn wasmproc_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(|examples| examples.parent())
+        .context("the example's directory")?;
+    let binary = profile_dir.join("wasmproc");
+    ensure!(
+        binary.is_file(),
+        "{} is missing: build it first (cargo build --release -p wasmproc)",
+        binary.display()
+    );
+    Ok(binary)
+}
+
+fn run(backend: BackendKind) -> anyhow::Result<()> {
+    let mut config = Config {
+        backend,
+        output: OutputMode::Capture,
+        native_exe: Some(wasmproc_binary()?),
+        ..Config::default()
+    };
+    // Every plugin process gets at most 64 MiB of memory and 10 s of wall time.
+    config
+        .limits
+        .set("memory", "64MiB")
+        .map_err(anyhow::Error::msg)?;
+    config
+        .limits
+        .set("wall_ms", "10000")
+        .map_err(anyhow::Error::msg)?;
+    let host = Host::new(config)?;
+    let jobs = host.load(DEMO)?;
+    let ticker = host.load(HOSTILE_LOOP)?;
+    let hostile = host.load(HOSTILE_MEMORY)?;
+
+    // A hostile plugin, started first: it allocates until its memory limit ends it.
+    let bomb = host.process(&hostile, "bomb").start()?;
+    // Jobs with typed arguments: each exits with the code it is given.
+    let codes = [0i32, 3, 7, 42];
+    let started = codes
+        .iter()
+        .map(|code| host.process(&jobs, "exits").arg(code).start())
+        .collect::<Result<Vec<_>, _>>()?;
+    // One job's output, line by line as it writes it.
+    let streamed = host.process(&ticker, "ticker").arg(&3u32).start()?;
+    let mut lines = Vec::new();
+    for line in std::io::BufReader::new(streamed.stdout_reader()?).lines() {
+        let line = line?;
+        println!("[{}] ticker says: {line}", backend.as_str());
+        lines.push(line);
+    }
+    ensure!(
+        lines == ["tick 1", "tick 2", "tick 3"],
+        "ticker wrote {lines:?}"
+    );
+
+    for (p, code) in started.iter().zip(codes) {
+        p.join(None)?;
+        ensure!(
+            p.exitcode()? == Some(code),
+            "job {code}: {:?}",
+            p.exitcode()?
+        );
+        ensure!(p.limit_hit()?.is_none(), "job {code} was ended by a limit");
+    }
+    bomb.join(None)?;
+    ensure!(
+        bomb.exitcode()? == Some(i32::from(LIMIT_EXIT_CODE)),
+        "the bomb: {:?}",
+        bomb.exitcode()?
+    );
+    ensure!(
+        bomb.limit_hit()? == Some(LimitHit::Memory(64 << 20)),
+        "the bomb's end: {:?}",
+        bomb.limit_hit()?
+    );
+    println!(
+        "[{}] jobs exited with {codes:?}; the hostile plugin was ended by `{}` ({})",
+        backend.as_str(),
+        bomb.limit_hit()?
+            .map(|hit| hit.to_string())
+            .unwrap_or_default(),
+        String::from_utf8_lossy(&bomb.stderr()?).trim_end()
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let backends = match std::env::args().nth(1) {
+        Some(name) => vec![name.parse().map_err(anyhow::Error::msg)?],
+        None => vec![BackendKind::Wasm, BackendKind::Native],
+    };
+    for backend in backends {
+        run(backend).with_context(|| format!("the {} backend", backend.as_str()))?;
+    }
+    Ok(())
+}
