@@ -178,8 +178,8 @@ backend_tests! {
                 assert!((1..100).contains(&children), "{stdout}");
                 assert_eq!(
                     message,
-                    "limit nofile = 64 reached: the host's OS process has no descriptor left \
-                     to start another native process (RLIMIT_NOFILE, `ulimit -n`)"
+                    "limit nofile = 64 reached: no descriptor is left to start another native \
+                     process (RLIMIT_NOFILE, `ulimit -n`)"
                 );
             }
             BackendKind::Wasm => {

@@ -94,6 +94,29 @@ struct NativeHost {
     fork_server: Option<ForkServer>,
     /// The scheduler the ends of children are awaited on.
     runtime: tokio::runtime::Handle,
+    /// The parent pipe of this OS process's children (read end, write end): every child
+    /// inherits the read end, and this process holds the write end until it exits, so
+    /// that its children see end-of-file when it has ended (one pipe for all of them: a
+    /// live child costs its parent no descriptor of its own for it).
+    parent_pipe: std::sync::OnceLock<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+}
+
+impl NativeHost {
+    /// The parent pipe of this OS process's children, made by the first start.
+    fn parent_pipe(
+        &self,
+    ) -> Result<&(std::os::fd::OwnedFd, std::os::fd::OwnedFd), crate::error::ProcessError> {
+        if let Some(pipe) = self.parent_pipe.get() {
+            return Ok(pipe);
+        }
+        let pipe = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| spawn::os_failure("pipe", e))?;
+        // Another start may have made one first: then that one is the pipe.
+        let _ = self.parent_pipe.set(pipe);
+        self.parent_pipe
+            .get()
+            .ok_or_else(|| spawn::failure("pipe", "no parent pipe"))
+    }
 }
 
 impl NativeBackend {
@@ -115,6 +138,7 @@ impl NativeBackend {
             owns_work_dir: true,
             next_run: AtomicU64::new(1),
             runtime,
+            parent_pipe: std::sync::OnceLock::new(),
         }))
     }
 
@@ -130,6 +154,7 @@ impl NativeBackend {
             next_run: AtomicU64::new(1),
             fork_server: None,
             runtime,
+            parent_pipe: std::sync::OnceLock::new(),
         })
     }
 

@@ -36,8 +36,8 @@ pub(super) fn os_failure(what: &str, e: impl Into<std::io::Error>) -> ProcessErr
             ProcessError::new(
                 ErrorKind::LimitExceeded,
                 format!(
-                    "limit nofile = {shown} reached: the host's OS process has no descriptor \
-                     left to start another native process (RLIMIT_NOFILE, `ulimit -n`)"
+                    "limit nofile = {shown} reached: no descriptor is left to start another \
+                     native process (RLIMIT_NOFILE, `ulimit -n`)"
                 ),
             )
         }
@@ -77,7 +77,8 @@ pub(super) fn spawn(
     dir: &Arc<RunDir>,
     request: &SpawnRequest<'_>,
 ) -> Result<Spawned, SpawnError> {
-    let (parent_read, parent_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+    // A copy of the read end of this OS process's parent pipe, for this start only.
+    let parent_read = rustix::io::fcntl_dupfd_cloexec(&host.parent_pipe()?.0, 3)
         .map_err(|e| os_failure("pipe", e))?;
     let (slot, slot_number) =
         dir.take_slot(request.config.limits.processes_for(BackendKind::Native))?;
@@ -112,10 +113,7 @@ pub(super) fn spawn(
     });
     Ok(Spawned::Elsewhere(Elsewhere {
         pid,
-        control: Box::new(NativeControl {
-            pid: rpid,
-            _parent_pipe: parent_write,
-        }),
+        control: Box::new(NativeControl { pid: rpid }),
         ended,
         token,
     }))
@@ -316,8 +314,6 @@ fn execute(
 /// Signals a native child process.
 struct NativeControl {
     pid: rustix::process::Pid,
-    /// The write end of the child's parent pipe: closed when this process ends.
-    _parent_pipe: OwnedFd,
 }
 
 impl Control for NativeControl {

@@ -184,6 +184,9 @@ impl Server {
     /// A request from the host (or the end of its socket).
     fn on_request(&mut self) -> std::io::Result<()> {
         match receive(self.requests)? {
+            Some(request) if request.short() => {
+                write_all(self.requests, &(-i64::from(libc::EMFILE)).to_le_bytes())?;
+            }
             Some(request) => {
                 let prepared = self.preloaded.prepare(&request.spec);
                 let pid = fork_child(&mut self.preloaded, prepared, request, &mut self.procs);
@@ -400,13 +403,17 @@ fn receive(socket: BorrowedFd<'_>) -> std::io::Result<Option<Request>> {
     let mut spec = vec![0u8; 4 + len];
     spec[..4].copy_from_slice(&header);
     read_exact(socket, &mut spec[4..])?;
-    if fds.len() != FDS {
-        return Err(std::io::Error::other(format!(
-            "a request came with {} descriptors, not {FDS}",
-            fds.len()
-        )));
-    }
+    // Fewer descriptors than sent (the kernel drops those the receiver has no room for) is
+    // the request's failure, not the socket's: see `Request::short`.
     Ok(Some(Request { spec, fds }))
+}
+
+impl Request {
+    /// Whether fewer descriptors came than were sent: this process had no room for them
+    /// (its `RLIMIT_NOFILE`), which the host reports as that limit.
+    fn short(&self) -> bool {
+        self.fds.len() != FDS
+    }
 }
 
 pub(super) fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> std::io::Result<()> {
@@ -462,7 +469,15 @@ fn fork_child(
             procs.children.insert(pid, pidfd);
             i64::from(pid)
         }
-        Err(e) => -i64::from(e.raw_os_error()),
+        Err(e) => {
+            // Unwatched, its end would never be reported: it does not run.
+            // SAFETY: `pid` is this process's child, not yet reaped.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            -i64::from(e.raw_os_error())
+        }
     }
 }
 
@@ -552,6 +567,14 @@ fn spare_main(
         server.rehearse(warm);
     }
     let request = match receive(requests.as_fd()) {
+        Ok(Some(request)) if request.short() => {
+            say(format_args!(
+                "wasmproc: native child failed: its request came with {} descriptors, not \
+                 {FDS} (limit nofile reached)",
+                request.fds.len()
+            ));
+            std::process::exit(1);
+        }
         Ok(Some(request)) => request,
         // The host let it go, or is gone.
         Ok(None) => std::process::exit(0),
@@ -593,6 +616,13 @@ fn become_child(fds: Vec<OwnedFd>, spare: bool) -> Option<[RawFd; 3]> {
     // The fork server's own handler is not this process's.
     on_signal(HOST_GONE, libc::SIG_DFL);
     let [stdout, stderr, parent, slot, lifeline]: [OwnedFd; FDS] = fds.try_into().ok()?;
+    if !spare {
+        // The fork server's other descriptors go first: it may be near its limit of open
+        // descriptors, and setting up the standard streams opens one.
+        close_all_but(
+            [&stdout, &stderr, &parent, &slot, &lifeline].map(std::os::fd::AsRawFd::as_raw_fd),
+        );
+    }
     let standard = (|| -> std::io::Result<()> {
         // These replace the fork server's sockets (its stdin and stdout) in this process.
         if !spare {
