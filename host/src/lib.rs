@@ -718,9 +718,9 @@ impl Process {
 
     /// A reader of what it writes to stdout, from the start, as it writes it: a read
     /// returns the bytes written since the last one, waits while there are none and the
-    /// process runs, and returns end-of-file once it has ended and everything was read
-    /// (at once when output is not captured, or before it was started). Each reader reads the whole stream; the
-    /// output stays captured for [`Process::stdout`] too.
+    /// process runs, and returns end-of-file once it has ended and everything was read (at
+    /// once when output is not captured, or before it was started). Each reader reads the
+    /// whole stream; the output stays captured for [`Process::stdout`] too.
     ///
     /// # Errors
     /// `closed` after [`Process::close`].
