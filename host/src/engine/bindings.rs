@@ -3,7 +3,7 @@
 //! `host/sync.rs`); the native backend's wire carries the host's types (serde).
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "program",
     imports: {
         "wasmproc:process/process.create": async | trappable,
