@@ -3,9 +3,10 @@
 
 include!(concat!(env!("OUT_DIR"), "/programs.rs"));
 
-/// The `wasmproc` executable the benchmarks' native backend runs: `target/release/wasmproc`,
-/// next to the directory of the running bench (`target/release/deps/<bench>-<hash>`). Why
-/// not, when it is missing.
+/// The `wasmproc` executable the native backend of the benchmarks and examples runs:
+/// `target/release/wasmproc`, next to the directory of the running bench or example
+/// (`target/release/deps/<bench>-<hash>`, `target/release/examples/<example>`). Why not,
+/// when it is missing.
 pub fn native_exe() -> Result<std::path::PathBuf, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let exe = me
@@ -60,4 +61,42 @@ pub fn key_values(text: &str) -> std::collections::BTreeMap<String, String> {
             Some((k.to_string(), v.trim().to_string()))
         })
         .collect()
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
+}
+
+/// The processes descended from `pid`, from `/proc`.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let (_, rest) = stat.rsplit_once(')')?;
+            let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+            Some((p, ppid))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }

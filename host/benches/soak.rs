@@ -12,7 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 use wasmproc::{BackendKind, Config, ExitStatus, Host, OutputMode};
-use wasmproc_tests::{DEMO, HOSTILE_CREATE, HOSTILE_SPAWNBOMB, LIFELINE_TREE};
+use wasmproc_tests::{
+    DEMO, HOSTILE_CREATE, HOSTILE_SPAWNBOMB, LIFELINE_TREE, descendants, running,
+};
 
 fn status_field(name: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -293,46 +295,6 @@ fn bomb_refusal_times(backend: BackendKind, runs: usize) {
         refused.len(),
         show(&mut ended)
     );
-}
-
-/// The processes descended from `pid`.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        if let Some(ppid) = stat
-            .rsplit_once(')')
-            .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse::<u32>().ok())
-        {
-            parents.push((p, ppid));
-        }
-    }
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
-}
-
-/// Whether `pid` exists and is not a zombie.
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-    })
 }
 
 /// `runs` native hosts killed with SIGKILL while a spawn bomb holds the run full under the

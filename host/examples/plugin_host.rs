@@ -10,32 +10,14 @@
 
 use anyhow::{Context, ensure};
 use std::io::BufRead;
-use std::path::PathBuf;
 use wasmproc::{BackendKind, Config, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode};
 use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY};
-
-/// The `wasmproc` binary that native children run: next to this example's directory
-/// (`target/<profile>/examples/plugin_host` → `target/<profile>/wasmproc`).
-fn wasmproc_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .context("the example's directory")?;
-    let binary = profile_dir.join("wasmproc");
-    ensure!(
-        binary.is_file(),
-        "{} is missing: build it first (cargo build --release -p wasmproc)",
-        binary.display()
-    );
-    Ok(binary)
-}
 
 fn run(backend: BackendKind) -> anyhow::Result<()> {
     let mut config = Config {
         backend,
         output: OutputMode::Capture,
-        native_exe: Some(wasmproc_binary()?),
+        native_exe: Some(wasmproc_tests::native_exe().map_err(anyhow::Error::msg)?),
         ..Config::default()
     };
     // Every plugin process gets at most 64 MiB of memory and 10 s of wall time.

@@ -6,7 +6,6 @@
 //! none is named); `cargo test --release -p wasmproc --example plugin_host_async` runs it.
 
 use anyhow::{Context, ensure};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmproc::{BackendKind, Config, Host, OutputMode};
@@ -15,23 +14,11 @@ use wasmproc_tests::DEMO;
 /// How many jobs run.
 const JOBS: i32 = 1_000;
 
-/// The `wasmproc` binary that native children run (see `plugin_host.rs`).
-fn wasmproc_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let binary = exe
-        .parent()
-        .and_then(|examples| examples.parent())
-        .context("the example's directory")?
-        .join("wasmproc");
-    ensure!(binary.is_file(), "{} is missing", binary.display());
-    Ok(binary)
-}
-
 async fn run(backend: BackendKind) -> anyhow::Result<()> {
     let host = Arc::new(Host::new(Config {
         backend,
         output: OutputMode::Capture,
-        native_exe: Some(wasmproc_binary()?),
+        native_exe: Some(wasmproc_tests::native_exe().map_err(anyhow::Error::msg)?),
         ..Config::default()
     })?);
     let program = host.load(DEMO)?;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use wasmproc::BackendKind;
 use wasmproc_tests::{
     CLI_SPARES, DEMO, HOSTILE_SPAWNBOMB, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN,
-    PROGRAMS_MAIN, PROGRAMS_OTHER, foreach_cli, foreach_lifeline,
+    PROGRAMS_MAIN, PROGRAMS_OTHER, descendants, foreach_cli, foreach_lifeline, running,
 };
 
 macro_rules! assert_test_exists {
@@ -713,44 +713,6 @@ fn cli_program_arguments_without_dashes() {
             "{args:?}"
         );
     }
-}
-
-/// Whether process `pid` still exists and is not a zombie.
-fn running(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
-/// The processes descended from `pid`, from `/proc`.
-fn descendants(pid: u32) -> Vec<u32> {
-    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let (_, rest) = stat.rsplit_once(')')?;
-            let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
-            Some((p, ppid))
-        })
-        .collect();
-    let mut found = vec![pid];
-    let mut i = 0;
-    while i < found.len() {
-        let parent = found[i];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
-        i += 1;
-    }
-    found.remove(0);
-    found
 }
 
 backend_tests! {

@@ -29,10 +29,7 @@ pub(super) fn os_failure(what: &str, e: impl Into<std::io::Error>) -> ProcessErr
     let e = e.into();
     match e.raw_os_error() {
         Some(libc::EMFILE) => {
-            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
-            let shown = limit
-                .current
-                .map_or("unlimited".to_string(), |n| n.to_string());
+            let shown = soft_limit(rustix::process::Resource::Nofile);
             ProcessError::new(
                 ErrorKind::LimitExceeded,
                 format!(
@@ -47,10 +44,7 @@ pub(super) fn os_failure(what: &str, e: impl Into<std::io::Error>) -> ProcessErr
              descriptor left to start another native process",
         ),
         Some(libc::EAGAIN) if what == "fork" => {
-            let limit = rustix::process::getrlimit(rustix::process::Resource::Nproc);
-            let shown = limit
-                .current
-                .map_or("unlimited".to_string(), |n| n.to_string());
+            let shown = soft_limit(rustix::process::Resource::Nproc);
             ProcessError::new(
                 ErrorKind::LimitExceeded,
                 format!(
@@ -61,6 +55,13 @@ pub(super) fn os_failure(what: &str, e: impl Into<std::io::Error>) -> ProcessErr
         }
         _ => failure(what, e),
     }
+}
+
+/// This OS process's soft limit of `resource`, as a refusal names it.
+fn soft_limit(resource: rustix::process::Resource) -> String {
+    rustix::process::getrlimit(resource)
+        .current
+        .map_or("unlimited".to_string(), |n| n.to_string())
 }
 
 /// What a child gets besides its description: the read end of its parent pipe, its
