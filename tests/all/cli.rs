@@ -796,8 +796,15 @@ mod killed_host_mid_bomb {
             "{refusal}"
         );
         assert_eq!(lines.next().expect("holding").unwrap(), "holding");
-        let all = descendants(host.id());
-        // The run's processes, the fork server and its spares.
+        // The run's processes, the fork server and its spares. A start counted in the
+        // refusal may still be on its way to the fork server when main is refused, so the
+        // tree is read until it has them all.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut all = descendants(host.id());
+        while all.len() as u64 <= limit && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            all = descendants(host.id());
+        }
         assert!(all.len() as u64 > limit, "{} descendants", all.len());
         host.kill().unwrap();
         host.wait().unwrap();
