@@ -89,6 +89,36 @@ impl Process {
         Ok(host::exitcode(self.handle)?)
     }
 
+    /// The value the child's target returned, decoded as `T` (the target's return type),
+    /// once the child has ended with exit code 0; `None` while it runs and when it ended
+    /// in any other way (`exit(n)`, a panic, a signal, a limit). Python's `Process` has
+    /// no result: this is wasmproc's own.
+    ///
+    /// ```ignore
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let p = Process::new("square", &7u64)?;
+    /// p.start()?;
+    /// p.join(None)?;
+    /// assert_eq!(p.result::<u64>()?, Some(49));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`is_alive`](Self::is_alive); [`ErrorKind::InvalidState`](crate::ErrorKind)
+    /// "process not started" before start; `InvalidArgument` when the value does not
+    /// decode as `T`; `LimitExceeded` when the host could not keep it (its `held` limit).
+    pub fn result<T: DeserializeOwned>(&self) -> Result<Option<T>, Error> {
+        let Some(bytes) = host::result(self.handle)? else {
+            return Ok(None);
+        };
+        postcard::from_bytes(&bytes).map(Some).map_err(|e| {
+            Error::invalid_argument(format!(
+                "cannot decode the result of {} as {}: {e}",
+                self.name().unwrap_or_default(),
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
     /// The process id, `None` before start. Python: `pid`.
     ///
     /// # Errors
@@ -377,14 +407,13 @@ pub trait Target<Marker> {
     fn call(self, name: &str, args: &[u8]) -> Result<(), String>;
 }
 
-impl<F: FnOnce()> Target<()> for F {
-    fn call(self, _name: &str, _args: &[u8]) -> Result<(), String> {
-        self();
-        Ok(())
+impl<R: Serialize, F: FnOnce() -> R> Target<((), R)> for F {
+    fn call(self, name: &str, _args: &[u8]) -> Result<(), String> {
+        set_result(name, &self())
     }
 }
 
-impl<A: DeserializeOwned, F: FnOnce(A)> Target<(A,)> for F {
+impl<A: DeserializeOwned, R: Serialize, F: FnOnce(A) -> R> Target<((A,), R)> for F {
     fn call(self, name: &str, args: &[u8]) -> Result<(), String> {
         let value: A = postcard::from_bytes(args).map_err(|e| {
             format!(
@@ -392,9 +421,20 @@ impl<A: DeserializeOwned, F: FnOnce(A)> Target<(A,)> for F {
                 std::any::type_name::<A>()
             )
         })?;
-        self(value);
-        Ok(())
+        set_result(name, &self(value))
     }
+}
+
+/// Hands the value target `name` returned to the host, as the process's result.
+fn set_result<R: Serialize>(name: &str, value: &R) -> Result<(), String> {
+    let bytes = postcard::to_allocvec(value).map_err(|e| {
+        format!(
+            "cannot serialise the result of target '{name}' ({}): {e}",
+            std::any::type_name::<R>()
+        )
+    })?;
+    host::set_result(&bytes)
+        .map_err(|e| format!("the result of target '{name}' was not kept: {}", e.message))
 }
 
 /// The name a target is registered under: the last segment of its path.

@@ -1,17 +1,19 @@
 //! A plugin host embedding wasmproc. It loads plugins (guest components) and runs their
-//! jobs as sandboxed processes with typed arguments. It reads one job's output as it is
+//! jobs as sandboxed processes with typed arguments and typed results. It reads one job's
+//! output as it is
 //! written, and tells a job that a limit ended apart from one that exited. It goes on
 //! unharmed when a hostile plugin exhausts its memory.
 //!
 //! `cargo run --release -p wasmproc --example plugin_host [wasm|native]` (both when none is
 //! named); `cargo test --release -p wasmproc --example plugin_host` runs it as a test. The
 //! plugins are the test suite's guest programs (crate `wasmproc-tests`): `demo` (its
-//! `exits(code)` job), `hostile_loop` (`ticker(n)`) and `hostile_memory` (`bomb`).
+//! `exits(code)` job), `process_result` (`square(x) -> x * x`), `hostile_loop`
+//! (`ticker(n)`) and `hostile_memory` (`bomb`).
 
 use anyhow::{Context, ensure};
 use std::io::BufRead;
 use wasmproc::{BackendKind, Config, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode};
-use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY};
+use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, PROCESS_RESULT};
 
 fn run(backend: BackendKind) -> anyhow::Result<()> {
     let mut config = Config {
@@ -33,6 +35,7 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
     let jobs = host.load(DEMO)?;
     let ticker = host.load(HOSTILE_LOOP)?;
     let hostile = host.load(HOSTILE_MEMORY)?;
+    let math = host.load(PROCESS_RESULT)?;
 
     // A hostile plugin, started first: it allocates until its memory limit ends it.
     let bomb = host.process(&hostile, "bomb").start()?;
@@ -41,6 +44,10 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
     let started = codes
         .iter()
         .map(|code| host.process(&jobs, "exits").arg(code).start())
+        .collect::<Result<Vec<_>, _>>()?;
+    // Jobs with typed results: each returns the square of its argument.
+    let squares = (1..=4u64)
+        .map(|x| host.process(&math, "square").arg(&x).start())
         .collect::<Result<Vec<_>, _>>()?;
     // One job's output, line by line as it writes it.
     let streamed = host.process(&ticker, "ticker").arg(&3u32).start()?;
@@ -64,6 +71,16 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
         );
         ensure!(p.limit_hit()?.is_none(), "job {code} was ended by a limit");
     }
+    let mut results = Vec::new();
+    for p in &squares {
+        p.join(None)?;
+        results.push(
+            p.result::<u64>()?
+                .context("a square job returned nothing")?,
+        );
+    }
+    ensure!(results == [1, 4, 9, 16], "the squares: {results:?}");
+    println!("[{}] square jobs returned {results:?}", backend.as_str());
     bomb.join(None)?;
     ensure!(
         bomb.exitcode()? == Some(i32::from(LIMIT_EXIT_CODE)),

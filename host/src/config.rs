@@ -87,7 +87,8 @@ pub struct Limits {
     /// [`LIMIT_EXIT_CODE`] and one line on its stderr, and every other process of the run
     /// is killed.
     pub run_ms: Option<u64>,
-    /// Bytes of a child's start arguments (`args`); `create` beyond it fails.
+    /// Bytes of a child's start arguments (`args`); `create` beyond it fails. A target's
+    /// result (its return value) is bounded by it too.
     pub args: u64,
     /// Bytes of captured output per stream of one process (`output`); writing beyond it
     /// ends the process.
@@ -103,8 +104,9 @@ pub struct Limits {
     pub objects: u64,
     /// Bytes the host holds for the processes of one run (`held`): each child's record
     /// (its start arguments, its name and a fixed part) from `create` until it is closed
-    /// or forgotten, the arguments until its target has ended. A `create`, or a rename of a
-    /// child, beyond it is refused. Counted per host OS process (under `native`, each
+    /// or forgotten, the arguments until its target has ended, and its result (its
+    /// target's return value) while the record is kept. A `create`, a rename of a child, or
+    /// a result beyond it is refused. Counted per host OS process (under `native`, each
     /// process counts the children it creates).
     pub held: u64,
 }

@@ -654,6 +654,36 @@ impl Process {
         self.root.limit_hit(self.handle)
     }
 
+    /// The value its target returned, once it has ended with exit code 0: the guest
+    /// SDK serialises a target's return value (`()` included), and this decodes it as `T`,
+    /// which must be the target's return type. None while it runs, and when it ended in
+    /// any other way (`exit(n)`, a panic, a signal, a limit).
+    ///
+    /// # Errors
+    /// `invalid-state` before it was started ("process not started"); `closed` after
+    /// [`Process::close`]; `invalid-argument` when the value does not decode as `T`;
+    /// `limit-exceeded` when the host could not keep the value (the `held` limit).
+    pub fn result<T: serde::de::DeserializeOwned>(&self) -> Result<Option<T>, ProcessError> {
+        let Some(bytes) = self.result_bytes()? else {
+            return Ok(None);
+        };
+        postcard::from_bytes(&bytes).map(Some).map_err(|e| {
+            ProcessError::invalid_argument(format!(
+                "cannot decode the result of {} as {}: {e}",
+                self.name().unwrap_or_default(),
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// [`Process::result`] as the bytes the guest SDK serialised.
+    ///
+    /// # Errors
+    /// As [`Process::result`], but for decoding.
+    pub fn result_bytes(&self) -> Result<Option<Vec<u8>>, ProcessError> {
+        self.root.result(self.handle)
+    }
+
     /// Its pid, none before start.
     ///
     /// # Errors

@@ -8,7 +8,7 @@ use wasmproc::{
     BackendKind, Config, Error, ErrorKind, ExitStatus, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode,
     Signal,
 };
-use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY};
+use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, PROCESS_RESULT};
 
 /// A new host of `backend` that captures output (native children run the wasmproc binary
 /// cargo built for these tests).
@@ -153,6 +153,46 @@ backend_tests! {
             e.message.starts_with("cannot serialise the target's argument: "),
             "{}",
             e.message
+        );
+    }
+}
+
+backend_tests! {
+    /// Typed results from Rust: `result::<T>()` decodes what the target returned, once the
+    /// process has ended with exit code 0; none before, or after another end.
+    fn host_reads_typed_results(backend) {
+        let host = capture_host(backend);
+        let program = host.load(PROCESS_RESULT).unwrap();
+        let square = host.process(&program, "square").arg(&9u64).create().unwrap();
+        let e = square.result::<u64>().unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::InvalidState, "process not started"));
+        square.start().unwrap();
+        let greet = host.process(&program, "greet").arg("bob").start().unwrap();
+        let sleeps = host.process(&program, "sleeps").start().unwrap();
+        assert_eq!(sleeps.result::<u32>().unwrap(), None, "{backend:?}: running");
+        sleeps.kill().unwrap();
+        for p in [&square, &greet, &sleeps] {
+            p.join(None).unwrap();
+        }
+        assert_eq!(square.result::<u64>().unwrap(), Some(81), "{backend:?}");
+        assert_eq!(square.result_bytes().unwrap(), Some(vec![81]), "{backend:?}");
+        assert_eq!(
+            greet.result::<(String, u32)>().unwrap(),
+            Some(("hello bob".to_string(), 3)),
+            "{backend:?}"
+        );
+        assert_eq!(sleeps.exitcode().unwrap(), Some(-9));
+        assert_eq!(sleeps.result::<u32>().unwrap(), None, "{backend:?}: killed");
+        // 81 read as a string's length, with no bytes after it.
+        let e = square.result::<String>().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.message,
+            format!(
+                "cannot decode the result of {} as alloc::string::String",
+                square.name().unwrap()
+            ) + ": Hit the end of buffer, expected more data",
+            "{backend:?}"
         );
     }
 }

@@ -3,7 +3,7 @@
 //! `tests/programs/src/bin/process_*.rs` prints what it observes, and each test here
 //! asserts that output exactly, under every backend.
 
-use crate::harness::{backend_tests, lines, run};
+use crate::harness::{backend_tests, lines, run, run_limited};
 use wasmproc::ExitStatus;
 use wasmproc_tests::*;
 
@@ -521,6 +521,57 @@ backend_tests! {
                 "intruder name: error NotAChild: can only query a child process",
                 "intruder guessed handles with effect: 0",
             ]),
+            "{backend:?}"
+        );
+    }
+}
+
+backend_tests! {
+    /// A target's return value reaches its parent once the child has ended with exit code
+    /// 0, and only then; a value over `args` is not kept and fails the child.
+    fn process_result(backend) {
+        let out = run(backend, PROCESS_RESULT, &[]);
+        assert_eq!(out.status, ExitStatus::SUCCESS, "{backend:?}");
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "unstarted square result: error InvalidState: process not started",
+                "square exitcode: Some(0)",
+                "square result: Some(49)",
+                "square result again: Some(49)",
+                "square result as String: error InvalidArgument: cannot decode the result of \
+                 Process-1 as alloc::string::String: Hit the end of buffer, expected more data",
+                "greet result: Some((\"hello ada\", 3))",
+                "unit result: Some(())",
+                "exits exitcode: Some(3)",
+                "exits result: None",
+                "panics exitcode: Some(1)",
+                "panics result: None",
+                "waits result while running: None",
+                "waits result: Some(11)",
+                "terminated exitcode: Some(-15)",
+                "terminated result: None",
+                "closed result: error Closed: process object is closed",
+            ]),
+            "{backend:?}"
+        );
+        let out = run_limited(backend, &[("args", "1KiB")], PROCESS_RESULT, &["big", "1000"]);
+        assert_eq!(
+            out.stdout(),
+            lines(&["big exitcode: Some(0)", "big result: Some(1000)"]),
+            "{backend:?}"
+        );
+        // 1,023 bytes and a two-byte length: one byte over.
+        let out = run_limited(backend, &[("args", "1KiB")], PROCESS_RESULT, &["big", "1023"]);
+        assert_eq!(
+            out.stdout(),
+            lines(&["big exitcode: Some(1)", "big result: None"]),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stderr_of("big"),
+            "Process big:\nthe result of target 'big' was not kept: a result of 1025 bytes \
+             exceeds limit args = 1024 bytes\n",
             "{backend:?}"
         );
     }

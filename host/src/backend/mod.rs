@@ -93,10 +93,19 @@ pub(crate) struct Elsewhere {
     pub pid: u32,
     pub control: Box<dyn Control>,
     /// Completes with how it ended, once its OS process has exited.
-    pub ended: BoxFuture<'static, (ExitStatus, Option<crate::exit::LimitHit>)>,
+    pub ended: BoxFuture<'static, Ended>,
     /// The token of the objects its parent shared with it (0: none), dropped when it
     /// ends if it never claimed them.
     pub token: u64,
+}
+
+/// How a process in another OS process ended.
+pub(crate) struct Ended {
+    pub status: ExitStatus,
+    /// The limit that ended it, if one did.
+    pub limit: Option<crate::exit::LimitHit>,
+    /// The value its target returned, if it ended with exit code 0 and set one.
+    pub result: Option<Vec<u8>>,
 }
 
 /// Why a start failed.

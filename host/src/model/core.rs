@@ -38,7 +38,13 @@ pub(crate) struct ProcessCore {
     deferred: Mutex<Option<super::sched::Deferred>>,
     /// The limit that ended it, if one did (set before its status is published).
     limit_hit: OnceLock<crate::exit::LimitHit>,
+    /// The value its target returned (`set-result`), if it set one.
+    result: Mutex<Option<Kept>>,
 }
+
+/// A process's result as its host keeps it: the bytes with what they are charged against
+/// `held`, or why they could not be kept.
+pub(super) type Kept = Result<(Vec<u8>, super::limits::Charge), crate::error::ProcessError>;
 
 impl ProcessCore {
     pub(super) fn new(identity: Vec<u32>) -> Arc<Self> {
@@ -51,6 +57,7 @@ impl ProcessCore {
             exit: watch::Sender::new(None),
             deferred: Mutex::new(None),
             limit_hit: OnceLock::new(),
+            result: Mutex::new(None),
         })
     }
 
@@ -62,6 +69,33 @@ impl ProcessCore {
     /// Records that `hit` ended the process (before its end is published).
     pub fn record_limit(&self, hit: crate::exit::LimitHit) {
         let _ = self.limit_hit.set(hit);
+    }
+
+    /// Keeps `result` as the process's result (replacing an earlier one).
+    pub(super) fn set_result(&self, result: Kept) {
+        *lock(&self.result) = Some(result);
+    }
+
+    /// The process's result: its bytes once it has ended with exit code 0 and if it set
+    /// one; the error that kept the host from keeping them.
+    pub(super) fn result(&self) -> Result<Option<Vec<u8>>, crate::error::ProcessError> {
+        if self.status() != Some(ExitStatus::SUCCESS) {
+            return Ok(None);
+        }
+        match &*lock(&self.result) {
+            None => Ok(None),
+            Some(Ok((bytes, _))) => Ok(Some(bytes.clone())),
+            Some(Err(e)) => Err(e.clone()),
+        }
+    }
+
+    /// Takes the result's bytes as the process set them, whatever its status (for a
+    /// native child to hand them to its parent).
+    pub fn take_result(&self) -> Option<Vec<u8>> {
+        match lock(&self.result).take() {
+            Some(Ok((bytes, _))) => Some(bytes),
+            _ => None,
+        }
     }
 
     /// A core for a process that is already running (the main process, the library's

@@ -414,11 +414,22 @@ impl ProcessCtx {
             token,
         } = elsewhere;
         let (task_core, run) = (core.clone(), self.run.clone());
+        let limits = self.host.config.limits.clone();
         super::sched::start(core, &self.host.runtime, async move {
-            let (status, limit) = ended.await;
-            if let Some(hit) = limit {
+            let ended = ended.await;
+            if let Some(hit) = ended.limit {
                 task_core.record_limit(hit);
             }
+            if let Some(bytes) = ended.result {
+                // Kept by this host from now on, under its own `held` account.
+                let len = bytes.len() as u64;
+                let kept = run
+                    .held
+                    .charge(&limits, len, &format!("a result of {len} bytes"))
+                    .map(|charge| (bytes, charge));
+                task_core.set_result(kept);
+            }
+            let status = ended.status;
             let holdings = Holdings::Elsewhere {
                 link: &run.link,
                 pid,
@@ -490,6 +501,33 @@ impl ProcessCtx {
             .child(h, "can only query a child process")?
             .core
             .status())
+    }
+
+    /// `result`: the value child `h`'s target returned, once it has ended with exit code
+    /// 0.
+    pub fn result(&self, h: u64) -> Result<Option<Vec<u8>>> {
+        let core = {
+            let mut objects = self.objects();
+            let child = objects.child(h, "can only query a child process")?;
+            if !child.core.started() {
+                return Err(ProcessError::invalid_state("process not started"));
+            }
+            child.core.clone()
+        };
+        core.result()
+    }
+
+    /// `set-result`: keeps `value` as this process's result, charged against `held`.
+    pub fn set_result(&self, value: Vec<u8>) -> Result<()> {
+        let limits = &self.host.config.limits;
+        limits::check_result(limits, value.len())?;
+        let charge = self.run.held.charge(
+            limits,
+            value.len() as u64,
+            &format!("a result of {} bytes", value.len()),
+        )?;
+        self.me.set_result(Ok((value, charge)));
+        Ok(())
     }
 
     /// The limit that ended child `h`, if one did.

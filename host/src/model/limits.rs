@@ -23,6 +23,17 @@ pub(super) fn check_args(limits: &Limits, len: usize) -> Result<()> {
     Ok(())
 }
 
+/// `args`, for a result: a target's return value of `len` bytes.
+pub(super) fn check_result(limits: &Limits, len: usize) -> Result<()> {
+    let limit = limits.args;
+    if len as u64 > limit {
+        return Err(exceeded(format!(
+            "a result of {len} bytes exceeds limit args = {limit} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// `depth`: a child whose identity has `depth` numbers (a child of main has one).
 pub(super) fn check_depth(limits: &Limits, depth: u64) -> Result<()> {
     if depth > limits.depth {

@@ -303,6 +303,13 @@ fn run_spec(
             hit.to_record(),
         );
     }
+    if status == ExitStatus::SUCCESS
+        && let Some(bytes) = me.take_result()
+    {
+        // The value its target returned, for its parent (if the file cannot be written,
+        // the parent sees no result).
+        let _ = std::fs::write(super::result_record(&run_dir, std::process::id()), bytes);
+    }
     end_now(status)
 }
 

@@ -62,6 +62,12 @@ fn limit_record(run_dir: &Path, pid: u32) -> PathBuf {
     run_dir.join(format!("limit-{pid}"))
 }
 
+/// Where a native child of `pid` in the run at `run_dir` leaves its result (the value its
+/// target returned), for its parent to read once it has exited with exit code 0.
+fn result_record(run_dir: &Path, pid: u32) -> PathBuf {
+    run_dir.join(format!("result-{pid}"))
+}
+
 /// The hidden subcommand a native child runs.
 pub const CHILD_SUBCOMMAND: &str = "__child";
 

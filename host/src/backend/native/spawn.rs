@@ -5,7 +5,7 @@ use super::fork_server::{ChildFds, StartError};
 use super::run::RunDir;
 use super::spec::{AllowedProgram, ChildSpec};
 use super::{CHILD_SUBCOMMAND, NativeHost};
-use crate::backend::{Control, Elsewhere, SpawnError, SpawnRequest, Spawned};
+use crate::backend::{Control, Elsewhere, Ended, SpawnError, SpawnRequest, Spawned};
 use crate::config::BackendKind;
 use crate::error::{ErrorKind, ProcessError};
 use crate::exit::{ExitStatus, LimitHit, Signal};
@@ -97,7 +97,7 @@ pub(super) fn spawn(
         .and_then(rustix::process::Pid::from_raw)
         .ok_or_else(|| failure("pid", pid))?;
     let dir = dir.clone();
-    let ended: BoxFuture<'static, (ExitStatus, Option<LimitHit>)> = Box::pin(async move {
+    let ended: BoxFuture<'static, Ended> = Box::pin(async move {
         let status = ended.await;
         // Its slot is offered to the next start.
         dir.slot_freed(slot_number);
@@ -110,7 +110,17 @@ pub(super) fn spawn(
                 record.as_deref().and_then(LimitHit::parse)
             })
             .flatten();
-        (status, limit)
+        // The value its target returned, if it left one.
+        let path = super::result_record(&dir.path, pid);
+        let result = (status == ExitStatus::SUCCESS)
+            .then(|| std::fs::read(&path).ok())
+            .flatten();
+        let _ = std::fs::remove_file(&path);
+        Ended {
+            status,
+            limit,
+            result,
+        }
     });
     Ok(Spawned::Elsewhere(Elsewhere {
         pid,

@@ -88,6 +88,14 @@ impl Host for ProcState {
             .map_err(to_wit))
     }
 
+    fn result(&mut self, h: u64) -> HostResult<Option<Vec<u8>>> {
+        self.call(|m| m.result(h))
+    }
+
+    fn set_result(&mut self, value: Vec<u8>) -> HostResult<()> {
+        self.call(|m| m.set_result(value))
+    }
+
     fn current_process(&mut self) -> wasmtime::Result<u64> {
         Ok(self.model()?.current_process())
     }
