@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A signal that ended a process. Under the `wasm` backend these are emulated: the
 /// process is stopped at once, also while blocked in a host call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Signal {
     /// `terminate()`: SIGTERM, exit code -15.
     Term,
@@ -35,7 +35,7 @@ impl Signal {
 }
 
 /// How a process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ExitStatus {
     /// It ended by itself with this code: 0 when its function returned, n for `exit(n)`
     /// (modulo 256), 1 for a panic or a trap.
@@ -130,7 +130,7 @@ mod tests {
 /// A limit a process went beyond, which ended it with exit code [`crate::LIMIT_EXIT_CODE`]
 /// and one line on its stderr (its `Display`); with the limit's value.
 /// [`crate::Process::limit_hit`] tells it apart from a process that called `exit(124)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum LimitHit {
     /// Linear memory, in bytes.
     Memory(u64),

@@ -43,6 +43,7 @@ mod backend;
 mod config;
 mod engine;
 mod error;
+mod events;
 mod exit;
 mod maps;
 mod model;
@@ -55,6 +56,7 @@ pub use config::{
     OutputMode, Settings, native_processes, parse_env_grant,
 };
 pub use error::{Error, ErrorKind, ProcessError};
+pub use events::{Events, EventsError, ProcessEvent};
 pub use exit::{ExitStatus, LimitHit, Signal};
 pub use output::Captured;
 pub use program::Program;
@@ -93,6 +95,7 @@ impl Drop for Host {
             runtime.block_on(async move { run.kill_all().await });
             drop(runtime);
         });
+        self.state.events.close();
     }
 }
 
@@ -167,6 +170,7 @@ impl Host {
             parent: None,
             output: output::ProcessOutput::new(OutputMode::Inherit, "MainProcess", 0, None),
             shares: Shares::None,
+            announce_end: None,
         });
         Ok(Host {
             runtime,
@@ -335,10 +339,17 @@ impl Host {
             parent: None,
             output,
             shares: Shares::None,
+            announce_end: None,
         });
         let run_end = run.clone();
         let entry = Entry::Main(args.to_vec());
         let run_ms = self.state.config.limits.run_ms;
+        let main_pid = ctx.core().pid().unwrap_or(0);
+        ctx.emit(ProcessEvent::Started {
+            name: "MainProcess".to_string(),
+            pid: main_pid,
+            parent: String::new(),
+        });
         let main = async move {
             // Nobody holds a control for the main process: it ends only by itself, or when
             // the run's `run_ms` have passed.
@@ -366,6 +377,12 @@ impl Host {
             }
             // No process outlives its run: orphans still running are killed now.
             run_end.kill_all().await;
+            main_ctx.emit(ProcessEvent::Ended {
+                name: "MainProcess".to_string(),
+                pid: main_pid,
+                status,
+                limit: main_ctx.core().limit_hit(),
+            });
             status
         };
         Ok((run, main))
@@ -433,6 +450,20 @@ impl Host {
             name: None,
             daemon: None,
         }
+    }
+
+    /// A subscription to the lifecycle events of every process of the host's runs (the
+    /// processes started from Rust, every program's main process, and all their
+    /// descendants, on both backends), from now on, in the order they happened: starts,
+    /// refused starts, `terminate`/`kill` calls and ends ([`ProcessEvent`]). It keeps at
+    /// most `capacity` events it has not received; past that it drops events and says how
+    /// many ([`EventsError::Missed`]). The same events go to `tracing` (target `wasmproc`)
+    /// whether or not anyone subscribes.
+    ///
+    /// A process's `Ended` is published as its end becomes visible: a `join` after it
+    /// returns at once.
+    pub fn events(&self, capacity: usize) -> Events {
+        self.state.events.subscribe(capacity)
     }
 
     /// The run's authentication key, as guests read it.

@@ -5,10 +5,10 @@
 use crate::harness::{assert_demo_output, backend_tests};
 use std::time::Duration;
 use wasmproc::{
-    BackendKind, Config, Error, ErrorKind, ExitStatus, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode,
-    Signal,
+    BackendKind, Config, Error, ErrorKind, Events, EventsError, ExitStatus, Host, LIMIT_EXIT_CODE,
+    LimitHit, OutputMode, ProcessEvent, Signal,
 };
-use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, PROCESS_RESULT};
+use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, PROCESS_RECURSION, PROCESS_RESULT};
 
 /// A new host of `backend` that captures output (native children run the wasmproc binary
 /// cargo built for these tests).
@@ -568,4 +568,120 @@ fn host_refuses_a_memory_limit_past_wasm32() {
     let mut config = Config::default();
     config.limits.memory = 4 << 30;
     assert!(Host::new(config).is_ok());
+}
+
+/// Every event waiting in `events`, each in words.
+fn drain(events: &mut Events) -> Vec<String> {
+    let mut got = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(event) => got.push(describe(&event)),
+            Err(EventsError::Timeout) => return got,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+fn describe(event: &ProcessEvent) -> String {
+    match event {
+        ProcessEvent::Started { name, parent, .. } => format!("started {name} by {parent:?}"),
+        ProcessEvent::StartFailed {
+            name,
+            parent,
+            error,
+        } => format!(
+            "refused {name} by {parent}: {:?} {}",
+            error.kind, error.message
+        ),
+        ProcessEvent::Signalled { name, signal, .. } => format!("signalled {name} {signal:?}"),
+        ProcessEvent::Ended {
+            name,
+            status,
+            limit,
+            ..
+        } => format!("ended {name} {} {limit:?}", status.exitcode()),
+    }
+}
+
+backend_tests! {
+    /// Lifecycle events: every process of a run, grandchildren included (under native they
+    /// start in a child's OS process), in the order things happened; the processes started
+    /// from Rust; kills, limits and refused starts; a subscriber that does not keep up
+    /// misses events, and is told how many.
+    fn host_publishes_lifecycle_events(backend) {
+        let host = capture_host(backend);
+        let mut events = host.events(1024);
+        let program = host.load(PROCESS_RECURSION).unwrap();
+        assert_eq!(host.run_main(&program, &[]).unwrap().status, ExitStatus::SUCCESS);
+        let mut tree = vec!["started MainProcess by \"\"".to_string()];
+        for top in ["Process-1", "Process-2"] {
+            tree.push(format!("started {top} by \"MainProcess\""));
+            for n in 1..=2 {
+                tree.push(format!("started {top}:{n} by \"{top}\""));
+                tree.push(format!("ended {top}:{n} 0 None"));
+            }
+            tree.push(format!("ended {top} 0 None"));
+        }
+        tree.push("ended MainProcess 0 None".to_string());
+        assert_eq!(drain(&mut events), tree, "{backend:?}");
+
+        let leaf = host.process(&program, "node").arg(&2u32).start().unwrap();
+        leaf.join(None).unwrap();
+        let demo = host.load(DEMO).unwrap();
+        let sleeper = host.process(&demo, "sleeps").start().unwrap();
+        sleeper.kill().unwrap();
+        sleeper.join(None).unwrap();
+        // The async receive, on any executor.
+        let first = futures::executor::block_on(events.recv_async()).unwrap();
+        assert_eq!(describe(&first), "started Process-1 by \"MainProcess\"");
+        let ProcessEvent::Started { pid, .. } = first else { unreachable!() };
+        assert_eq!(Some(pid), leaf.pid().unwrap());
+        assert_eq!(
+            drain(&mut events),
+            [
+                "ended Process-1 0 None",
+                "started Process-2 by \"MainProcess\"",
+                "signalled Process-2 Kill",
+                "ended Process-2 -9 None",
+            ],
+            "{backend:?}"
+        );
+
+        let mut config = Config {
+            backend,
+            output: OutputMode::Capture,
+            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+            ..Config::default()
+        };
+        config.limits.set("memory", "64MiB").unwrap();
+        config.limits.set("children", "1").unwrap();
+        let limited = Host::new(config).unwrap();
+        // Two events kept: the others are missed, and counted.
+        let mut few = limited.events(2);
+        let mut all = limited.events(100);
+        let bomb = limited.load(HOSTILE_MEMORY).unwrap();
+        let p = limited.process(&bomb, "bomb").start().unwrap();
+        let refused = limited.process(&bomb, "bomb").start().unwrap_err();
+        p.join(None).unwrap();
+        let refusal = "limit children = 1 reached: this process has 1 live children";
+        assert_eq!(refused.to_string(), refusal);
+        assert_eq!(
+            drain(&mut all),
+            [
+                "started Process-1 by \"MainProcess\"".to_string(),
+                format!("refused Process-2 by MainProcess: LimitExceeded {refusal}"),
+                format!("ended Process-1 124 Some(Memory({}))", 64 << 20),
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(
+            describe(&few.try_recv().unwrap()),
+            "started Process-1 by \"MainProcess\""
+        );
+        assert!(matches!(few.try_recv(), Ok(ProcessEvent::StartFailed { .. })));
+        assert_eq!(few.try_recv(), Err(EventsError::Missed(1)));
+        assert_eq!(few.try_recv(), Err(EventsError::Timeout));
+        drop(limited);
+        assert_eq!(few.recv(None), Err(EventsError::Closed), "after the host is gone");
+    }
 }

@@ -269,6 +269,14 @@ pub(crate) async fn supervise(
         sig = signalled => ExitStatus::Signaled(sig),
         status = run => status,
     };
+    if let Some(name) = ctx.announces_end() {
+        ctx.emit(crate::events::ProcessEvent::Ended {
+            name: name.to_string(),
+            pid: ctx.core().pid().unwrap_or(0),
+            status,
+            limit: ctx.core().limit_hit(),
+        });
+    }
     finish(ctx.core(), status, Holdings::Here(ctx.client())).await;
     status
 }

@@ -7,6 +7,7 @@ use super::limits::{self, Args, Charge};
 use super::run::{Entry, HostState, Run, start_here};
 use crate::backend::{Elsewhere, ParentInfo, SpawnError, SpawnRequest, Spawned};
 use crate::error::{ErrorKind, ProcessError};
+use crate::events::ProcessEvent;
 use crate::exit::{ExitStatus, Signal};
 use crate::lock;
 use crate::output::{Captured, ProcessOutput};
@@ -30,6 +31,10 @@ pub(crate) struct NewCtx {
     pub output: ProcessOutput,
     /// The sync objects its parent shared with it.
     pub shares: Shares,
+    /// The name under which this host announces the process's end
+    /// ([`ProcessEvent::Ended`], the name it started with): for a child it runs as a task;
+    /// none for a process whose parent's host announces it, or with no end to announce.
+    pub announce_end: Option<String>,
 }
 
 /// One running process's view: itself, its parent and the objects it created.
@@ -51,6 +56,7 @@ pub(crate) struct ProcessCtx {
     parent_handle: Option<u64>,
     output: ProcessOutput,
     client: Client,
+    announce_end: Option<String>,
 }
 
 /// A start in progress, counted in its run's `starting` while it lives.
@@ -97,7 +103,18 @@ impl ProcessCtx {
             parent_handle,
             output: init.output,
             client,
+            announce_end: init.announce_end,
         })
+    }
+
+    /// The name under which this host announces the process's end, if it does.
+    pub fn announces_end(&self) -> Option<&str> {
+        self.announce_end.as_deref()
+    }
+
+    /// Publishes `event` about a process of this process's run.
+    pub fn emit(&self, event: ProcessEvent) {
+        self.run.link.emit(event);
     }
 
     pub fn run(&self) -> &Arc<Run> {
@@ -255,9 +272,14 @@ impl ProcessCtx {
     /// `start`: runs the child's target in a new process of the backend.
     pub fn start(self: &Arc<Self>, h: u64) -> Result<()> {
         let _starting = StartInProgress::new(&self.run);
-        let child = self.admit(h)?;
+        let child = self.admit(h).inspect_err(|e| {
+            if e.kind == ErrorKind::LimitExceeded {
+                self.refused(self.name_of(h).unwrap_or_default(), e);
+            }
+        })?;
         let core = child.core.clone();
         let captured = child.output.captured();
+        let name = child.name.clone();
         match self.launch(child) {
             Ok(()) => {
                 self.run.add(&core);
@@ -274,9 +296,19 @@ impl ProcessCtx {
                 *lock(&core.state) = RunState::Unstarted;
                 self.live_children.fetch_sub(1, Ordering::Relaxed);
                 self.run.live.fetch_sub(1, Ordering::Relaxed);
+                self.refused(name, &e);
                 Err(e)
             }
         }
+    }
+
+    /// Announces that the start of child `name` was refused with `error`.
+    fn refused(&self, name: String, error: &ProcessError) {
+        self.emit(ProcessEvent::StartFailed {
+            name,
+            parent: self.name(),
+            error: error.clone(),
+        });
     }
 
     /// The rules a start must pass (SPEC §3, and the limits the model counts); once they
@@ -354,15 +386,26 @@ impl ProcessCtx {
             SpawnError::Failed(e) => e,
         })?;
         let core = child.core.clone();
+        let started = |pid: u64| {
+            self.emit(ProcessEvent::Started {
+                name: child.name.clone(),
+                pid,
+                parent: parent_name.clone(),
+            });
+        };
         let control = match spawned {
             Spawned::Here { pid, place } => {
                 core.set_pid(pid);
                 core.hold_place(place);
+                started(pid);
                 self.start_child_here(child)?
             }
             Spawned::Elsewhere(elsewhere) => {
-                core.set_pid(u64::from(elsewhere.pid));
-                self.await_elsewhere(&core, elsewhere)
+                let pid = u64::from(elsewhere.pid);
+                core.set_pid(pid);
+                started(pid);
+                let name = child.name.clone();
+                self.await_elsewhere(&core, name, elsewhere)
             }
         };
         let mut state = lock(&core.state);
@@ -382,6 +425,7 @@ impl ProcessCtx {
             run: self.run.clone(),
             program: Some(child.program),
             me: child.core,
+            announce_end: Some(child.name.clone()),
             name: child.name,
             daemon: child.daemon,
             parent: Some(ParentLink {
@@ -405,6 +449,7 @@ impl ProcessCtx {
     fn await_elsewhere(
         &self,
         core: &Arc<ProcessCore>,
+        name: String,
         elsewhere: Elsewhere,
     ) -> Box<dyn crate::backend::Control> {
         let Elsewhere {
@@ -430,6 +475,12 @@ impl ProcessCtx {
                 task_core.set_result(kept);
             }
             let status = ended.status;
+            run.link.emit(ProcessEvent::Ended {
+                name,
+                pid: u64::from(pid),
+                status,
+                limit: ended.limit,
+            });
             let holdings = Holdings::Elsewhere {
                 link: &run.link,
                 pid,
@@ -634,7 +685,15 @@ impl ProcessCtx {
         if !child.core.started() {
             return Err(ProcessError::invalid_state(not_started));
         }
-        child.core.signal(sig);
+        if child.core.is_alive() {
+            // Announced before it is delivered: its end is announced once delivered.
+            self.emit(ProcessEvent::Signalled {
+                name: child.name.clone(),
+                pid: child.core.pid().unwrap_or(0),
+                signal: sig,
+            });
+            child.core.signal(sig);
+        }
         Ok(())
     }
 

@@ -48,6 +48,8 @@ pub(crate) struct HostState {
     host_gone: AtomicBool,
     /// The other programs processes may start children of, by name.
     pub programs: Programs,
+    /// Where the lifecycle events of the host's runs go.
+    pub events: Arc<crate::events::EventBus>,
 }
 
 /// What a [`HostState`] is made of.
@@ -75,12 +77,16 @@ impl HostState {
             cpu_count: OnceLock::new(),
             host_gone: AtomicBool::new(false),
             programs: init.programs,
+            events: Arc::default(),
         })
     }
 
     /// A new run of this host: its backend's part and its objects' link.
     pub fn new_run(&self) -> Result<Arc<Run>, crate::Error> {
         let (part, link) = self.backend.new_run(&self.config)?;
+        if let Link::Here(registry) = &link {
+            registry.set_events(self.events.clone());
+        }
         Ok(Arc::new(Run::new(part, link)))
     }
 

@@ -5,6 +5,7 @@
 use super::remote::Connection;
 use super::{Answer, Registry, Request, Response, SharedObjects, SyncTable, Taken};
 use crate::error::ProcessError;
+use crate::events::ProcessEvent;
 use crate::lock;
 use std::collections::HashSet;
 use std::future::Future;
@@ -55,6 +56,15 @@ pub(crate) struct Remote {
     /// A second connection for the bookkeeping of this process's own children, so that it
     /// never waits behind a blocking call of the guest.
     control: tokio::sync::OnceCell<Connection>,
+    /// The lifecycle events of this OS process's children on their way to the root host,
+    /// in order, over `control` (started on the first).
+    events: Mutex<Option<Forwarder>>,
+}
+
+/// The task that sends lifecycle events to the root host, and its queue.
+struct Forwarder {
+    queue: tokio::sync::mpsc::UnboundedSender<ProcessEvent>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Remote {
@@ -68,7 +78,41 @@ impl Remote {
             connection: tokio::sync::OnceCell::new(),
             queues: Mutex::new(HashSet::new()),
             control: tokio::sync::OnceCell::new(),
+            events: Mutex::new(None),
         })
+    }
+
+    /// Sends `event` to the root host, after the events sent before it.
+    fn forward(self: &Arc<Self>, event: ProcessEvent) {
+        let mut events = lock(&self.events);
+        if events.is_none() {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let (queue, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let me = self.clone();
+            let task = runtime.spawn(async move {
+                while let Some(event) = rx.recv().await {
+                    if let Ok(control) = me.control().await {
+                        let _ = control.call(Request::Lifecycle(event)).await;
+                    }
+                }
+            });
+            *events = Some(Forwarder { queue, task });
+        }
+        if let Some(forwarder) = events.as_ref() {
+            let _ = forwarder.queue.send(event);
+        }
+    }
+
+    /// Waits (at most `limit`) until the events forwarded so far have reached the root
+    /// host.
+    async fn flush_events(&self, limit: Duration) {
+        let forwarder = lock(&self.events).take();
+        if let Some(Forwarder { queue, task }) = forwarder {
+            drop(queue);
+            let _ = tokio::time::timeout(limit, task).await;
+        }
     }
 
     /// Connects now if the parent shared objects: until they are claimed, the run's server
@@ -155,6 +199,21 @@ impl Remote {
 }
 
 impl Link {
+    /// Publishes a lifecycle event of a process of this run, in the run's root host.
+    pub fn emit(&self, event: ProcessEvent) {
+        match self {
+            Link::Here(registry) => registry.publish(event),
+            Link::Server(remote) => remote.forward(event),
+        }
+    }
+
+    /// Waits (at most `limit`) until the events emitted so far have been published.
+    pub async fn flush_events(&self, limit: Duration) {
+        if let Link::Server(remote) = self {
+            remote.flush_events(limit).await;
+        }
+    }
+
     /// The client of a process of this run called `name`, holding the objects `shares`
     /// its parent gave it.
     pub fn client(&self, name: &str, shares: Shares) -> Client {

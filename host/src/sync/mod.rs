@@ -141,6 +141,9 @@ pub(crate) enum Request {
     Gone {
         pid: u32,
     },
+    /// Publishes a lifecycle event of a process of a native child's OS process in the
+    /// run's root host.
+    Lifecycle(crate::events::ProcessEvent),
 }
 
 /// The answer to a [`Request`]. Each request has one kind of answer (an [`Answer`]), or an

@@ -36,6 +36,8 @@ pub(crate) struct Registry {
     /// Open connections of native processes, by OS pid.
     pub(super) connections: Mutex<HashMap<u32, usize>>,
     pub(super) disconnected: Notify,
+    /// Where the run's lifecycle events go: the root host's.
+    events: std::sync::OnceLock<Arc<crate::events::EventBus>>,
 }
 
 impl Registry {
@@ -51,7 +53,20 @@ impl Registry {
             shares: Mutex::new(HashMap::new()),
             connections: Mutex::new(HashMap::new()),
             disconnected: Notify::new(),
+            events: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sends the run's lifecycle events to `bus` (once; the root host's).
+    pub fn set_events(&self, bus: Arc<crate::events::EventBus>) {
+        let _ = self.events.set(bus);
+    }
+
+    /// Publishes a lifecycle event of one of the run's processes.
+    pub fn publish(&self, event: crate::events::ProcessEvent) {
+        if let Some(bus) = self.events.get() {
+            bus.publish(event);
+        }
     }
 
     /// A native process `pid` connected.

@@ -399,6 +399,10 @@ impl SyncTable {
                 self.registry.gone(pid).await;
                 Response::Unit
             }
+            R::Lifecycle(event) => {
+                self.registry.publish(event);
+                Response::Unit
+            }
         }
     }
 

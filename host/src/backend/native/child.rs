@@ -23,6 +23,10 @@ use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// How long a native child that ends waits for the events of its own children to reach
+/// the run's root host (the server answers each at once; this bounds a host that is gone).
+const EVENTS_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The entry point of `wasmproc __child`: runs one native child process (or, with
 /// `--zygote`, the fork server; with `--probe`, says what it is) and returns its exit code.
 /// Errors are reported on stderr with exit code 1 (an internal failure of the host is a
@@ -292,9 +296,12 @@ fn run_spec(
     let run_dir = spec.run_dir.clone();
     let ctx = child_ctx(spec, &engine, &runtime, program, parent, inherited.lifeline)?;
     let me = ctx.core().clone();
+    let run = ctx.run().clone();
     // A native child is signalled by the OS, not through the model.
     let (_never, signals) = tokio::sync::watch::channel(None);
     let status = runtime.block_on(crate::model::supervise(ctx, entry, signals));
+    // The events of its own children, for the run's root host, before it is gone.
+    runtime.block_on(run.link.flush_events(EVENTS_FLUSH_LIMIT));
     if let Some(hit) = me.limit_hit() {
         // Which limit ended it, for its parent, which sees only the exit code (if the
         // file cannot be written, the parent sees a plain exit code 124).
@@ -384,6 +391,7 @@ fn child_ctx(
         }),
         output,
         shares: Shares::None,
+        announce_end: None,
     }))
 }
 
