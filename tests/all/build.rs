@@ -33,14 +33,24 @@ fn main() -> Result<(), wasmproc_guest::Error> {
 /// The crate's package (and so binary) name: no program of tests/programs has it.
 const NAME: &str = "wasmproc-build-test";
 
-/// A `Cargo.toml` for package `name` with `dependencies` (TOML lines), a workspace of its
-/// own and the release profile of `tests/programs` (whose standard library build it shares).
-fn manifest(name: &str, dependencies: &str) -> String {
-    format!(
-        "[workspace]\n\n[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\
-         publish = false\n\n[dependencies]\n{dependencies}\n\
-         [profile.release]\ndebug = false\nstrip = \"debuginfo\"\n"
-    )
+/// A `Cargo.toml` for package `name` with `dependencies`, a workspace of its own and the
+/// profiles of `tests/programs` (whose build of the standard library it shares).
+fn manifest(name: &str, dependencies: toml::Table) -> String {
+    let programs: toml::Table = include_str!("../programs/Cargo.toml")
+        .parse()
+        .expect("tests/programs/Cargo.toml is TOML");
+    let mut manifest = toml::Table::new();
+    manifest.insert("workspace".into(), toml::Table::new().into());
+    let package: toml::Table = [("name", name), ("version", "0.1.0"), ("edition", "2024")]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value.into()))
+        .collect();
+    manifest.insert("package".into(), package.into());
+    manifest.insert("dependencies".into(), dependencies.into());
+    if let Some(profile) = programs.get("profile") {
+        manifest.insert("profile".into(), profile.clone());
+    }
+    toml::to_string(&manifest).expect("a manifest")
 }
 
 /// A crate in a new temporary directory with `files` (path, contents).
@@ -76,15 +86,14 @@ fn built() -> &'static Path {
     BUILT.get_or_init(|| {
         let guest_sdk = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk"))
             .expect("the guest SDK's directory");
-        let dependency = format!(
-            "wasmproc-guest = {{ path = {} }}\n",
-            toml::Value::String(guest_sdk.display().to_string())
-        );
+        let mut guest = toml::Table::new();
+        guest.insert("path".into(), guest_sdk.display().to_string().into());
+        let dependencies = toml::Table::from_iter([("wasmproc-guest".to_string(), guest.into())]);
         // The versions tests/programs builds with, so that its dependencies' builds are
         // reused and nothing is fetched.
         let lock = include_str!("../programs/Cargo.lock");
         let dir = crate_with(&[
-            ("Cargo.toml", &manifest(NAME, &dependency)),
+            ("Cargo.toml", &manifest(NAME, dependencies)),
             ("Cargo.lock", lock),
             ("src/main.rs", MAIN_RS),
         ]);
@@ -135,7 +144,10 @@ fn last_stderr_line(out: &Output) -> String {
 #[test]
 fn build_refuses_a_crate_that_is_not_a_binary() {
     let dir = crate_with(&[
-        ("Cargo.toml", &manifest("wasmproc-build-test-lib", "")),
+        (
+            "Cargo.toml",
+            &manifest("wasmproc-build-test-lib", toml::Table::new()),
+        ),
         ("src/lib.rs", "pub fn f() {}\n"),
     ]);
     let out = build_in(dir.path(), &[]);
@@ -154,7 +166,10 @@ fn build_refuses_a_crate_that_is_not_a_binary() {
 #[test]
 fn build_reports_that_cargo_failed() {
     let dir = crate_with(&[
-        ("Cargo.toml", &manifest("wasmproc-build-test-error", "")),
+        (
+            "Cargo.toml",
+            &manifest("wasmproc-build-test-error", toml::Table::new()),
+        ),
         ("src/main.rs", "fn main() -> u32 { \"not a number\" }\n"),
     ]);
     let out = build_in(dir.path(), &[]);
