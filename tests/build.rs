@@ -1,5 +1,6 @@
 //! Builds every guest program in `tests/programs/src/bin` for wasm32-wasip2 (through
 //! `scripts/build-guests.sh`, the same script the demo uses) and generates:
+//! - `pub const GUEST_TARGET_DIR: &str`, the target directory they are built in,
 //! - a `pub const <NAME>: &str` with the path of each program's `.wasm`, and
 //! - a `foreach_<suite>!` macro per file-name prefix (`process_lifecycle.rs` is in suite
 //!   `process`), so that a test file can check that every program of its suite has a test.
@@ -52,6 +53,13 @@ fn main() {
     names.sort();
 
     let mut code = String::new();
+    writeln!(
+        code,
+        "/// The target directory the guest programs are built in (cargo's `--target-dir`).\n\
+         pub const GUEST_TARGET_DIR: &str = {:?};",
+        target_dir.display().to_string()
+    )
+    .unwrap();
     let mut suites: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for name in &names {
         let wasm = out_dir.join(format!("{name}.wasm"));

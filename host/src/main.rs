@@ -1,4 +1,7 @@
-//! The `wasmproc` command: runs a program's main process, or precompiles a program.
+//! The `wasmproc` command: runs a program's main process, precompiles a program, or builds
+//! a guest crate into programs.
+
+mod build;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -94,6 +97,26 @@ enum Command {
         /// PROGRAM itself.
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Build a guest crate for wasm32-wasip2 and print the path of each program (.wasm) it
+    /// produced, one per line.
+    ///
+    /// Runs `cargo build --release --target wasm32-wasip2` on the crate cargo finds from the
+    /// current directory (or --manifest-path), with rustup's wasm32-wasip2 target when it is
+    /// installed, otherwise with Debian's rustc-web and -Zbuild-std. When neither is
+    /// installed it first installs the Debian toolchain (the project's
+    /// scripts/setup-guest-toolchain.sh, carried by this binary; it uses apt-get, through
+    /// sudo when not root). Cargo's messages go to stderr; CARGO_TARGET_DIR is honoured.
+    Build {
+        /// The guest crate's Cargo.toml (or its directory).
+        #[arg(long, value_name = "PATH")]
+        manifest_path: Option<PathBuf>,
+        /// Build cargo's dev profile instead of release.
+        #[arg(long)]
+        debug: bool,
+        /// More arguments for `cargo build`, after `--` (for example `-- --bin NAME`).
+        #[arg(last = true, value_name = "CARGO_ARGS")]
+        cargo_args: Vec<String>,
     },
 }
 
@@ -192,6 +215,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let host = Host::new(Config::default()).context("failed to start the host")?;
             host.precompile(&program, &output)?;
             eprintln!("wasmproc: wrote {}", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build {
+            manifest_path,
+            debug,
+            cargo_args,
+        } => {
+            let programs = build::build(&build::Request {
+                manifest_path,
+                debug,
+                cargo_args,
+            })?;
+            for program in programs {
+                println!("{}", program.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -25,14 +25,14 @@ foreach_lifeline!(assert_test_exists);
 
 /// The `wasmproc` command, with the backend its flags or configuration file give (none
 /// from the environment this test runs in).
-fn wasmproc() -> Command {
+pub(crate) fn wasmproc() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wasmproc"));
     command.env_remove("WASMPROC_BACKEND");
     command
 }
 
 /// The `wasmproc` command, running `backend` (as `WASMPROC_BACKEND=...` does for a user).
-fn wasmproc_on(backend: BackendKind) -> Command {
+pub(crate) fn wasmproc_on(backend: BackendKind) -> Command {
     let mut command = wasmproc();
     command.env("WASMPROC_BACKEND", backend.as_str());
     command

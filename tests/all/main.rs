@@ -2,6 +2,7 @@
 //! `tests/programs` run through it. Declared in `host/Cargo.toml` (so that cargo builds the
 //! `wasmproc` binary for it); the `wasmproc-tests` crate builds the guest programs.
 
+mod build;
 mod cli;
 mod fuzz;
 mod harness;
