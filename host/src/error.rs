@@ -31,6 +31,26 @@ pub enum ErrorKind {
     OwnerDied,
 }
 
+impl ErrorKind {
+    /// The kind's WIT name (`invalid-state`, `limit-exceeded`, ...).
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidState => "invalid-state",
+            ErrorKind::NotAChild => "not-a-child",
+            ErrorKind::Closed => "closed",
+            ErrorKind::UnknownTarget => "unknown-target",
+            ErrorKind::InvalidArgument => "invalid-argument",
+            ErrorKind::LimitExceeded => "limit-exceeded",
+            ErrorKind::HostFailure => "host-failure",
+            ErrorKind::Empty => "empty",
+            ErrorKind::Full => "full",
+            ErrorKind::Eof => "eof",
+            ErrorKind::BrokenPipe => "broken-pipe",
+            ErrorKind::OwnerDied => "owner-died",
+        }
+    }
+}
+
 /// An error of the process model, the same whether the caller is a guest or a Rust program
 /// using this library: a kind and the exact message (CPython's, where Python has one).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]

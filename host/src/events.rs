@@ -87,7 +87,7 @@ impl ProcessEvent {
                     target: "wasmproc",
                     name,
                     parent,
-                    kind = ?error.kind,
+                    kind = error.kind.wit_name(),
                     error = %error.message,
                     "process start refused"
                 );

@@ -5,9 +5,13 @@ mod build;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use wasmproc::{BackendKind, Config, DirGrant, Host, OutputMode, Settings, parse_env_grant};
+use wasmproc::{
+    BackendKind, Config, DirGrant, Events, EventsError, Host, OutputMode, ProcessEvent, Settings,
+    parse_env_grant,
+};
 
 /// Run WebAssembly programs as processes, the way Python's multiprocessing runs them.
 ///
@@ -81,6 +85,14 @@ enum Command {
         /// Without it, ./wasmproc.toml is read when present.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Write each process's lifecycle events as JSON lines: to stderr, or with
+        /// --trace=FILE to FILE. One object per line, with `event` (`started`,
+        /// `start-failed`, `signalled`, `ended`, or `missed` when events were dropped because
+        /// the writer fell behind), `name`, `pid`, `parent`, `exitcode`, `limit`, `signal`,
+        /// `kind` and `error` as they apply, and `ms`: milliseconds since the host started
+        /// when the line was written.
+        #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "-")]
+        trace: Option<PathBuf>,
         /// Arguments for the program's main: everything after PROGRAM (as with `wasmtime
         /// run`, options of wasmproc come before it); a first `--` is dropped.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -163,6 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             env,
             network,
             programs,
+            trace,
             args,
         } => {
             let mut flags = Settings {
@@ -208,7 +221,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for line in &settings.ignored {
                 eprintln!("wasmproc: warning: {line}");
             }
-            run_program(settings, &program, allow_precompiled, !no_cache, &args)
+            let run = RunOptions {
+                allow_precompiled,
+                compilation_cache: !no_cache,
+                trace,
+            };
+            run_program(settings, &program, &run, &args)
         }
         Command::Compile { program, output } => {
             let output = output.unwrap_or_else(|| program.with_extension("cwasm"));
@@ -263,13 +281,29 @@ fn check_program_file(path: &Path) -> anyhow::Result<()> {
 
 /// `wasmproc run`: the main process of `program` with `args`, under `settings` (the
 /// programs may be precompiled with `allow_precompiled`); its exit code is the shell's.
+/// How `wasmproc run` runs its program.
+struct RunOptions {
+    /// Programs may be precompiled.
+    allow_precompiled: bool,
+    compilation_cache: bool,
+    /// Where lifecycle events go as JSON lines (`-`: stderr).
+    trace: Option<PathBuf>,
+}
+
+/// The events a `--trace` writer keeps when it falls behind.
+const TRACE_CAPACITY: usize = 1 << 16;
+
 fn run_program(
     settings: Settings,
     program: &Path,
-    allow_precompiled: bool,
-    compilation_cache: bool,
+    options: &RunOptions,
     args: &[String],
 ) -> anyhow::Result<ExitCode> {
+    let RunOptions {
+        allow_precompiled,
+        compilation_cache,
+        ref trace,
+    } = *options;
     if settings.output == Some(OutputMode::Capture) {
         anyhow::bail!("output 'capture' is for the library; use inherit or prefix");
     }
@@ -310,7 +344,90 @@ fn run_program(
     } else {
         host.load(program)?
     };
+    let writer = match trace {
+        Some(path) => Some(trace_writer(path, host.events(TRACE_CAPACITY))?),
+        None => None,
+    };
     let status = host.run_main(&program, args)?.status;
+    // Dropping the host ends the event stream: the writer writes what is left and stops.
+    drop(host);
+    if let Some(writer) = writer {
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the --trace writer panicked"))??;
+    }
     let code = u8::try_from(status.shell_code()).unwrap_or(u8::MAX);
     Ok(ExitCode::from(code))
+}
+
+/// A thread that writes `events` as JSON lines to `path` (`-`: stderr) until the host is
+/// gone.
+fn trace_writer(
+    path: &Path,
+    mut events: Events,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let mut out: Box<dyn Write + Send> = if path == Path::new("-") {
+        Box::new(std::io::stderr())
+    } else {
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("--trace: cannot create {}", path.display()))?;
+        Box::new(std::io::BufWriter::new(file))
+    };
+    let start = std::time::Instant::now();
+    let shown = path.display().to_string();
+    Ok(std::thread::spawn(move || {
+        loop {
+            let mut line = match events.recv(None) {
+                Ok(event) => trace_line(&event),
+                Err(EventsError::Missed(count)) => {
+                    serde_json::json!({ "event": "missed", "count": count })
+                }
+                Err(EventsError::Closed) => break,
+                Err(EventsError::Timeout) => continue,
+            };
+            line["ms"] = serde_json::json!(start.elapsed().as_secs_f64() * 1e3);
+            // One write per line, so that lines on a shared stderr stay whole.
+            let line = format!("{line}\n");
+            out.write_all(line.as_bytes())
+                .with_context(|| format!("--trace: cannot write {shown}"))?;
+        }
+        out.flush()
+            .with_context(|| format!("--trace: cannot write {shown}"))
+    }))
+}
+
+/// One `--trace` line's object.
+fn trace_line(event: &ProcessEvent) -> serde_json::Value {
+    use serde_json::json;
+    match event {
+        ProcessEvent::Started { name, pid, parent } => {
+            json!({ "event": "started", "name": name, "pid": pid, "parent": parent })
+        }
+        ProcessEvent::StartFailed {
+            name,
+            parent,
+            error,
+        } => json!({
+            "event": "start-failed",
+            "name": name,
+            "parent": parent,
+            "kind": error.kind.wit_name(),
+            "error": error.message,
+        }),
+        ProcessEvent::Signalled { name, pid, signal } => json!({
+            "event": "signalled", "name": name, "pid": pid, "signal": signal.name()
+        }),
+        ProcessEvent::Ended {
+            name,
+            pid,
+            status,
+            limit,
+        } => json!({
+            "event": "ended",
+            "name": name,
+            "pid": pid,
+            "exitcode": status.exitcode(),
+            "limit": limit.map(|l| format!("{}={}", l.key(), l.value())),
+        }),
+    }
 }

@@ -10,8 +10,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use wasmproc::BackendKind;
 use wasmproc_tests::{
-    CLI_SPARES, DEMO, HOSTILE_SPAWNBOMB, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_STDIN,
-    PROGRAMS_MAIN, PROGRAMS_OTHER, descendants, foreach_cli, foreach_lifeline, running,
+    CLI_SPARES, DEMO, HOSTILE_SPAWNBOMB, LIFELINE_TREE, PROCESS_EXITHANDLER, PROCESS_RECURSION,
+    PROCESS_STDIN, PROGRAMS_MAIN, PROGRAMS_OTHER, descendants, foreach_cli, foreach_lifeline,
+    running,
 };
 
 macro_rules! assert_test_exists {
@@ -744,7 +745,7 @@ backend_tests! {
             BackendKind::Wasm => {
                 pids.sort_unstable();
                 assert_eq!(pids, [2, 3], "the run's own pids");
-                assert_eq!(all, [], "the host's descendants");
+                assert_eq!(all, Vec::<u32>::new(), "the host's descendants");
             }
             BackendKind::Native => {
                 assert!(pids.iter().all(|&p| running(p)), "{pids:?}");
@@ -1157,4 +1158,110 @@ fn cli_checks_programs_and_the_output_limit_at_start() {
          library's capture mode); wasmproc run writes output through and does not capture it\n"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--trace` lines in words: `event name parent-or-exitcode`, and the pid of each process
+/// as its `started` line gave it and its `ended` line repeated it.
+fn trace_words(lines: &str) -> Vec<String> {
+    let mut pids = std::collections::HashMap::new();
+    lines
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(v["ms"].as_f64().is_some_and(|ms| ms >= 0.0), "{line}");
+            let (event, name) = (v["event"].as_str().unwrap(), v["name"].as_str().unwrap());
+            match event {
+                "started" => {
+                    pids.insert(name.to_string(), v["pid"].as_u64().unwrap());
+                    format!("started {name} by {}", v["parent"].as_str().unwrap())
+                }
+                "ended" => {
+                    assert_eq!(pids.get(name), v["pid"].as_u64().as_ref(), "{line}");
+                    format!("ended {name} {} {}", v["exitcode"], v["limit"])
+                }
+                "signalled" => format!("signalled {name} {}", v["signal"].as_str().unwrap()),
+                other => format!("{other} {name} {} {}", v["kind"], v["error"]),
+            }
+        })
+        .collect()
+}
+
+backend_tests! {
+    /// `--trace=FILE`: every process of the run, grandchildren included, as JSON lines in
+    /// the order things happened, with the signals of the demo's children; `--trace` alone
+    /// writes them to stderr, with a refused start and the limit that ended main.
+    fn trace_writes_lifecycle_events(backend) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("trace.jsonl");
+        let out = wasmproc_on(backend)
+            .arg("run")
+            .arg(format!("--trace={}", file.display()))
+            .arg(PROCESS_RECURSION)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let mut tree = vec!["started MainProcess by ".to_string()];
+        for top in ["Process-1", "Process-2"] {
+            tree.push(format!("started {top} by MainProcess"));
+            for n in 1..=2 {
+                tree.push(format!("started {top}:{n} by {top}"));
+                tree.push(format!("ended {top}:{n} 0 null"));
+            }
+            tree.push(format!("ended {top} 0 null"));
+        }
+        tree.push("ended MainProcess 0 null".to_string());
+        let trace = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(trace_words(&trace), tree, "{backend:?}");
+
+        let out = wasmproc_on(backend)
+            .arg("run")
+            .arg(format!("--trace={}", file.display()))
+            .arg(DEMO)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let stderr = std::fs::read_to_string(&file).unwrap();
+        let words = trace_words(&stderr);
+        for (name, ends) in [
+            ("Process-1", vec!["ended Process-1 0 null"]),
+            ("Process-2", vec!["ended Process-2 3 null"]),
+            ("Process-3", vec!["ended Process-3 1 null"]),
+            ("Process-4", vec!["signalled Process-4 SIGTERM", "ended Process-4 -15 null"]),
+            ("Process-5", vec!["signalled Process-5 SIGKILL", "ended Process-5 -9 null"]),
+        ] {
+            let mine: Vec<&String> =
+                words.iter().filter(|w| w.split(' ').nth(1) == Some(name)).collect();
+            let mut expected = vec![format!("started {name} by MainProcess")];
+            expected.extend(ends.iter().map(|e| e.to_string()));
+            assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "{backend:?}: {stderr}");
+        }
+        assert_eq!(words.first().map(String::as_str), Some("started MainProcess by "));
+        assert_eq!(words.last().map(String::as_str), Some("ended MainProcess 0 null"));
+        assert_eq!(words.len(), 14, "{backend:?}: {words:?}");
+
+        // A refused start, and a limit that ended the main process.
+        let out = wasmproc_on(backend)
+            .args(["run", "--trace", "--limit", "run_ms=1000", "--limit", "processes=3"])
+            .args(["--limit", "depth=1", HOSTILE_SPAWNBOMB, "hold"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(i32::from(wasmproc::LIMIT_EXIT_CODE)));
+        let stderr = text(&out.stderr);
+        let traced: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
+        let words = trace_words(&traced.join("\n"));
+        assert!(
+            words.contains(
+                &"start-failed Process-4 \"limit-exceeded\" \"limit processes = 3 reached: the \
+                  run has 3 live processes\""
+                    .to_string()
+            ),
+            "{backend:?}: {words:?}"
+        );
+        assert_eq!(
+            words.last().map(String::as_str),
+            Some("ended MainProcess 124 \"run_ms=1000\""),
+            "{backend:?}"
+        );
+    }
 }
