@@ -1,25 +1,53 @@
 //! A plugin host embedding wasmproc. It loads plugins (guest components) and runs their
-//! jobs as sandboxed processes with typed arguments and typed results. It reads one job's
-//! output as it is
+//! jobs as sandboxed processes with typed arguments and typed results, and gives them a
+//! host function of its own (a linker hook; under `native` its own executable runs the
+//! children, with the same hooks). It reads one job's output as it is
 //! written, and tells a job that a limit ended apart from one that exited. It goes on
 //! unharmed when a hostile plugin exhausts its memory.
 //!
 //! `cargo run --release -p wasmproc --example plugin_host [wasm|native]` (both when none is
 //! named); `cargo test --release -p wasmproc --example plugin_host` runs it as a test. The
 //! plugins are the test suite's guest programs (crate `wasmproc-tests`): `demo` (its
-//! `exits(code)` job), `process_result` (`square(x) -> x * x`), `hostile_loop`
-//! (`ticker(n)`) and `hostile_memory` (`bomb`).
+//! `exits(code)` job), `process_result` (`square(x) -> x * x`), `library_hooks` (`ask`,
+//! which calls the host function), `hostile_loop` (`ticker(n)`) and `hostile_memory`
+//! (`bomb`).
 
 use anyhow::{Context, ensure};
 use std::io::BufRead;
-use wasmproc::{BackendKind, Config, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode};
-use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, PROCESS_RESULT};
+use wasmproc::{
+    BackendKind, Config, Hooks, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode, StoreData,
+};
+use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, LIBRARY_HOOKS, PROCESS_RESULT};
+
+/// The host function plugins may import: `test:hooks/host-api.answer(question)`, the
+/// question's length times 100 plus how many questions this process has asked.
+fn hooks() -> Hooks {
+    Hooks::default()
+        .linker(|linker| {
+            linker.instance("test:hooks/host-api")?.func_wrap(
+                "answer",
+                |mut store: wasmproc::wasmtime::StoreContextMut<'_, StoreData>, (q,): (String,)| {
+                    let asked = store.data_mut().extension_mut::<u32>();
+                    let asked =
+                        asked.ok_or_else(|| wasmproc::wasmtime::Error::msg("no counter"))?;
+                    *asked += 1;
+                    Ok((q.len() as u32 * 100 + *asked,))
+                },
+            )
+        })
+        .store(|store| {
+            store.data_mut().set_extension(0u32);
+            Ok(())
+        })
+}
 
 fn run(backend: BackendKind) -> anyhow::Result<()> {
     let mut config = Config {
         backend,
         output: OutputMode::Capture,
-        native_exe: Some(wasmproc_tests::native_exe().map_err(anyhow::Error::msg)?),
+        // Native children run this very executable (see `main`), with the same hooks.
+        native_exe: Some(std::env::current_exe()?),
+        hooks: hooks(),
         ..Config::default()
     };
     // Every plugin process gets at most 64 MiB of memory and 10 s of wall time.
@@ -36,6 +64,7 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
     let ticker = host.load(HOSTILE_LOOP)?;
     let hostile = host.load(HOSTILE_MEMORY)?;
     let math = host.load(PROCESS_RESULT)?;
+    let asking = host.load(LIBRARY_HOOKS)?;
 
     // A hostile plugin, started first: it allocates until its memory limit ends it.
     let bomb = host.process(&hostile, "bomb").start()?;
@@ -49,6 +78,8 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
     let squares = (1..=4u64)
         .map(|x| host.process(&math, "square").arg(&x).start())
         .collect::<Result<Vec<_>, _>>()?;
+    // A job that calls the host's own function.
+    let asks = host.process(&asking, "ask").start()?;
     // One job's output, line by line as it writes it.
     let streamed = host.process(&ticker, "ticker").arg(&3u32).start()?;
     let mut lines = Vec::new();
@@ -81,6 +112,14 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
     }
     ensure!(results == [1, 4, 9, 16], "the squares: {results:?}");
     println!("[{}] square jobs returned {results:?}", backend.as_str());
+    asks.join(None)?;
+    let said = String::from_utf8(asks.stdout()?)?;
+    ensure!(said == "child asks: 501\n", "the asking job said {said:?}");
+    println!(
+        "[{}] the host function answered: {}",
+        backend.as_str(),
+        said.trim_end()
+    );
     bomb.join(None)?;
     ensure!(
         bomb.exitcode()? == Some(i32::from(LIMIT_EXIT_CODE)),
@@ -104,6 +143,10 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // A native child of this host: this executable, run as `__child`.
+    if std::env::args().nth(1).as_deref() == Some(wasmproc::CHILD_SUBCOMMAND) {
+        std::process::exit(i32::from(wasmproc::native_child_main_with(hooks())));
+    }
     let backends = match std::env::args().nth(1) {
         Some(name) => vec![name.parse().map_err(anyhow::Error::msg)?],
         None => vec![BackendKind::Wasm, BackendKind::Native],

@@ -434,6 +434,9 @@ pub struct Config {
     /// that is run as it is: only its owner must be able to write it. Off by default in the
     /// library (as in `wasmtime::Config`); `wasmproc run` turns it on unless `--no-cache`.
     pub compilation_cache: bool,
+    /// The embedder's code on wasmtime's configuration, linker and stores (none by
+    /// default); see [`Hooks`](crate::Hooks).
+    pub hooks: crate::Hooks,
 }
 
 impl Default for Config {
@@ -451,6 +454,7 @@ impl Default for Config {
             max_map_count: None,
             programs: Vec::new(),
             compilation_cache: false,
+            hooks: crate::Hooks::default(),
         }
     }
 }

@@ -45,6 +45,7 @@ mod engine;
 mod error;
 mod events;
 mod exit;
+mod hooks;
 mod maps;
 mod model;
 mod output;
@@ -55,11 +56,15 @@ pub use config::{
     BackendKind, Config, ConfigError, DirGrant, Grants, LIMIT_EXIT_CODE, Limits, NativeProcesses,
     OutputMode, Settings, native_processes, parse_env_grant,
 };
+pub use engine::ProcState as StoreData;
 pub use error::{Error, ErrorKind, ProcessError};
 pub use events::{Events, EventsError, ProcessEvent};
 pub use exit::{ExitStatus, LimitHit, Signal};
+pub use hooks::Hooks;
 pub use output::Captured;
 pub use program::Program;
+/// The wasmtime crate wasmproc runs on, for [`Hooks`] (its `Config`, `Linker` and `Store`).
+pub use wasmtime;
 
 use backend::native::NativeBackend;
 use backend::wasm::WasmBackend;
@@ -142,6 +147,7 @@ impl Host {
             BackendKind::Native => Box::new(NativeBackend::new(
                 runtime.handle().clone(),
                 config.native_exe.clone(),
+                !config.hooks.is_empty(),
             )?),
         };
         let allowed = config
@@ -477,6 +483,30 @@ impl Host {
 /// [`Config::native_exe`] must do the same when its first argument is `__child`.
 #[doc(hidden)]
 pub fn native_child_main() -> u8 {
+    backend::native::child_main()
+}
+
+/// The entry point of a native child process of a host with [`Config::hooks`]: a program
+/// embedding the library that names its own executable as [`Config::native_exe`] calls
+/// this, with the same hooks as its host's, when its first argument is
+/// [`CHILD_SUBCOMMAND`], and exits with the code it returns.
+///
+/// ```no_run
+/// fn hooks() -> wasmproc::Hooks {
+///     wasmproc::Hooks::default().config(|c| {
+///         c.consume_fuel(true);
+///     })
+/// }
+///
+/// fn main() {
+///     if std::env::args().nth(1).as_deref() == Some(wasmproc::CHILD_SUBCOMMAND) {
+///         std::process::exit(i32::from(wasmproc::native_child_main_with(hooks())));
+///     }
+///     // ... a Host with `Config { hooks: hooks(), native_exe: std::env::current_exe().ok(), .. }`
+/// }
+/// ```
+pub fn native_child_main_with(hooks: Hooks) -> u8 {
+    hooks::set_child_hooks(hooks);
     backend::native::child_main()
 }
 

@@ -5,10 +5,21 @@
 use crate::harness::{assert_demo_output, backend_tests};
 use std::time::Duration;
 use wasmproc::{
-    BackendKind, Config, Error, ErrorKind, Events, EventsError, ExitStatus, Host, LIMIT_EXIT_CODE,
-    LimitHit, OutputMode, ProcessEvent, Signal,
+    BackendKind, Config, Error, ErrorKind, Events, EventsError, ExitStatus, Hooks, Host,
+    LIMIT_EXIT_CODE, LimitHit, OutputMode, ProcessEvent, Signal, StoreData,
 };
-use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, PROCESS_RECURSION, PROCESS_RESULT};
+use wasmproc_tests::{
+    DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, LIBRARY_HOOKS, PROCESS_RECURSION, PROCESS_RESULT,
+    foreach_library,
+};
+
+macro_rules! assert_test_exists {
+    ($name:ident) => {
+        #[allow(unused_imports)]
+        use self::$name as _;
+    };
+}
+foreach_library!(assert_test_exists);
 
 /// A new host of `backend` that captures output (native children run the wasmproc binary
 /// cargo built for these tests).
@@ -683,5 +694,78 @@ backend_tests! {
         assert_eq!(few.try_recv(), Err(EventsError::Timeout));
         drop(limited);
         assert_eq!(few.recv(None), Err(EventsError::Closed), "after the host is gone");
+    }
+}
+
+/// Hooks that add `test:hooks/host-api`'s `answer` (the question's length times 100, plus
+/// how many times this process asked), count each process's questions in its store, and
+/// give each store 20 million units of fuel.
+pub fn answering_hooks() -> Hooks {
+    Hooks::default()
+        .config(|c| {
+            c.consume_fuel(true);
+        })
+        .linker(|linker| {
+            linker.instance("test:hooks/host-api")?.func_wrap(
+                "answer",
+                |mut store: wasmproc::wasmtime::StoreContextMut<'_, StoreData>, (q,): (String,)| {
+                    let asked = store.data_mut().extension_mut::<u32>().expect("a counter");
+                    *asked += 1;
+                    Ok((q.len() as u32 * 100 + *asked,))
+                },
+            )
+        })
+        .store(|store| {
+            store.data_mut().set_extension(0u32);
+            store.set_fuel(20_000_000)
+        })
+}
+
+backend_tests! {
+    /// The embedder's hooks: a host function of its own that guests import (in the main
+    /// process and in a child, each with its own store data), and fuel, which ends a
+    /// spinning child. Under native the hooks must run in the child OS processes too: a
+    /// native executable that does not run them is refused at `Host::new` (the example
+    /// plugin_host runs hooked native children with an executable of its own).
+    fn library_hooks(backend) {
+        let config = Config {
+            backend,
+            output: OutputMode::Capture,
+            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+            hooks: answering_hooks(),
+            ..Config::default()
+        };
+        if backend == BackendKind::Native {
+            let Err(Error::NativeExe { why, .. }) = Host::new(config) else {
+                panic!("a native host with hooks and the wasmproc executable was made");
+            };
+            assert_eq!(
+                why,
+                "the host has hooks (Config::hooks), and this executable runs native children \
+                 without them: name an executable whose main calls \
+                 wasmproc::native_child_main_with(hooks) as Config::native_exe"
+            );
+            return;
+        }
+        let host = Host::new(config).unwrap();
+        let program = host.load(LIBRARY_HOOKS).unwrap();
+        let run = host.run_main(&program, &[]).unwrap();
+        assert_eq!(run.status, ExitStatus::SUCCESS);
+        let main = run.process("MainProcess").unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&main.stdout()),
+            "main asks: 401\nmain asks again: 402\nask exitcode: Some(0)\nspin exitcode: Some(1)\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&run.process("ask").unwrap().stdout()), "child asks: 501\n");
+        assert_eq!(
+            String::from_utf8_lossy(&run.process("spin").unwrap().stderr()),
+            "Process spin:\nwasm trap: all fuel consumed by WebAssembly\n"
+        );
+        // A program that imports what no hook adds does not load.
+        let plain = capture_host(backend);
+        let Err(Error::LoadProgram { message, .. }) = plain.load(LIBRARY_HOOKS) else {
+            panic!("a program with an unknown import loaded");
+        };
+        assert!(message.contains("test:hooks/host-api"), "{message}");
     }
 }

@@ -14,7 +14,7 @@ mod stacks;
 mod state;
 
 pub(crate) use self::memories::run_last_process_only;
-pub(crate) use self::state::ProcState;
+pub use self::state::ProcState;
 
 use crate::error::{Error, chain};
 use crate::exit::ExitStatus;
@@ -38,6 +38,8 @@ pub(crate) struct Engine {
     engine: wasmtime::Engine,
     linker: Linker<ProcState>,
     runtime: tokio::runtime::Handle,
+    /// The embedder's store hook runs on the stores that list a program's targets too.
+    hooks: crate::Hooks,
 }
 
 impl Engine {
@@ -57,6 +59,7 @@ impl Engine {
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, Error> {
         let mut cfg = wasmtime_config(config);
+        config.hooks.on_config(&mut cfg);
         if config.compilation_cache {
             let cache = wasmtime::Cache::from_file(None).map_err(|e| {
                 Error::Config(format!(
@@ -74,10 +77,15 @@ impl Engine {
             .map_err(|e| Error::Engine(chain(&e)))?;
         bindings::Program::add_to_linker::<ProcState, HasSelf<ProcState>>(&mut linker, |s| s)
             .map_err(|e| Error::Engine(chain(&e)))?;
+        config
+            .hooks
+            .on_linker(&mut linker)
+            .map_err(|e| Error::Engine(format!("the linker hook failed: {}", chain(&e))))?;
         Ok(Engine {
             engine,
             linker,
             runtime,
+            hooks: config.hooks.clone(),
         })
     }
 
@@ -228,9 +236,11 @@ impl Engine {
             return Ok(Vec::new());
         };
         let engine = self.engine.clone();
+        let hooks = self.hooks.clone();
         let list = async move {
             let mut store = Store::new(&engine, ProcState::scratch());
             store.set_epoch_deadline(u64::MAX / 2);
+            hooks.on_store(&mut store)?;
             let instance = guest.instantiate_async(&mut store).await?;
             instance
                 .wasmproc_process_guest()

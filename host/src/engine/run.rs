@@ -42,6 +42,14 @@ pub(super) async fn run_guest(
         limits.wall_ms = None;
     }
     let mut store = new_store(&engine, &ctx, wasi, &limits);
+    if let Err(e) = ctx.host().config.hooks.on_store(&mut store) {
+        ctx.output().write_stderr(&format!(
+            "Process {}:\nthe embedder's store hook failed: {}\n",
+            ctx.name(),
+            crate::error::chain(&e)
+        ));
+        return ExitStatus::FAILURE;
+    }
     let run = call_entry(&mut store, &program, &entry);
     let result: Returned = match limits.wall_ms {
         Some(wall_ms) => tokio::time::timeout(Duration::from_millis(wall_ms), run)
@@ -134,6 +142,7 @@ fn new_store(
             },
             ticks: 0,
             ctx: Some(ctx.clone()),
+            extension: None,
         },
     );
     store.limiter(|s| &mut s.limiter);

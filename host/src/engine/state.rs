@@ -38,15 +38,42 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// The data of one process's `Store`.
-pub(crate) struct ProcState {
-    pub wasi: WasiCtx,
-    pub table: ResourceTable,
-    pub limiter: MemoryLimiter,
+/// The data of one process's `Store` (`wasmproc::StoreData`): what an embedder's host
+/// functions and store hook ([`crate::Hooks`]) see of the process, and a value of the
+/// embedder's own.
+pub struct ProcState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: MemoryLimiter,
     /// Scheduler ticks this process has run for (its CPU time, in ticks).
-    pub ticks: u64,
+    pub(crate) ticks: u64,
     /// The process's model context; none only while a program is inspected at load time.
-    pub ctx: Option<Arc<ProcessCtx>>,
+    pub(crate) ctx: Option<Arc<ProcessCtx>>,
+    /// The embedder's value for this process.
+    pub(crate) extension: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl ProcState {
+    /// The process's name (empty in the store wasmproc uses to list a program's targets
+    /// when it loads it).
+    pub fn process_name(&self) -> String {
+        self.ctx.as_ref().map(|c| c.name()).unwrap_or_default()
+    }
+
+    /// The process's pid (none in the store that lists a program's targets).
+    pub fn pid(&self) -> Option<u64> {
+        self.ctx.as_ref().and_then(|c| c.core().pid())
+    }
+
+    /// Keeps `value` for the embedder's host functions (replacing an earlier one).
+    pub fn set_extension<T: std::any::Any + Send>(&mut self, value: T) {
+        self.extension = Some(Box::new(value));
+    }
+
+    /// The value of [`ProcState::set_extension`], if it is a `T`.
+    pub fn extension_mut<T: std::any::Any + Send>(&mut self) -> Option<&mut T> {
+        self.extension.as_mut()?.downcast_mut()
+    }
 }
 
 impl ProcState {
@@ -62,6 +89,7 @@ impl ProcState {
             },
             ticks: 0,
             ctx: None,
+            extension: None,
         }
     }
 }

@@ -34,7 +34,10 @@ const EVENTS_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(1
 pub(crate) fn child_main() -> u8 {
     let mode = std::env::args_os().nth(2);
     if mode.as_ref().is_some_and(|a| a == "--probe") {
-        println!("{}", super::probe_reply());
+        println!(
+            "{}",
+            super::probe_reply(!crate::hooks::child_hooks().is_empty())
+        );
         return 0;
     }
     if mode

@@ -127,14 +127,19 @@ impl NativeHost {
 
 impl NativeBackend {
     /// The backend of a root host, whose children run `exe` (this executable by default).
-    pub fn new(runtime: tokio::runtime::Handle, exe: Option<PathBuf>) -> Result<Self, Error> {
+    /// With `hooked`, the host has [`crate::Hooks`], which `exe` must run too.
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        exe: Option<PathBuf>,
+        hooked: bool,
+    ) -> Result<Self, Error> {
         let exe = match exe {
             Some(exe) => exe,
             None => std::env::current_exe().map_err(Error::Runtime)?,
         };
         raise_open_files_limit();
         remove_stale_work_dirs();
-        probe(&exe)?;
+        probe(&exe, hooked)?;
         let work_dir = make_work_dir()?;
         crate::output::share_prefixed_writes(&work_dir.join(OUTPUT_LOCK));
         Ok(Self::with(NativeHost {
@@ -222,9 +227,10 @@ fn raise_open_files_limit() {
     }
 }
 
-/// Checks that `exe` is a wasmproc binary of this very version.
-fn probe(exe: &Path) -> Result<(), Error> {
-    let expected = probe_reply();
+/// Checks that `exe` is a wasmproc binary of this very version, which runs with the
+/// embedder's hooks if `hooked`.
+fn probe(exe: &Path, hooked: bool) -> Result<(), Error> {
+    let expected = probe_reply(hooked);
     let bad = |why: String| Error::NativeExe {
         exe: exe.to_path_buf(),
         why,
@@ -236,6 +242,18 @@ fn probe(exe: &Path) -> Result<(), Error> {
         .output()
         .map_err(|e| bad(e.to_string()))?;
     let reply = String::from_utf8_lossy(&out.stdout);
+    if reply.trim_end() == probe_reply(!hooked) {
+        return Err(bad(if hooked {
+            "the host has hooks (Config::hooks), and this executable runs native children \
+             without them: name an executable whose main calls \
+             wasmproc::native_child_main_with(hooks) as Config::native_exe"
+                .to_string()
+        } else {
+            "this executable runs native children with an embedder's hooks, and the host has \
+             none (Config::hooks)"
+                .to_string()
+        }));
+    }
     if reply.trim_end() != expected {
         return Err(bad(format!(
             "it is not wasmproc {} speaking protocol {PROTOCOL} (asked `{CHILD_SUBCOMMAND} \
@@ -246,11 +264,13 @@ fn probe(exe: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// What `<exe> __child --probe` prints.
-fn probe_reply() -> String {
+/// What `<exe> __child --probe` prints: with `hooked` when its native children run with
+/// an embedder's hooks.
+fn probe_reply(hooked: bool) -> String {
     format!(
-        "{PROBE_REPLY} {} protocol {PROTOCOL}",
-        env!("CARGO_PKG_VERSION")
+        "{PROBE_REPLY} {} protocol {PROTOCOL}{}",
+        env!("CARGO_PKG_VERSION"),
+        if hooked { " hooks" } else { "" }
     )
 }
 

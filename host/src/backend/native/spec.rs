@@ -83,6 +83,7 @@ impl ChildSpec {
             grants: self.grants.clone(),
             epoch_tick_ms: self.epoch_tick_ms,
             native_exe: Some(self.exe.clone()),
+            hooks: crate::hooks::child_hooks(),
             ..crate::Config::default()
         }
     }
