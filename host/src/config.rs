@@ -149,6 +149,44 @@ impl Limits {
         "held",
     ];
 
+    /// The limits a process may have of its own ([`Limits::tighten`]); the others bound a
+    /// whole run.
+    pub const PER_PROCESS: &[&str] = &[
+        "children", "depth", "memory", "cpu_ms", "wall_ms", "args", "output",
+    ];
+
+    /// Lowers limit `key` to `value` (as [`Limits::set`] reads it) for one process and its
+    /// descendants: the result is the lower of the two, so a process never gets more than
+    /// these limits allow.
+    ///
+    /// # Errors
+    /// As [`Limits::set`]; also when `key` bounds a whole run (`processes`, `run_ms`,
+    /// `message`, `queued`, `objects`, `held`), which no process has of its own.
+    pub fn tighten(&mut self, key: &str, value: &str) -> Result<(), String> {
+        if Self::KEYS.contains(&key) && !Self::PER_PROCESS.contains(&key) {
+            return Err(format!(
+                "limit '{key}' bounds a whole run: a process cannot have its own (limits a \
+                 process may have: {})",
+                Self::PER_PROCESS.join(", ")
+            ));
+        }
+        let mut wanted = self.clone();
+        wanted.set(key, value)?;
+        let lower = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, None) => a,
+            (None, b) => b,
+        };
+        self.children = self.children.min(wanted.children);
+        self.depth = self.depth.min(wanted.depth);
+        self.memory = self.memory.min(wanted.memory);
+        self.cpu_ms = lower(self.cpu_ms, wanted.cpu_ms);
+        self.wall_ms = lower(self.wall_ms, wanted.wall_ms);
+        self.args = self.args.min(wanted.args);
+        self.output = self.output.min(wanted.output);
+        Ok(())
+    }
+
     /// The default `processes` of the `wasm` backend, whose processes share one OS process.
     pub const WASM_PROCESSES: u64 = 16_384;
 
@@ -327,6 +365,43 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Whether processes may use TCP, UDP and name lookup (all addresses).
     pub network: bool,
+}
+
+impl Grants {
+    /// Checks that these grants give nothing that `outer` does not: each directory is one
+    /// of `outer`'s (the same host and guest paths, writable only if it is there), each
+    /// variable one of `outer`'s with the same value, and the network only if `outer`
+    /// grants it.
+    ///
+    /// # Errors
+    /// A message naming the first grant `outer` does not give.
+    pub fn within(&self, outer: &Grants) -> Result<(), String> {
+        for dir in &self.dirs {
+            let given = outer.dirs.iter().any(|o| {
+                o.host == dir.host && o.guest == dir.guest && (o.writable || !dir.writable)
+            });
+            if !given {
+                return Err(format!(
+                    "directory {} (as {}{}) is not granted to the host's processes",
+                    dir.host.display(),
+                    dir.guest,
+                    if dir.writable { ", writable" } else { "" }
+                ));
+            }
+        }
+        for (name, value) in &self.env {
+            if !outer.env.iter().any(|(n, v)| n == name && v == value) {
+                return Err(format!(
+                    "environment variable {name} (with this value) is not granted to the \
+                     host's processes"
+                ));
+            }
+        }
+        if self.network && !outer.network {
+            return Err("the network is not granted to the host's processes".to_string());
+        }
+        Ok(())
+    }
 }
 
 /// A host directory made visible to guests.

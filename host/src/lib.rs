@@ -166,7 +166,9 @@ impl Host {
             },
             std::process::id(),
         );
+        let bounds = model::Bounds::of(&state.config);
         let root = ProcessCtx::new(NewCtx {
+            bounds,
             host: state.clone(),
             run: state.new_run()?,
             program: None,
@@ -334,8 +336,11 @@ impl Host {
         Error,
     > {
         let run = self.state.new_run()?;
-        let output = self.state.output_for(&run, "MainProcess");
+        let output = self
+            .state
+            .output_for(&run, "MainProcess", self.state.config.limits.output);
         let ctx = ProcessCtx::new(NewCtx {
+            bounds: model::Bounds::of(&self.state.config),
             host: self.state.clone(),
             run: run.clone(),
             program: Some(program.clone()),
@@ -455,6 +460,8 @@ impl Host {
             bad_arg: None,
             name: None,
             daemon: None,
+            limits: Vec::new(),
+            grants: None,
         }
     }
 
@@ -550,9 +557,56 @@ pub struct ProcessBuilder<'h> {
     bad_arg: Option<String>,
     name: Option<String>,
     daemon: Option<bool>,
+    /// Limits of its own, as `(key, value)`.
+    limits: Vec<(String, String)>,
+    grants: Option<Grants>,
 }
 
 impl ProcessBuilder<'_> {
+    /// Lowers limit `key` to `value` for this process and its descendants (as
+    /// [`Limits::set`] reads it); the host's limit still applies when it is lower. The
+    /// limits a process may have of its own are [`Limits::PER_PROCESS`]. A bad key or
+    /// value makes [`ProcessBuilder::create`] fail with `invalid-argument`.
+    pub fn limit(mut self, key: &str, value: &str) -> Self {
+        self.limits.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// What this process and its descendants may reach instead of the host's grants:
+    /// no more than the host grants ([`Grants::within`]; otherwise
+    /// [`ProcessBuilder::create`] fails with `invalid-argument`). `Grants::default()`
+    /// takes every grant away.
+    pub fn grants(mut self, grants: Grants) -> Self {
+        self.grants = Some(grants);
+        self
+    }
+
+    /// The limits and grants the process runs under, if it has its own.
+    fn bounds(&self, root: &ProcessCtx) -> Result<Option<model::Bounds>, ProcessError> {
+        if self.limits.is_empty() && self.grants.is_none() {
+            return Ok(None);
+        }
+        let mut limits = root.limits().clone();
+        for (key, value) in &self.limits {
+            limits
+                .tighten(key, value)
+                .map_err(ProcessError::invalid_argument)?;
+        }
+        let grants = match &self.grants {
+            Some(grants) => {
+                grants
+                    .within(root.grants())
+                    .map_err(ProcessError::invalid_argument)?;
+                grants.clone()
+            }
+            None => root.grants().clone(),
+        };
+        Ok(Some(model::Bounds {
+            limits: Arc::new(limits),
+            grants: Arc::new(grants),
+        }))
+    }
+
     /// The target's arguments as bytes, as the guest SDK serialises them (postcard);
     /// [`ProcessBuilder::arg`] serialises a value.
     pub fn args(mut self, bytes: Vec<u8>) -> Self {
@@ -605,6 +659,7 @@ impl ProcessBuilder<'_> {
             )));
         }
         let root = self.host.root.clone();
+        let bounds = self.bounds(&root)?;
         let handle = root.create_in(
             self.program,
             &self.target,
@@ -612,6 +667,7 @@ impl ProcessBuilder<'_> {
             Shares::None,
             self.name,
             self.daemon,
+            bounds,
         )?;
         Ok(Process {
             root,

@@ -5,12 +5,12 @@
 use crate::harness::{assert_demo_output, backend_tests};
 use std::time::Duration;
 use wasmproc::{
-    BackendKind, Config, Error, ErrorKind, Events, EventsError, ExitStatus, Hooks, Host,
+    BackendKind, Config, Error, ErrorKind, Events, EventsError, ExitStatus, Grants, Hooks, Host,
     LIMIT_EXIT_CODE, LimitHit, OutputMode, ProcessEvent, Signal, StoreData,
 };
 use wasmproc_tests::{
-    DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, LIBRARY_HOOKS, PROCESS_RECURSION, PROCESS_RESULT,
-    foreach_library,
+    DEMO, GRANTS_ACCESS, HOSTILE_LOOP, HOSTILE_MEMORY, LIBRARY_HOOKS, PROCESS_RECURSION,
+    PROCESS_RESULT, foreach_library,
 };
 
 macro_rules! assert_test_exists {
@@ -441,8 +441,8 @@ fn native_backend_refuses_an_executable_that_is_not_wasmproc() {
     let mut perms = std::fs::metadata(&older).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(&older, perms).unwrap();
-    let refused = "it is not wasmproc 0.1.0 speaking protocol 2 (asked `__child --probe`, \
-                   expected \"wasmproc-native-child 0.1.0 protocol 2\")";
+    let refused = "it is not wasmproc 0.1.0 speaking protocol 3 (asked `__child --probe`, \
+                   expected \"wasmproc-native-child 0.1.0 protocol 3\")";
     for (exe, why) in [
         (
             "/nonexistent/wasmproc",
@@ -767,5 +767,92 @@ backend_tests! {
             panic!("a program with an unknown import loaded");
         };
         assert!(message.contains("test:hooks/host-api"), "{message}");
+    }
+}
+
+backend_tests! {
+    /// Limits and grants of a process's own, from Rust: lower than the host's (never
+    /// higher), inherited by its children; run-wide limits and grants the host does not
+    /// give are refused at create.
+    fn host_gives_processes_bounds_of_their_own(backend) {
+        let mut config = Config {
+            backend,
+            output: OutputMode::Capture,
+            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+            ..Config::default()
+        };
+        config.limits.set("memory", "64MiB").unwrap();
+        config.grants.env.push(("SECRET".into(), "s3cret".into()));
+        let host = Host::new(config).unwrap();
+        let hostile = host.load(HOSTILE_MEMORY).unwrap();
+        let small = host.process(&hostile, "bomb").limit("memory", "16MiB").start().unwrap();
+        let big = host.process(&hostile, "bomb").limit("memory", "1GiB").start().unwrap();
+        let plain = host.process(&hostile, "bomb").start().unwrap();
+        for p in [&small, &big, &plain] {
+            p.join(None).unwrap();
+        }
+        assert_eq!(
+            small.limit_hit().unwrap(),
+            Some(LimitHit::Memory(16 << 20)),
+            "{backend:?}: {:?} {}",
+            small.exitcode(),
+            String::from_utf8_lossy(&small.stderr().unwrap())
+        );
+        assert_eq!(big.limit_hit().unwrap(), Some(LimitHit::Memory(64 << 20)), "{backend:?}: never above the host's");
+        assert_eq!(plain.limit_hit().unwrap(), Some(LimitHit::Memory(64 << 20)), "{backend:?}");
+
+        // depth = 2: a child of the process may start no children of its own.
+        let tree = host.load(PROCESS_RECURSION).unwrap();
+        let node = host.process(&tree, "node").arg(&0u32).limit("depth", "2").start().unwrap();
+        node.join(None).unwrap();
+        assert_eq!(node.exitcode().unwrap(), Some(1), "{backend:?}");
+        let stdout = String::from_utf8(node.stdout().unwrap()).unwrap();
+        assert_eq!(stdout, format!("{}\n", node.name().unwrap()), "{backend:?}");
+        let unbounded = host.process(&tree, "node").arg(&0u32).start().unwrap();
+        unbounded.join(None).unwrap();
+        assert_eq!(unbounded.exitcode().unwrap(), Some(0), "{backend:?}");
+
+        // The grants: none of the host's, or only some.
+        let grants = host.load(GRANTS_ACCESS).unwrap();
+        let bare = host.process(&grants, "report").name("bare").grants(Grants::default()).start().unwrap();
+        let granted = host.process(&grants, "report").name("granted").start().unwrap();
+        bare.join(None).unwrap();
+        granted.join(None).unwrap();
+        assert_eq!(
+            String::from_utf8(bare.stdout().unwrap()).unwrap(),
+            "bare read: denied\nbare write: denied\nbare env: none\n"
+        );
+        assert_eq!(
+            String::from_utf8(granted.stdout().unwrap()).unwrap(),
+            "granted read: denied\ngranted write: denied\ngranted env: s3cret\n"
+        );
+
+        let refused = |builder: wasmproc::ProcessBuilder<'_>| match builder.create() {
+            Err(Error::Process(e)) => {
+                assert_eq!(e.kind, ErrorKind::InvalidArgument);
+                e.message
+            }
+            other => panic!("created: {other:?}"),
+        };
+        assert_eq!(
+            refused(host.process(&tree, "node").limit("processes", "3")),
+            "limit 'processes' bounds a whole run: a process cannot have its own (limits a \
+             process may have: children, depth, memory, cpu_ms, wall_ms, args, output)"
+        );
+        assert_eq!(
+            refused(host.process(&tree, "node").limit("memory", "lots")),
+            "invalid value 'lots' for limit 'memory' (valid: a whole number of bytes, \
+             optionally ending in KiB, MiB or GiB)"
+        );
+        let network = Grants { network: true, ..Grants::default() };
+        assert_eq!(
+            refused(host.process(&tree, "node").grants(network)),
+            "the network is not granted to the host's processes"
+        );
+        let other_secret = Grants { env: vec![("SECRET".into(), "other".into())], ..Grants::default() };
+        assert_eq!(
+            refused(host.process(&tree, "node").grants(other_secret)),
+            "environment variable SECRET (with this value) is not granted to the host's processes"
+        );
     }
 }

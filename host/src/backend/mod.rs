@@ -63,6 +63,9 @@ pub(crate) struct SpawnRequest<'a> {
     /// Where the run's sync objects live.
     pub link: &'a Link,
     pub config: &'a Config,
+    /// The limits and grants the child runs under (no more than `config`'s).
+    pub limits: &'a crate::config::Limits,
+    pub grants: &'a crate::config::Grants,
     pub authkey: &'a [u8; 32],
     /// The other programs the child may start children of.
     pub programs: &'a Programs,

@@ -34,7 +34,7 @@ pub(super) async fn run_guest(
             return ExitStatus::FAILURE;
         }
     };
-    let mut limits = ctx.host().config.limits.clone();
+    let mut limits = ctx.limits().clone();
     if matches!(entry, Entry::Main(_)) {
         // Time limits are for child processes; the main process is bounded by whoever runs
         // the host.
@@ -76,7 +76,7 @@ fn wasi_ctx(ctx: &ProcessCtx, program: &Program, entry: &Entry) -> Result<WasiCt
             builder.stdin(std::io::stdin());
         }
     }
-    let grants = &config.grants;
+    let grants = ctx.grants();
     builder
         .allow_tcp(grants.network)
         .allow_udp(grants.network)

@@ -31,6 +31,8 @@ pub(crate) struct NewCtx {
     pub output: ProcessOutput,
     /// The sync objects its parent shared with it.
     pub shares: Shares,
+    /// The limits and grants it runs under.
+    pub bounds: super::Bounds,
     /// The name under which this host announces the process's end
     /// ([`ProcessEvent::Ended`], the name it started with): for a child it runs as a task;
     /// none for a process whose parent's host announces it, or with no end to announce.
@@ -57,6 +59,7 @@ pub(crate) struct ProcessCtx {
     output: ProcessOutput,
     client: Client,
     announce_end: Option<String>,
+    bounds: super::Bounds,
 }
 
 /// A start in progress, counted in its run's `starting` while it lives.
@@ -104,7 +107,18 @@ impl ProcessCtx {
             output: init.output,
             client,
             announce_end: init.announce_end,
+            bounds: init.bounds,
         })
+    }
+
+    /// The limits this process runs under (its host's, or lower ones of its own).
+    pub fn limits(&self) -> &crate::config::Limits {
+        &self.bounds.limits
+    }
+
+    /// What this process may reach (its host's grants, or fewer of its own).
+    pub fn grants(&self) -> &crate::config::Grants {
+        &self.bounds.grants
     }
 
     /// The name under which this host announces the process's end, if it does.
@@ -186,7 +200,7 @@ impl ProcessCtx {
         };
         self.check_create(&program, target, &args, name.as_deref())?;
         let shares = self.client.share(shares).await?;
-        self.create_in(program, target, args, shares, name, daemon)
+        self.create_in(program, target, args, shares, name, daemon, None)
     }
 
     /// The checks of `create` that need no lookup.
@@ -209,10 +223,12 @@ impl ProcessCtx {
         if let Some(n) = name {
             check_name(n)?;
         }
-        limits::check_args(&self.host.config.limits, args.len())
+        limits::check_args(self.limits(), args.len())
     }
 
-    /// `create` for a target of `program`.
+    /// `create` for a target of `program`; the child runs under `bounds` (none: this
+    /// process's).
+    #[allow(clippy::too_many_arguments)]
     pub fn create_in(
         &self,
         program: Program,
@@ -221,6 +237,7 @@ impl ProcessCtx {
         shares: Shares,
         name: Option<String>,
         daemon: Option<bool>,
+        bounds: Option<super::Bounds>,
     ) -> Result<u64> {
         self.check_create(&program, target, &args, name.as_deref())?;
         // Charged before a number is taken, so that a refused create takes none.
@@ -254,6 +271,7 @@ impl ProcessCtx {
                 refs: 1,
                 captured: None,
                 shares,
+                bounds: bounds.unwrap_or_else(|| self.bounds.clone()),
             })),
         );
         Ok(handle)
@@ -333,7 +351,7 @@ impl ProcessCtx {
                 "daemonic processes are not allowed to have children",
             ));
         }
-        let limits = &self.host.config.limits;
+        let limits = self.limits();
         limits::check_depth(limits, child.core.identity().len() as u64)?;
         limits::check_children(limits, self.live_children.load(Ordering::Relaxed))?;
         *lock(&child.core.state) = RunState::Starting;
@@ -344,7 +362,9 @@ impl ProcessCtx {
             .core
             .counted_in
             .set([self.live_children.clone(), self.run.live.clone()]);
-        let output = self.host.output_for(&self.run, &child.name);
+        let output = self
+            .host
+            .output_for(&self.run, &child.name, child.bounds.limits.output);
         Ok(Starting {
             core: child.core.clone(),
             name: child.name.clone(),
@@ -354,6 +374,7 @@ impl ProcessCtx {
             program: child.program.clone(),
             output,
             shares: child.shares.clone(),
+            bounds: child.bounds.clone(),
         })
     }
 
@@ -377,6 +398,8 @@ impl ProcessCtx {
             shares: &child.shares,
             link: &self.run.link,
             config: &self.host.config,
+            limits: &child.bounds.limits,
+            grants: &child.bounds.grants,
             authkey: self.host.authkey(),
             programs: &self.host.programs,
         };
@@ -426,6 +449,7 @@ impl ProcessCtx {
             program: Some(child.program),
             me: child.core,
             announce_end: Some(child.name.clone()),
+            bounds: child.bounds,
             name: child.name,
             daemon: child.daemon,
             parent: Some(ParentLink {
@@ -570,8 +594,8 @@ impl ProcessCtx {
 
     /// `set-result`: keeps `value` as this process's result, charged against `held`.
     pub fn set_result(&self, value: Vec<u8>) -> Result<()> {
+        limits::check_result(self.limits(), value.len())?;
         let limits = &self.host.config.limits;
-        limits::check_result(limits, value.len())?;
         let charge = self.run.held.charge(
             limits,
             value.len() as u64,
@@ -811,6 +835,7 @@ struct Starting {
     program: Program,
     output: ProcessOutput,
     shares: Shares,
+    bounds: super::Bounds,
 }
 
 fn default_name(identity: &[u32]) -> String {

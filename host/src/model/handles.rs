@@ -51,6 +51,8 @@ pub(super) struct ChildEntry {
     pub captured: Option<Captured>,
     /// The sync objects the child will hold, until it starts.
     pub shares: Shares,
+    /// The limits and grants it will run under.
+    pub bounds: super::Bounds,
 }
 
 pub(super) enum Object {

@@ -30,3 +30,24 @@ pub(crate) use self::ctx::{NewCtx, ProcessCtx};
 pub(crate) use self::limits::Args;
 pub(crate) use self::run::{Entry, HostState, NewHost, Run, Runner};
 pub(crate) use self::sched::flushing;
+
+use crate::config::{Grants, Limits};
+use std::sync::Arc;
+
+/// The limits and grants a process runs under: its host's, or lower ones given when it was
+/// created from Rust; its children inherit them.
+#[derive(Clone)]
+pub(crate) struct Bounds {
+    pub limits: Arc<Limits>,
+    pub grants: Arc<Grants>,
+}
+
+impl Bounds {
+    /// The bounds of `config`.
+    pub fn of(config: &crate::Config) -> Self {
+        Bounds {
+            limits: Arc::new(config.limits.clone()),
+            grants: Arc::new(config.grants.clone()),
+        }
+    }
+}

@@ -112,14 +112,10 @@ impl HostState {
     }
 
     /// Creates the output of a process of `run` that is about to start, and lists what it
-    /// captures with the run's.
-    pub fn output_for(&self, run: &Run, name: &str) -> ProcessOutput {
-        let output = ProcessOutput::new(
-            self.config.output,
-            name,
-            self.config.limits.output,
-            run.part.capture_dir(),
-        );
+    /// captures with the run's:
+    /// `limit` bytes per stream (the `output` limit it runs under).
+    pub fn output_for(&self, run: &Run, name: &str, limit: u64) -> ProcessOutput {
+        let output = ProcessOutput::new(self.config.output, name, limit, run.part.capture_dir());
         if let Some(c) = output.captured() {
             lock(&run.captured).push(c);
         }

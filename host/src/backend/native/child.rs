@@ -380,7 +380,12 @@ fn child_ctx(
         mode => ProcessOutput::new(mode, &spec.name, config.limits.output, None),
     };
     let me = u64::from(std::process::id());
+    let bounds = crate::model::Bounds {
+        limits: Arc::new(spec.limits.clone()),
+        grants: Arc::new(spec.grants.clone()),
+    };
     Ok(ProcessCtx::new(NewCtx {
+        bounds,
         host,
         run,
         program: Some(program),

@@ -79,8 +79,9 @@ const PROBE_REPLY: &str = "wasmproc-native-child";
 /// The version of what a host and its native executable exchange (a child's description,
 /// the fork server's requests and reports): raised with every change of it, so that a host
 /// refuses an executable of another build of the same version instead of misreading it.
-/// 2: the fork server's spares.
-const PROTOCOL: u32 = 2;
+/// 2: the fork server's spares. 3: limits and grants of a child's own, and the embedder's
+/// hooks.
+const PROTOCOL: u32 = 3;
 
 /// The backend object.
 pub(crate) struct NativeBackend {

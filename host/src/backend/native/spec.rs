@@ -23,8 +23,12 @@ pub(super) struct ChildSpec {
     pub parent_daemon: bool,
     pub authkey: [u8; 32],
     pub output: OutputMode,
+    /// The limits and grants the child runs under (its own, no more than its host's).
     pub limits: Limits,
     pub grants: Grants,
+    /// The `memory` limit the host's engine was configured with (its memory reservation,
+    /// which the compiled program the child maps was made for).
+    pub engine_memory: u64,
     pub epoch_tick_ms: u64,
     pub run_dir: PathBuf,
     pub capture_dir: Option<PathBuf>,
@@ -74,12 +78,17 @@ impl ChildSpec {
         Ok(Some(spec))
     }
 
-    /// The configuration the child runs with.
+    /// The configuration the child's host and engine run with (the child's own limits but
+    /// for `memory`, which is the host engine's; the process's own are
+    /// [`ChildSpec::limits`]).
     pub fn config(&self) -> crate::Config {
         crate::Config {
             backend: crate::BackendKind::Native,
             output: self.output,
-            limits: self.limits.clone(),
+            limits: Limits {
+                memory: self.engine_memory,
+                ..self.limits.clone()
+            },
             grants: self.grants.clone(),
             epoch_tick_ms: self.epoch_tick_ms,
             native_exe: Some(self.exe.clone()),
