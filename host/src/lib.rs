@@ -50,6 +50,7 @@ mod maps;
 mod model;
 mod output;
 mod program;
+mod shared;
 mod sync;
 
 pub use config::{
@@ -63,6 +64,7 @@ pub use exit::{ExitStatus, LimitHit, Signal};
 pub use hooks::Hooks;
 pub use output::Captured;
 pub use program::Program;
+pub use shared::{Connection, Queue};
 /// The wasmtime crate wasmproc runs on, for [`Hooks`] (its `Config`, `Linker` and `Store`).
 pub use wasmtime;
 
@@ -457,12 +459,37 @@ impl Host {
             program: program.clone(),
             target: target.to_string(),
             args: Vec::new(),
+            shared: Vec::new(),
             bad_arg: None,
             name: None,
             daemon: None,
             limits: Vec::new(),
             grants: None,
         }
+    }
+
+    /// A new queue of `T`s for the host's own code and the processes it passes it to (in
+    /// their start arguments: `host.process(&p, "worker").arg(&queue)`, whose target takes
+    /// the guest SDK's `Queue<T>`): bounded to `maxsize` items, or unbounded with 0.
+    ///
+    /// # Errors
+    /// `limit-exceeded` at the `objects` limit.
+    pub fn queue<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        maxsize: u32,
+    ) -> Result<Queue<T>, ProcessError> {
+        Queue::new(&self.root, self.runtime.handle(), maxsize)
+    }
+
+    /// A new pipe, as `multiprocessing.Pipe(duplex)`: two connected ends, either of which
+    /// the host's code keeps or passes to a process in its start arguments (a target that
+    /// takes the guest SDK's `Connection`). One-way (`duplex` false): the first end only
+    /// receives and the second only sends.
+    ///
+    /// # Errors
+    /// `limit-exceeded` at the `objects` limit.
+    pub fn pipe(&self, duplex: bool) -> Result<(Connection, Connection), ProcessError> {
+        Connection::pair(&self.root, self.runtime.handle(), duplex)
     }
 
     /// A subscription to the lifecycle events of every process of the host's runs (the
@@ -553,6 +580,8 @@ pub struct ProcessBuilder<'h> {
     program: Program,
     target: String,
     args: Vec<u8>,
+    /// The host's queues and pipe ends [`ProcessBuilder::arg`] serialised.
+    shared: Vec<u64>,
     /// Why [`ProcessBuilder::arg`] could not serialise its value (reported by `create`).
     bad_arg: Option<String>,
     name: Option<String>,
@@ -611,6 +640,7 @@ impl ProcessBuilder<'_> {
     /// [`ProcessBuilder::arg`] serialises a value.
     pub fn args(mut self, bytes: Vec<u8>) -> Self {
         self.args = bytes;
+        self.shared.clear();
         self.bad_arg = None;
         self
     }
@@ -621,13 +651,17 @@ impl ProcessBuilder<'_> {
     /// [`ProcessBuilder::create`] fail with `invalid-argument`; one of another type than
     /// the target's ends the process with exit code 1 and a line on its stderr naming the
     /// target and the type.
+    ///
+    /// The host's [`Queue`]s and [`Connection`]s in `value` are passed to the process: it
+    /// holds them from its start, as a guest's child holds the objects in its arguments.
     pub fn arg<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
-        match postcard::to_allocvec(value) {
-            Ok(bytes) => {
+        match shared::serialize_args(&self.host.root, value) {
+            Ok((bytes, shared)) => {
                 self.args = bytes;
+                self.shared = shared;
                 self.bad_arg = None;
             }
-            Err(e) => self.bad_arg = Some(format!("cannot serialise the target's argument: {e}")),
+            Err(why) => self.bad_arg = Some(why),
         }
         self
     }
@@ -660,11 +694,17 @@ impl ProcessBuilder<'_> {
         }
         let root = self.host.root.clone();
         let bounds = self.bounds(&root)?;
+        let shares = if self.shared.is_empty() {
+            Shares::None
+        } else {
+            let share = root.client().share(&self.shared);
+            blocking(|| self.host.runtime.block_on(share))?
+        };
         let handle = root.create_in(
             self.program,
             &self.target,
             self.args,
-            Shares::None,
+            shares,
             self.name,
             self.daemon,
             bounds,

@@ -9,8 +9,8 @@ use wasmproc::{
     LIMIT_EXIT_CODE, LimitHit, OutputMode, ProcessEvent, Signal, StoreData,
 };
 use wasmproc_tests::{
-    DEMO, GRANTS_ACCESS, HOSTILE_LOOP, HOSTILE_MEMORY, LIBRARY_HOOKS, PROCESS_RECURSION,
-    PROCESS_RESULT, foreach_library,
+    DEMO, GRANTS_ACCESS, HOSTILE_LOOP, HOSTILE_MEMORY, LIBRARY_HOOKS, LIBRARY_SHARED,
+    PROCESS_RECURSION, PROCESS_RESULT, foreach_library,
 };
 
 macro_rules! assert_test_exists {
@@ -853,6 +853,64 @@ backend_tests! {
         assert_eq!(
             refused(host.process(&tree, "node").grants(other_secret)),
             "environment variable SECRET (with this value) is not granted to the host's processes"
+        );
+    }
+}
+
+backend_tests! {
+    /// Queues and pipes shared by the Rust program and the processes it starts: passed in
+    /// the start arguments, used from both sides, blocking and async; a queue serialised
+    /// anywhere else, or passed to another host's process, is refused.
+    fn library_shared(backend) {
+        let host = capture_host(backend);
+        let program = host.load(LIBRARY_SHARED).unwrap();
+        let jobs = host.queue::<u32>(0).unwrap();
+        let results = host.queue::<u64>(2).unwrap();
+        let doubler = host.process(&program, "doubler").arg(&(&jobs, &results)).start().unwrap();
+        for n in 1..=5 {
+            jobs.put(&n).unwrap();
+        }
+        jobs.put(&0).unwrap();
+        let mut got = vec![futures::executor::block_on(results.get_async()).unwrap()];
+        for _ in 0..4 {
+            got.push(results.get_timeout(Duration::from_secs(30)).unwrap());
+        }
+        assert_eq!(got, [2, 4, 6, 8, 10], "{backend:?}");
+        doubler.join(None).unwrap();
+        assert_eq!(doubler.exitcode().unwrap(), Some(0), "{backend:?}");
+        assert_eq!(results.qsize().unwrap(), 0);
+        let e = results.try_get().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Empty, "{backend:?}");
+        results.put(&1).unwrap();
+        results.put(&2).unwrap();
+        let e = results.put_timeout(&3, Duration::from_millis(10)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Full, "{backend:?}: maxsize 2");
+
+        let (mine, theirs) = host.pipe(true).unwrap();
+        let echo = host.process(&program, "echo").arg(&theirs).start().unwrap();
+        // The process holds its end now; this side lets go of it, so that the process
+        // sees end-of-file once `mine` goes.
+        drop(theirs);
+        for word in ["hello", "plugin"] {
+            mine.send(word).unwrap();
+            assert_eq!(mine.recv::<String>().unwrap(), word.to_uppercase(), "{backend:?}");
+        }
+        assert!(!mine.poll(Duration::ZERO).unwrap());
+        drop(mine);
+        echo.join(None).unwrap();
+        assert_eq!(echo.exitcode().unwrap(), Some(2), "{backend:?}: two messages, then EOF");
+
+        let e = postcard::to_allocvec(&jobs).unwrap_err();
+        assert!(matches!(e, postcard::Error::SerdeSerCustom), "{e:?}");
+        let other = capture_host(backend);
+        let elsewhere = other.load(LIBRARY_SHARED).unwrap();
+        let Err(Error::Process(e)) = other.process(&elsewhere, "doubler").arg(&(&jobs, &results)).create()
+        else {
+            panic!("another host's queue was passed");
+        };
+        assert_eq!(
+            (e.kind, e.message.as_str()),
+            (ErrorKind::InvalidArgument, "a Queue of another host cannot be passed to this one's processes")
         );
     }
 }
