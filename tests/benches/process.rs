@@ -12,7 +12,9 @@
 //! a real OS process: `target/release/wasmproc` re-executed, found next to this bench's
 //! directory; skipped, saying why, when it is missing):
 //! 1. start+join of a no-op child timed inside a guest (`tests/programs/src/bin/bench_spawn.rs`),
-//! 2. the same from Rust through the library (`host.process(..).start()` + `join(None)`);
+//! 2. the same from Rust through the library (`host.process(..).start()` + `join(None)`),
+//!    and a child `square(x)` started with a typed argument whose typed result is read
+//!    (`arg(&x)`, `result::<u64>()`);
 //!    (1) and (2) run in rounds that alternate between the designs, and print the pooled
 //!    median, p10 and p90 and each round's median (the figures are noisy on a small VM);
 //!    the native design runs fewer iterations (a start+join costs milliseconds),
@@ -174,19 +176,38 @@ fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result
 }
 
 /// (2): start+join timed from Rust through the library; every sample, in microseconds.
-fn host_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result<Vec<f64>, String> {
+/// With `typed`, the child is `square(x)`, started with a typed argument, and its typed
+/// result is read within the time.
+fn host_side(
+    host: &Host,
+    program: &Program,
+    n: usize,
+    warmup: usize,
+    typed: bool,
+) -> Result<Vec<f64>, String> {
     let mut samples = Vec::with_capacity(n);
     for i in 0..warmup + n {
+        let x = i as u64;
         let t = Instant::now();
-        let p = host
-            .process(program, "noop")
-            .start()
-            .map_err(|e| format!("start: {e}"))?;
+        let builder = if typed {
+            host.process(program, "square").arg(&x)
+        } else {
+            host.process(program, "noop")
+        };
+        let p = builder.start().map_err(|e| format!("start: {e}"))?;
         p.join(None).map_err(|e| format!("join: {e}"))?;
+        let result = if typed {
+            p.result::<u64>().map_err(|e| format!("result: {e}"))?
+        } else {
+            None
+        };
         let us = t.elapsed().as_secs_f64() * 1e6;
         match p.exitcode() {
             Ok(Some(0)) => {}
-            other => return Err(format!("the no-op child ended with {other:?}")),
+            other => return Err(format!("the child ended with {other:?}")),
+        }
+        if typed && result != Some(x.wrapping_mul(x)) {
+            return Err(format!("square({x}) returned {result:?}"));
         }
         if i >= warmup {
             samples.push(us);
@@ -243,6 +264,8 @@ impl Pool {
 struct Latency {
     guest: Result<Stats, String>,
     host: Result<Stats, String>,
+    /// Host-side, with a typed argument and a typed result.
+    typed: Result<Stats, String>,
     guest_rounds: String,
     host_rounds: String,
     /// The lowest round median: the figure least disturbed by other work.
@@ -275,9 +298,9 @@ fn latency(designs: &[Design], rounds: usize) -> Vec<Latency> {
         .iter()
         .map(|d| (!per_turn(d)).then(|| make(d)))
         .collect();
-    let mut pools: Vec<(Pool, Pool)> = designs.iter().map(|_| Default::default()).collect();
+    let mut pools: Vec<(Pool, Pool, Pool)> = designs.iter().map(|_| Default::default()).collect();
     for _ in 0..rounds {
-        for ((d, setup), (guest, host_pool)) in designs.iter().zip(&setups).zip(&mut pools) {
+        for ((d, setup), (guest, host_pool, typed)) in designs.iter().zip(&setups).zip(&mut pools) {
             let per_round = d.n.div_ceil(rounds);
             let warm = d.warmup.div_ceil(rounds);
             // A host made for this turn only is dropped at the end of it.
@@ -292,20 +315,23 @@ fn latency(designs: &[Design], rounds: usize) -> Vec<Latency> {
             match setup {
                 Ok((host, program)) => {
                     guest.add(guest_side(host, program, per_round, warm));
-                    host_pool.add(host_side(host, program, per_round, warm));
+                    host_pool.add(host_side(host, program, per_round, warm, false));
+                    typed.add(host_side(host, program, per_round, warm, true));
                 }
                 Err(e) => {
                     guest.add(Err(e.clone()));
                     host_pool.add(Err(e.clone()));
+                    typed.add(Err(e.clone()));
                 }
             }
         }
     }
     pools
         .into_iter()
-        .map(|(guest, host)| Latency {
+        .map(|(guest, host, typed)| Latency {
             guest: guest.stats(),
             host: host.stats(),
+            typed: typed.stats(),
             guest_rounds: guest.rounds(),
             host_rounds: host.rounds(),
             guest_best: guest.best(),
@@ -788,6 +814,7 @@ fn main() {
         }
         println!("  guest-side (Instant in the guest)   {}", show(&l.guest));
         println!("  host-side  (Rust library)           {}", show(&l.host));
+        println!("  host-side, typed argument + result  {}", show(&l.typed));
         println!(
             "  medians of the {rounds} rounds: guest-side {}; host-side {}",
             l.guest_rounds, l.host_rounds
@@ -888,8 +915,13 @@ fn main() {
     // Summary.
     println!("\n== summary ==");
     println!(
-        "{:<34} {:>12} {:>12} {:>12} {:>16}",
-        "start+join no-op (median µs)", "guest-side", "host-side", "p90 guest", "best round g/h"
+        "{:<34} {:>12} {:>12} {:>12} {:>12} {:>16}",
+        "start+join no-op (median µs)",
+        "guest-side",
+        "host-side",
+        "host typed",
+        "p90 guest",
+        "best round g/h"
     );
     for (d, l) in designs.iter().zip(&lat) {
         if d.skip.is_some() {
@@ -897,10 +929,11 @@ fn main() {
             continue;
         }
         println!(
-            "{:<34} {:>12} {:>12} {:>12} {:>16}",
+            "{:<34} {:>12} {:>12} {:>12} {:>12} {:>16}",
             format!("wasmproc {}", d.label),
             cell(median(&l.guest)),
             cell(median(&l.host)),
+            cell(median(&l.typed)),
             cell(l.guest.as_ref().ok().map(|s| s.p90)),
             format!("{}/{}", cell(l.guest_best), cell(l.host_best)),
         );

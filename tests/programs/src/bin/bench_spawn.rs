@@ -13,11 +13,16 @@ use wasmproc_guest::{Process, targets};
 
 fn noop() {}
 
+/// The square of its argument, returned to the parent (the typed start+join+result).
+fn square(x: u64) -> u64 {
+    x.wrapping_mul(x)
+}
+
 fn sleeper() {
     std::thread::sleep(Duration::from_secs(3600));
 }
 
-targets![noop, sleeper];
+targets![noop, square, sleeper];
 
 /// One start+join of a no-op child, in microseconds.
 fn once() -> Result<f64, wasmproc_guest::Error> {
