@@ -1,5 +1,6 @@
 //! A plugin host embedding wasmproc. It loads plugins (guest components) and runs their
-//! jobs as sandboxed processes with typed arguments and typed results, and gives them a
+//! jobs as sandboxed processes with typed arguments, typed results and limits of their
+//! own, watches their lifecycle events, and gives them a
 //! host function of its own (a linker hook; under `native` its own executable runs the
 //! children, with the same hooks). It reads one job's output as it is
 //! written, and tells a job that a limit ended apart from one that exited. It goes on
@@ -15,7 +16,8 @@
 use anyhow::{Context, ensure};
 use std::io::BufRead;
 use wasmproc::{
-    BackendKind, Config, Hooks, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode, StoreData,
+    BackendKind, Config, Hooks, Host, LIMIT_EXIT_CODE, LimitHit, OutputMode, ProcessEvent,
+    StoreData,
 };
 use wasmproc_tests::{DEMO, HOSTILE_LOOP, HOSTILE_MEMORY, LIBRARY_HOOKS, PROCESS_RESULT};
 
@@ -50,24 +52,32 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
         hooks: hooks(),
         ..Config::default()
     };
-    // Every plugin process gets at most 64 MiB of memory and 10 s of wall time.
+    // Every plugin process gets at most 256 MiB of memory (the untrusted one less: below)
+    // and 10 s of wall time.
     config
         .limits
-        .set("memory", "64MiB")
+        .set("memory", "256MiB")
         .map_err(anyhow::Error::msg)?;
     config
         .limits
         .set("wall_ms", "10000")
         .map_err(anyhow::Error::msg)?;
     let host = Host::new(config)?;
+    // Every start and end, as it happens.
+    let mut events = host.events(1024);
     let jobs = host.load(DEMO)?;
     let ticker = host.load(HOSTILE_LOOP)?;
     let hostile = host.load(HOSTILE_MEMORY)?;
     let math = host.load(PROCESS_RESULT)?;
     let asking = host.load(LIBRARY_HOOKS)?;
 
-    // A hostile plugin, started first: it allocates until its memory limit ends it.
-    let bomb = host.process(&hostile, "bomb").start()?;
+    // A hostile plugin, started first with a memory limit of its own: it allocates until
+    // that limit ends it.
+    let bomb = host
+        .process(&hostile, "bomb")
+        .name("untrusted")
+        .limit("memory", "64MiB")
+        .start()?;
     // Jobs with typed arguments: each exits with the code it is given.
     let codes = [0i32, 3, 7, 42];
     let started = codes
@@ -130,6 +140,26 @@ fn run(backend: BackendKind) -> anyhow::Result<()> {
         bomb.limit_hit()? == Some(LimitHit::Memory(64 << 20)),
         "the bomb's end: {:?}",
         bomb.limit_hit()?
+    );
+    // What the event stream told of the hostile plugin.
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if event.name() == "untrusted" {
+            seen.push(event);
+        }
+    }
+    ensure!(
+        matches!(
+            seen.as_slice(),
+            [
+                ProcessEvent::Started { .. },
+                ProcessEvent::Ended {
+                    limit: Some(LimitHit::Memory(_)),
+                    ..
+                }
+            ]
+        ),
+        "the events of the hostile plugin: {seen:?}"
     );
     println!(
         "[{}] jobs exited with {codes:?}; the hostile plugin was ended by `{}` ({})",

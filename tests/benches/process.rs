@@ -14,7 +14,7 @@
 //! 1. start+join of a no-op child timed inside a guest (`tests/programs/src/bin/bench_spawn.rs`),
 //! 2. the same from Rust through the library (`host.process(..).start()` + `join(None)`),
 //!    and a child `square(x)` started with a typed argument whose typed result is read
-//!    (`arg(&x)`, `result::<u64>()`);
+//!    (`arg(&x)`, `result::<u64>()`), joined with `join` and with `join_async`;
 //!    (1) and (2) run in rounds that alternate between the designs, and print the pooled
 //!    median, p10 and p90 and each round's median (the figures are noisy on a small VM);
 //!    the native design runs fewer iterations (a start+join costs milliseconds),
@@ -176,15 +176,23 @@ fn guest_side(host: &Host, program: &Program, n: usize, warmup: usize) -> Result
 }
 
 /// (2): start+join timed from Rust through the library; every sample, in microseconds.
-/// With `typed`, the child is `square(x)`, started with a typed argument, and its typed
-/// result is read within the time.
+/// Typed: the child is `square(x)`, started with a typed argument, and its typed result
+/// is read within the time; async: joined with `join_async`.
+#[derive(Clone, Copy, PartialEq)]
+enum HostMode {
+    NoOp,
+    Typed,
+    TypedAsync,
+}
+
 fn host_side(
     host: &Host,
     program: &Program,
     n: usize,
     warmup: usize,
-    typed: bool,
+    mode: HostMode,
 ) -> Result<Vec<f64>, String> {
+    let typed = mode != HostMode::NoOp;
     let mut samples = Vec::with_capacity(n);
     for i in 0..warmup + n {
         let x = i as u64;
@@ -195,7 +203,12 @@ fn host_side(
             host.process(program, "noop")
         };
         let p = builder.start().map_err(|e| format!("start: {e}"))?;
-        p.join(None).map_err(|e| format!("join: {e}"))?;
+        if mode == HostMode::TypedAsync {
+            futures::executor::block_on(p.join_async(None))
+        } else {
+            p.join(None)
+        }
+        .map_err(|e| format!("join: {e}"))?;
         let result = if typed {
             p.result::<u64>().map_err(|e| format!("result: {e}"))?
         } else {
@@ -264,8 +277,9 @@ impl Pool {
 struct Latency {
     guest: Result<Stats, String>,
     host: Result<Stats, String>,
-    /// Host-side, with a typed argument and a typed result.
+    /// Host-side, with a typed argument and a typed result; the same joined async.
     typed: Result<Stats, String>,
+    typed_async: Result<Stats, String>,
     guest_rounds: String,
     host_rounds: String,
     /// The lowest round median: the figure least disturbed by other work.
@@ -298,9 +312,11 @@ fn latency(designs: &[Design], rounds: usize) -> Vec<Latency> {
         .iter()
         .map(|d| (!per_turn(d)).then(|| make(d)))
         .collect();
-    let mut pools: Vec<(Pool, Pool, Pool)> = designs.iter().map(|_| Default::default()).collect();
+    let mut pools: Vec<[Pool; 4]> = designs.iter().map(|_| Default::default()).collect();
     for _ in 0..rounds {
-        for ((d, setup), (guest, host_pool, typed)) in designs.iter().zip(&setups).zip(&mut pools) {
+        for ((d, setup), [guest, host_pool, typed, typed_async]) in
+            designs.iter().zip(&setups).zip(&mut pools)
+        {
             let per_round = d.n.div_ceil(rounds);
             let warm = d.warmup.div_ceil(rounds);
             // A host made for this turn only is dropped at the end of it.
@@ -315,23 +331,26 @@ fn latency(designs: &[Design], rounds: usize) -> Vec<Latency> {
             match setup {
                 Ok((host, program)) => {
                     guest.add(guest_side(host, program, per_round, warm));
-                    host_pool.add(host_side(host, program, per_round, warm, false));
-                    typed.add(host_side(host, program, per_round, warm, true));
+                    host_pool.add(host_side(host, program, per_round, warm, HostMode::NoOp));
+                    typed.add(host_side(host, program, per_round, warm, HostMode::Typed));
+                    let mode = HostMode::TypedAsync;
+                    typed_async.add(host_side(host, program, per_round, warm, mode));
                 }
                 Err(e) => {
-                    guest.add(Err(e.clone()));
-                    host_pool.add(Err(e.clone()));
-                    typed.add(Err(e.clone()));
+                    for pool in [guest, host_pool, typed, typed_async] {
+                        pool.add(Err(e.clone()));
+                    }
                 }
             }
         }
     }
     pools
         .into_iter()
-        .map(|(guest, host, typed)| Latency {
+        .map(|[guest, host, typed, typed_async]| Latency {
             guest: guest.stats(),
             host: host.stats(),
             typed: typed.stats(),
+            typed_async: typed_async.stats(),
             guest_rounds: guest.rounds(),
             host_rounds: host.rounds(),
             guest_best: guest.best(),
@@ -816,6 +835,10 @@ fn main() {
         println!("  host-side  (Rust library)           {}", show(&l.host));
         println!("  host-side, typed argument + result  {}", show(&l.typed));
         println!(
+            "  the same, joined with join_async    {}",
+            show(&l.typed_async)
+        );
+        println!(
             "  medians of the {rounds} rounds: guest-side {}; host-side {}",
             l.guest_rounds, l.host_rounds
         );
@@ -915,11 +938,12 @@ fn main() {
     // Summary.
     println!("\n== summary ==");
     println!(
-        "{:<34} {:>12} {:>12} {:>12} {:>12} {:>16}",
+        "{:<34} {:>12} {:>12} {:>12} {:>12} {:>12} {:>16}",
         "start+join no-op (median µs)",
         "guest-side",
         "host-side",
         "host typed",
+        "typed async",
         "p90 guest",
         "best round g/h"
     );
@@ -929,11 +953,12 @@ fn main() {
             continue;
         }
         println!(
-            "{:<34} {:>12} {:>12} {:>12} {:>12} {:>16}",
+            "{:<34} {:>12} {:>12} {:>12} {:>12} {:>12} {:>16}",
             format!("wasmproc {}", d.label),
             cell(median(&l.guest)),
             cell(median(&l.host)),
             cell(median(&l.typed)),
+            cell(median(&l.typed_async)),
             cell(l.guest.as_ref().ok().map(|s| s.p90)),
             format!("{}/{}", cell(l.guest_best), cell(l.host_best)),
         );
