@@ -24,13 +24,17 @@ foreach_library!(assert_test_exists);
 /// A new host of `backend` that captures output (native children run the wasmproc binary
 /// cargo built for these tests).
 fn capture_host(backend: BackendKind) -> Host {
-    Host::new(Config {
+    Host::new(capture_config(backend)).expect("host")
+}
+
+/// The configuration of [`capture_host`], to change before making a host of it.
+fn capture_config(backend: BackendKind) -> Config {
+    Config {
         backend,
         output: OutputMode::Capture,
         native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
         ..Config::default()
-    })
-    .expect("host")
+    }
 }
 
 /// A directory of its own under the temporary directory for the test `what` under
@@ -47,12 +51,7 @@ backend_tests! {
     /// Which limit ended a process: the exit code is 124 either way, and only a limit's end
     /// names the limit (not an `exit(124)`, nor any other end).
     fn host_tells_which_limit_ended_a_process(backend) {
-        let mut config = Config {
-            backend,
-            output: OutputMode::Capture,
-            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
-            ..Config::default()
-        };
+        let mut config = capture_config(backend);
         config.limits.set("memory", "64MiB").unwrap();
         config.limits.set("wall_ms", "300").unwrap();
         let host = Host::new(config).expect("host");
@@ -658,12 +657,7 @@ backend_tests! {
             "{backend:?}"
         );
 
-        let mut config = Config {
-            backend,
-            output: OutputMode::Capture,
-            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
-            ..Config::default()
-        };
+        let mut config = capture_config(backend);
         config.limits.set("memory", "64MiB").unwrap();
         config.limits.set("children", "1").unwrap();
         let limited = Host::new(config).unwrap();
@@ -729,11 +723,8 @@ backend_tests! {
     /// plugin_host runs hooked native children with an executable of its own).
     fn library_hooks(backend) {
         let config = Config {
-            backend,
-            output: OutputMode::Capture,
-            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
             hooks: answering_hooks(),
-            ..Config::default()
+            ..capture_config(backend)
         };
         if backend == BackendKind::Native {
             let Err(Error::NativeExe { why, .. }) = Host::new(config) else {
@@ -775,12 +766,7 @@ backend_tests! {
     /// higher), inherited by its children; run-wide limits and grants the host does not
     /// give are refused at create.
     fn host_gives_processes_bounds_of_their_own(backend) {
-        let mut config = Config {
-            backend,
-            output: OutputMode::Capture,
-            native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
-            ..Config::default()
-        };
+        let mut config = capture_config(backend);
         config.limits.set("memory", "64MiB").unwrap();
         config.grants.env.push(("SECRET".into(), "s3cret".into()));
         let host = Host::new(config).unwrap();

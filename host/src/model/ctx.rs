@@ -483,7 +483,7 @@ impl ProcessCtx {
             token,
         } = elsewhere;
         let (task_core, run) = (core.clone(), self.run.clone());
-        let limits = self.host.config.limits.clone();
+        let host = self.host.clone();
         super::sched::start(core, &self.host.runtime, async move {
             let ended = ended.await;
             if let Some(hit) = ended.limit {
@@ -494,7 +494,11 @@ impl ProcessCtx {
                 let len = bytes.len() as u64;
                 let kept = run
                     .held
-                    .charge(&limits, len, &format!("a result of {len} bytes"))
+                    .charge(
+                        &host.config.limits,
+                        len,
+                        &format!("a result of {len} bytes"),
+                    )
                     .map(|charge| (bytes, charge));
                 task_core.set_result(kept);
             }
