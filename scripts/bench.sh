@@ -9,9 +9,12 @@
 #   queue  Queue throughput, a child putting u64s and the parent getting them, wasm and
 #          native backends next to CPython's multiprocessing.Queue (tests/benches/sync.rs);
 #   pool   Pool.map of a trivial function with chunksize=1, wasm and native backends next
-#          to CPython's multiprocessing.Pool(...).map(..., chunksize=1) (tests/benches/sync.rs).
+#          to CPython's multiprocessing.Pool(...).map(..., chunksize=1) (tests/benches/sync.rs);
+#   compute  what the wasm backend's memory layout costs compiled code: a guest's loads and
+#          stores with bounds checks (the default `memory` limit) and without (4 GiB)
+#          (tests/benches/compute.rs; not part of `all`).
 #
-# Usage: scripts/bench.sh [spawn] [queue] [pool] [-- ARGS for cargo bench]
+# Usage: scripts/bench.sh [spawn] [queue] [pool] [compute] [-- ARGS for cargo bench]
 # With no name, all three run; the names may also come from WASMPROC_BENCH=queue,pool.
 # The other WASMPROC_BENCH_* variables (iterations, rounds, backends) are described at the
 # top of tests/benches/process.rs and tests/benches/sync.rs.
@@ -26,7 +29,7 @@ for name in "${from_env[@]}"; do
 done
 while [ $# -gt 0 ]; do
   case "$1" in
-    spawn|queue|pool) selected+=("$1"); shift ;;
+    spawn|queue|pool|compute) selected+=("$1"); shift ;;
     all) selected+=(spawn queue pool); shift ;;
     --) break ;;
     *) break ;;
@@ -35,8 +38,8 @@ done
 [ ${#selected[@]} -eq 0 ] && selected=(spawn queue pool)
 for name in "${selected[@]}"; do
   case "$name" in
-    spawn|queue|pool) ;;
-    *) echo "error: unknown benchmark '$name' (known: spawn, queue, pool)" >&2; exit 2 ;;
+    spawn|queue|pool|compute) ;;
+    *) echo "error: unknown benchmark '$name' (known: spawn, queue, pool, compute)" >&2; exit 2 ;;
   esac
 done
 want() { [[ " ${selected[*]} " == *" $1 "* ]]; }
@@ -45,6 +48,7 @@ want spawn && benches+=(--bench process)
 if want queue || want pool; then
   benches+=(--bench sync)
 fi
+want compute && benches+=(--bench compute)
 WASMPROC_BENCH="$(IFS=','; echo "${selected[*]}")"
 export WASMPROC_BENCH
 
