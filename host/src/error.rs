@@ -102,6 +102,15 @@ pub enum Error {
         /// Why (part of the message, so not also a `source`).
         io: std::io::Error,
     },
+    /// A program of [`crate::Config::programs`] cannot be read or is not a program, found
+    /// when the host is made rather than when a process first starts one.
+    #[error("program {name}: {why}")]
+    Program {
+        /// The name processes start it by.
+        name: String,
+        /// What is wrong with it, naming the file.
+        why: String,
+    },
     /// A file could not be written.
     #[error("cannot write {path}: {io}")]
     WriteFile {

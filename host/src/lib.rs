@@ -126,7 +126,8 @@ impl Host {
     /// # Errors
     ///
     /// [`Error::Config`] when `config` cannot be run (a `memory` limit above
-    /// [`Limits::MAX_MEMORY`]); [`Error::Runtime`], [`Error::Engine`], [`Error::NativeExe`]
+    /// [`Limits::MAX_MEMORY`]); [`Error::Program`] when a file of [`Config::programs`] cannot
+    /// be read or is not a program (text, a core module); [`Error::Runtime`], [`Error::Engine`], [`Error::NativeExe`]
     /// or [`Error::WorkDir`] when the host's runtime, engine or native backend cannot be
     /// set up.
     pub fn new(config: Config) -> Result<Host, Error> {
@@ -136,6 +137,12 @@ impl Host {
                 config.limits.memory,
                 Limits::MAX_MEMORY
             )));
+        }
+        for (name, path) in &config.programs {
+            engine::check_program_file(path).map_err(|why| Error::Program {
+                name: name.clone(),
+                why,
+            })?;
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -265,20 +265,6 @@ fn settings_file(config: Option<PathBuf>) -> anyhow::Result<Settings> {
     })
 }
 
-/// Whether `path` can be read and begins as a WebAssembly file (or a precompiled one) does.
-fn check_program_file(path: &Path) -> anyhow::Result<()> {
-    use std::io::Read;
-    let mut magic = [0u8; 4];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    // `\0asm`, or the ELF header of a file made by `wasmproc compile`.
-    if magic != *b"\0asm" && magic != *b"\x7fELF" {
-        anyhow::bail!("{} is not a WebAssembly program", path.display());
-    }
-    Ok(())
-}
-
 /// `wasmproc run`: the main process of `program` with `args`, under `settings` (the
 /// programs may be precompiled with `allow_precompiled`); its exit code is the shell's.
 /// How `wasmproc run` runs its program.
@@ -313,10 +299,6 @@ fn run_program(
              capture mode); wasmproc run writes output through and does not capture it"
         );
     }
-    // A program a guest may start children of is checked now, not when first used.
-    for (name, path) in &settings.programs {
-        check_program_file(path).map_err(|e| anyhow::anyhow!("program {name}: {e}"))?;
-    }
     let max_map_count = match std::env::var("WASMPROC_MAX_MAP_COUNT") {
         Ok(v) => Some(v.parse::<u64>().map_err(|_| {
             anyhow::anyhow!(
@@ -332,7 +314,11 @@ fn run_program(
         compilation_cache,
         ..Config::default()
     }))
-    .context("failed to start the host")?;
+    .map_err(|e| match e {
+        // A program of the configuration that is missing or not one names itself.
+        wasmproc::Error::Program { .. } => anyhow::Error::new(e),
+        other => anyhow::Error::new(other).context("failed to start the host"),
+    })?;
     let program = if allow_precompiled {
         // SAFETY: the user passed --allow-precompiled, whose help states the contract of
         // `load_precompiled` and `allow_precompiled_programs`: files they compiled

@@ -1148,7 +1148,8 @@ fn cli_checks_programs_and_the_output_limit_at_start() {
     assert_eq!(
         refused(&["run", "--program", &text_flag, PROGRAMS_MAIN]),
         format!(
-            "wasmproc: error: program other: {} is not a WebAssembly program\n",
+            "wasmproc: error: program other: {}: not a WebAssembly component: the file does \
+             not begin with WebAssembly's magic number (\\0asm)\n",
             text_file.display()
         )
     );

@@ -580,6 +580,59 @@ fn host_refuses_a_memory_limit_past_wasm32() {
     assert!(Host::new(config).is_ok());
 }
 
+/// A program of `Config::programs` that cannot be read, or is text or a core module, is
+/// refused when the host is made, naming it; a component is taken.
+#[test]
+fn host_checks_its_programs_when_made() {
+    let dir = temp_dir("programs-at-new", BackendKind::Wasm);
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.wasm");
+    let text = dir.join("notes.wasm");
+    std::fs::write(&text, "just some notes\n").unwrap();
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let refusal = |path: &std::path::Path| {
+        let config = Config {
+            programs: vec![("other".into(), path.to_path_buf())],
+            ..Config::default()
+        };
+        match Host::new(config) {
+            Err(e @ Error::Program { .. }) => e.to_string(),
+            Err(e) => panic!("{e:?}"),
+            Ok(_) => panic!("a host with {} as a program", path.display()),
+        }
+    };
+    assert_eq!(
+        refusal(&missing),
+        format!(
+            "program other: cannot read {}: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+    assert_eq!(
+        refusal(&text),
+        format!(
+            "program other: {}: not a WebAssembly component: the file does not begin with \
+             WebAssembly's magic number (\\0asm)",
+            text.display()
+        )
+    );
+    assert_eq!(
+        refusal(&core),
+        format!(
+            "program other: {}: not a WebAssembly component: it is a core WebAssembly module \
+             (build the program for wasm32-wasip2 to get a component)",
+            core.display()
+        )
+    );
+    let config = Config {
+        programs: vec![("other".into(), DEMO.into())],
+        ..Config::default()
+    };
+    assert!(Host::new(config).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Every event waiting in `events`, each in words.
 fn drain(events: &mut Events) -> Vec<String> {
     let mut got = Vec::new();

@@ -375,6 +375,23 @@ impl Input {
     }
 }
 
+/// Whether the file at `path` can be read and begins as a program does (a component, or
+/// native code that may be a precompiled one); why not, naming the file. Only the first bytes
+/// are read: the program is compiled when a process first starts it.
+pub(crate) fn check_program_file(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(8);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut head))
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match classify(&head) {
+        input @ (Input::CoreModule | Input::NotWasm) => {
+            Err(format!("{}: {}", path.display(), input.refusal()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What `bytes` are, by their content.
 pub(crate) fn classify(bytes: &[u8]) -> Input {
     match wasmtime::Engine::detect_precompiled(bytes) {
