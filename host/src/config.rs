@@ -494,7 +494,7 @@ pub struct Config {
     pub pooling: Option<u32>,
     /// The kernel's `vm.max_map_count` as the `wasm` backend goes by it: its starts are
     /// refused with `limit-exceeded` before this OS process's memory mappings would run out
-    /// (see `maps.rs`). `None` (the default) reads `/proc/sys/vm/max_map_count`. The CLI
+    /// (see `engine/maps.rs`). `None` (the default) reads `/proc/sys/vm/max_map_count`. The CLI
     /// takes it from `WASMPROC_MAX_MAP_COUNT`; a lower value than the kernel's shows the
     /// refusal without starting tens of thousands of processes.
     pub max_map_count: Option<u64>,

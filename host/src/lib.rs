@@ -46,7 +46,6 @@ mod error;
 mod events;
 mod exit;
 mod hooks;
-mod maps;
 mod model;
 mod output;
 mod program;

@@ -1,12 +1,12 @@
 //! The `wasm` backend: every process is a fresh instance of the program in its own
 //! `Store`, run by the model as a task of this host process ([`Spawned::Here`]); pids are
 //! virtual, unique per host. A start is refused before this OS process's kernel mappings
-//! would run out ([`crate::maps`]).
+//! would run out ([`crate::engine::maps`]).
 
 use super::{Backend, BackendRun, SpawnError, SpawnRequest, Spawned};
 use crate::config::{BackendKind, Config};
+use crate::engine::maps::{Budget, Charge};
 use crate::error::Error;
-use crate::maps::{Budget, Charge};
 use crate::sync::{Link, Registry};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ impl Backend for WasmBackend {
             maps: Budget {
                 max: config
                     .max_map_count
-                    .unwrap_or_else(crate::maps::kernel_max_map_count),
+                    .unwrap_or_else(crate::engine::maps::kernel_max_map_count),
                 per_start: per_start(config),
             },
         };

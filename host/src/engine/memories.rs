@@ -220,7 +220,7 @@ unsafe impl MemoryCreator for PooledMemories {
             None => Region::map(capacity, guard)?,
         };
         region.set_accessible(minimum)?;
-        crate::maps::memory_made();
+        crate::engine::maps::memory_made();
         Ok(Box::new(PooledMemory {
             region: Some(region),
             pool: self.0.clone(),

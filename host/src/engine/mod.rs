@@ -8,6 +8,7 @@
 mod bindings;
 mod host;
 mod kept;
+pub(crate) mod maps;
 mod memories;
 mod run;
 mod stacks;
