@@ -36,7 +36,7 @@
 //! | `Lock()`, `RLock()` | [`Lock`], [`RLock`]: `acquire`, `acquire_timeout`, `try_acquire`, `release`, `lock` ([`LockGuard`]) |
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore`], [`BoundedSemaphore`]: as locks, plus `get_value` |
 //! | `connection.wait(objs, timeout)` | [`wait`] on process, queue and connection [`Sentinel`]s |
-//! | `Pool(processes, maxtasksperchild=)` | [`Pool`] / [`Pool::builder`]: `map`, `starmap`, `imap`, `imap_unordered`, `apply`, `apply_async` ([`AsyncResult`]), `close`, `join`, `terminate` |
+//! | `Pool(processes, initializer, initargs, maxtasksperchild)` | [`Pool`] / [`Pool::builder`] ([`PoolBuilder::initializer`]): `map`, `starmap`, `imap`, `imap_unordered`, `apply`, `apply_async`, `map_async`, `starmap_async` ([`AsyncResult`]), with `callback` and `error_callback` ([`Callbacks`]: `apply_async_with`, `map_async_with`), `close`, `join`, `terminate` |
 //!
 //! ```no_run
 //! use wasmproc_guest::{Pool, Process, Queue, pool_fn, targets};
@@ -92,7 +92,7 @@ mod process;
 mod sync;
 
 pub use error::{Error, ErrorKind};
-pub use pool::{AsyncResult, IMapIter, Pool, PoolBuilder, PoolFn};
+pub use pool::{AsyncResult, Callbacks, IMapIter, Pool, PoolBuilder, PoolFn};
 pub use process::{
     AuthKey, Builder, Process, Sentinel, active_children, authkey, cpu_count, current_process,
     exit, parent_process, wait,

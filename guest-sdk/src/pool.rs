@@ -237,11 +237,15 @@ fn current_name() -> String {
     crate::current_process().name().unwrap_or_default()
 }
 
+/// A worker's arguments: its inbox, the results queue, its `maxtasksperchild` (0: none),
+/// whether it is the pool's only worker, and the initializer's call (empty: none).
+type WorkerArgs = (Queue<Vec<u8>>, Queue<Vec<u8>>, u64, bool, Vec<u8>);
+
 /// The pool worker target: runs the tasks of its inbox until a stop message or its
 /// `maxtasksperchild`, putting each task's results on the results queue.
 #[doc(hidden)]
 pub fn run_worker(args: &[u8], dispatch: Dispatch) -> Result<(), String> {
-    let (inbox, results, maxtasks, alone): (Queue<Vec<u8>>, Queue<Vec<u8>>, u64, bool) =
+    let (inbox, results, maxtasks, alone, init): WorkerArgs =
         postcard::from_bytes(args).map_err(|e| format!("bad pool worker arguments: {e}"))?;
     std::panic::set_hook(Box::new(|info| {
         if let Some((results, id)) = RUNNING.get() {
@@ -251,6 +255,22 @@ pub fn run_worker(args: &[u8], dispatch: Dispatch) -> Result<(), String> {
         crate::process::child_panic(info)
     }));
     let mut out = Vec::new();
+    if !init.is_empty() {
+        // The initializer: one call, before any task (its result is dropped). A failure
+        // ends the worker, which the pool replaces, as CPython's does.
+        let ((_, func, _), mut input) = postcard::take_from_bytes::<(u64, &str, u32)>(&init[1..])
+            .map_err(|e| format!("bad pool initializer: {e}"))?;
+        match dispatch(func, &mut input, &mut out) {
+            Some(Ok(())) => out.clear(),
+            Some(Err(e)) => return Err(format!("the pool initializer {func} failed: {e}")),
+            None => {
+                return Err(format!(
+                    "the program has no pool function named '{func}' (register the \
+                     initializer with targets![...; pool: {func}])"
+                ));
+            }
+        }
+    }
     let mut done = 0u64;
     'tasks: while maxtasks == 0 || done < maxtasks {
         // One task, so that those behind it stay in the inbox, where an idle worker can be
@@ -340,7 +360,14 @@ struct Job {
     completed: Option<VecDeque<usize>>,
     /// Nobody will read the outcomes: drop the job once its tasks are done.
     abandoned: bool,
+    /// What to run in the caller once every chunk has its outcome: made from the job, it
+    /// gives the call of the user's callback (run once the pool's state is no longer
+    /// borrowed, see [`PoolState::fire`]).
+    on_done: Option<OnDone>,
 }
+
+/// Makes the call of a job's callback from the job's outcomes.
+type OnDone = Box<dyn FnOnce(&Job) -> Box<dyn FnOnce()>>;
 
 struct Worker {
     id: u64,
@@ -368,6 +395,10 @@ struct PoolState {
     next_task: u64,
     next_job: u64,
     next_worker: u64,
+    /// The pool's initializer call.
+    init: Option<InitCall>,
+    /// Callbacks of finished jobs, waiting to be run by the caller (see [`run_callbacks`]).
+    fire: Vec<Box<dyn FnOnce()>>,
 }
 
 fn not_running() -> Error {
@@ -381,7 +412,13 @@ impl PoolState {
         // The pool's one worker takes its inbox in batches: no other could be given them.
         let alone = self.processes == 1;
         let process = Process::builder(WORKER_TARGET)
-            .args(&(&inbox, &self.results, maxtasks, alone))?
+            .args(&(
+                &inbox,
+                &self.results,
+                maxtasks,
+                alone,
+                InitArg(self.init.as_ref()),
+            ))?
             .daemon(true)
             .build()
             .map_err(|e| {
@@ -414,7 +451,12 @@ impl PoolState {
     }
 
     /// Queues a job of task messages built by `build(first_task_id)`; dispatches what fits.
-    fn submit(&mut self, msgs: Vec<(u32, Vec<u8>)>, unordered: bool) -> Result<u64, Error> {
+    fn submit(
+        &mut self,
+        msgs: Vec<(u32, Vec<u8>)>,
+        unordered: bool,
+        on_done: Option<OnDone>,
+    ) -> Result<u64, Error> {
         if self.state != RunState::Running {
             return Err(not_running());
         }
@@ -444,6 +486,7 @@ impl PoolState {
                 chunks,
                 completed: unordered.then(VecDeque::new),
                 abandoned: false,
+                on_done,
             },
         );
         self.dispatch()?;
@@ -656,7 +699,7 @@ impl PoolState {
             return;
         };
         job.remaining -= 1;
-        if job.abandoned {
+        if job.abandoned && job.on_done.is_none() {
             if job.remaining == 0 {
                 self.jobs.remove(&task.job);
             }
@@ -665,6 +708,14 @@ impl PoolState {
         job.chunks[task.chunk].1 = Some(outcome);
         if let Some(completed) = &mut job.completed {
             completed.push_back(task.chunk);
+        }
+        if job.remaining == 0 {
+            if let Some(on_done) = job.on_done.take() {
+                self.fire.push(on_done(job));
+            }
+            if job.abandoned {
+                self.jobs.remove(&task.job);
+            }
         }
     }
 
@@ -798,6 +849,10 @@ impl PoolState {
         }
         self.state = RunState::Terminated;
         let collected = self.collect();
+        // As CPython's, callbacks are not called for what terminate cuts short.
+        for job in self.jobs.values_mut() {
+            job.on_done = None;
+        }
         for w in &self.workers {
             let _ = w.process.terminate();
         }
@@ -879,6 +934,34 @@ impl fmt::Debug for Pool {
 pub struct PoolBuilder {
     processes: usize,
     maxtasksperchild: Option<usize>,
+    init: Option<InitCall>,
+}
+
+/// A pool's initializer call: serialises it as a task message. It runs each time a worker
+/// is started, inside the worker's start arguments, so that sync objects among `initargs`
+/// are passed to the worker as any argument's are.
+#[derive(Clone)]
+struct InitCall(Rc<dyn Fn() -> Result<Vec<u8>, postcard::Error>>);
+
+impl fmt::Debug for InitCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InitCall")
+    }
+}
+
+/// The initializer part of a worker's arguments: its task message, or nothing.
+struct InitArg<'a>(Option<&'a InitCall>);
+
+impl Serialize for InitArg<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => Vec::<u8>::new().serialize(serializer),
+            Some(call) => match (call.0)() {
+                Ok(msg) => msg.serialize(serializer),
+                Err(e) => Err(serde::ser::Error::custom(e)),
+            },
+        }
+    }
 }
 
 impl PoolBuilder {
@@ -895,10 +978,29 @@ impl PoolBuilder {
         self
     }
 
+    /// Each worker calls `f(initargs)` when it starts, before any task (also a worker that
+    /// replaces one that ended). Python: `initializer` and `initargs`. `f` is a pool
+    /// function (registered after `pool:` in [`targets!`](crate::targets)); its result is
+    /// dropped. A worker whose initializer fails or panics ends with exit code 1, its
+    /// message on its stderr, and is replaced, as in CPython (so a pool whose initializer
+    /// always fails never runs a task).
+    pub fn initializer<A: Serialize + 'static, R>(
+        mut self,
+        f: PoolFn<A, R>,
+        initargs: A,
+    ) -> PoolBuilder {
+        let name = f.name;
+        self.init = Some(InitCall(Rc::new(move || {
+            postcard::to_extend(&initargs, task_header(0, name, 1))
+        })));
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidArgument`] when `maxtasksperchild` is 0;
+    /// [`ErrorKind::InvalidArgument`] when `maxtasksperchild` is 0 or the initializer's
+    /// arguments cannot be serialised (a closed queue among them, say);
     /// [`ErrorKind::UnknownTarget`] when the program registers no pool functions;
     /// [`ErrorKind::InvalidState`] in a daemonic process (a pool task, say);
     /// [`ErrorKind::LimitExceeded`] when a limit of the run refuses a worker or a queue.
@@ -908,6 +1010,7 @@ impl PoolBuilder {
                 "maxtasksperchild must be a positive int or None".into(),
             ));
         }
+        let init = self.init;
         let processes = if self.processes == 0 {
             cpu_count().max(1)
         } else {
@@ -926,6 +1029,8 @@ impl PoolBuilder {
                 next_task: 0,
                 next_job: 0,
                 next_worker: 0,
+                init,
+                fire: Vec::new(),
             })),
         };
         pool.shared.borrow_mut().replenish()?;
@@ -963,6 +1068,7 @@ impl Pool {
         items: &[I],
         chunksize: usize,
         unordered: bool,
+        on_done: Option<OnDone>,
     ) -> Result<u64, Error> {
         let mut st = self.shared.borrow_mut();
         if st.state != RunState::Running {
@@ -980,7 +1086,7 @@ impl Pool {
             }
             msgs.push((count, msg));
         }
-        st.submit(msgs, unordered)
+        st.submit(msgs, unordered, on_done)
     }
 
     /// Python's default chunk size for `map`: the items spread over four chunks per worker.
@@ -995,13 +1101,15 @@ impl Pool {
         items: &[I],
         chunksize: usize,
     ) -> Result<Vec<R>, Error> {
-        let job = self.submit(name, items, chunksize, false)?;
+        let job = self.submit(name, items, chunksize, false, None)?;
         let mut st = self.shared.borrow_mut();
         let driven = st.drive(None, &|s| s.job_done(job));
-        let Some(job) = st.jobs.remove(&job) else {
+        let job = st.jobs.remove(&job);
+        drop(st);
+        run_callbacks(&self.shared);
+        let Some(job) = job else {
             return driven.map(|_| Vec::new());
         };
-        drop(st);
         driven?;
         let mut out = Vec::with_capacity(items.len());
         for (count, outcome) in job.chunks {
@@ -1100,7 +1208,7 @@ impl Pool {
     ) -> Result<IMapIter<R>, Error> {
         check_chunksize(chunksize)?;
         let items: Vec<A> = items.into_iter().collect();
-        let job = self.submit(f.name, &items, chunksize, unordered)?;
+        let job = self.submit(f.name, &items, chunksize, unordered, None)?;
         Ok(IMapIter {
             shared: self.shared.clone(),
             job,
@@ -1139,13 +1247,96 @@ impl Pool {
         f: PoolFn<A, R>,
         args: A,
     ) -> Result<AsyncResult<R>, Error> {
-        let job = self.submit(f.name, std::slice::from_ref(&args), 1, false)?;
+        let job = self.submit(f.name, std::slice::from_ref(&args), 1, false, None)?;
         Ok(AsyncResult {
             shared: self.shared.clone(),
             job,
             name: f.name,
-            _result: PhantomData,
+            decode: decode_one::<R>,
         })
+    }
+
+    /// As [`apply_async`](Self::apply_async), calling `callbacks.callback` with the result or
+    /// `callbacks.error_callback` with the error once the task is done. Python:
+    /// `apply_async(f, args, callback=..., error_callback=...)`. See [`Callbacks`] for when
+    /// they run.
+    ///
+    /// # Errors
+    /// As [`apply_async`](Self::apply_async).
+    pub fn apply_async_with<A: Serialize, R: DeserializeOwned + 'static>(
+        &self,
+        f: PoolFn<A, R>,
+        args: A,
+        callbacks: Callbacks<R>,
+    ) -> Result<AsyncResult<R>, Error> {
+        let on_done = callbacks.on_done(f.name, decode_one::<R>);
+        let job = self.submit(f.name, std::slice::from_ref(&args), 1, false, on_done)?;
+        Ok(AsyncResult {
+            shared: self.shared.clone(),
+            job,
+            name: f.name,
+            decode: decode_one::<R>,
+        })
+    }
+
+    /// Submits `f` on every item at once (in chunks of Python's default size) and returns
+    /// at once; the [`AsyncResult`]'s value is the results in order, or the first failed
+    /// chunk's error (in item order). Python: `map_async(f, items)`.
+    ///
+    /// # Errors
+    /// As [`apply_async`](Self::apply_async).
+    pub fn map_async<A: Serialize, R: DeserializeOwned + 'static>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error> {
+        self.map_async_with(f, items, None, Callbacks::new())
+    }
+
+    /// As [`map_async`](Self::map_async), in chunks of `chunksize` items (`None`: Python's
+    /// default), with callbacks. Python: `map_async(f, items, chunksize, callback=...,
+    /// error_callback=...)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidArgument`] when `chunksize` is 0; otherwise as
+    /// [`apply_async`](Self::apply_async).
+    pub fn map_async_with<A: Serialize, R: DeserializeOwned + 'static>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        callbacks: Callbacks<Vec<R>>,
+    ) -> Result<AsyncResult<Vec<R>>, Error> {
+        let items: Vec<A> = items.into_iter().collect();
+        let chunksize = match chunksize {
+            Some(c) => {
+                check_chunksize(c)?;
+                c
+            }
+            None => self.default_chunksize(items.len()),
+        };
+        let on_done = callbacks.on_done(f.name, decode_all::<R>);
+        let job = self.submit(f.name, &items, chunksize, false, on_done)?;
+        Ok(AsyncResult {
+            shared: self.shared.clone(),
+            job,
+            name: f.name,
+            decode: decode_all::<R>,
+        })
+    }
+
+    /// As [`map_async`](Self::map_async) with each tuple of arguments. Python:
+    /// `starmap_async(f, items)`. (A [`PoolFn`] of several parameters already takes their
+    /// tuple.)
+    ///
+    /// # Errors
+    /// As [`map_async`](Self::map_async).
+    pub fn starmap_async<A: Serialize, R: DeserializeOwned + 'static>(
+        &self,
+        f: PoolFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, Error> {
+        self.map_async(f, items)
     }
 
     /// No more tasks may be submitted (later submissions fail with
@@ -1178,8 +1369,10 @@ impl Pool {
         if st.state == RunState::Running {
             return Err(Error::new(ErrorKind::InvalidState, "Pool is still running"));
         }
-        st.drive(None, &|s| s.tasks.is_empty() && s.workers.is_empty())?;
-        Ok(())
+        let driven = st.drive(None, &|s| s.tasks.is_empty() && s.workers.is_empty());
+        drop(st);
+        run_callbacks(&self.shared);
+        driven.map(|_| ())
     }
 
     /// Ends every worker at once; results not yet received fail with
@@ -1189,7 +1382,9 @@ impl Pool {
     /// The error of collecting the results already waiting, such as
     /// [`ErrorKind::HostFailure`]; the workers are ended all the same.
     pub fn terminate(&self) -> Result<(), Error> {
-        self.shared.borrow_mut().terminate()
+        let terminated = self.shared.borrow_mut().terminate();
+        run_callbacks(&self.shared);
+        terminated
     }
 
     /// The workers running now, in start order (after the pool has caught up with workers
@@ -1199,6 +1394,7 @@ impl Pool {
         let _ = st.drive(Some(Instant::now()), &|_| false);
         let handles: HashSet<u64> = st.workers.iter().map(|w| w.process.handle()).collect();
         drop(st);
+        run_callbacks(&self.shared);
         active_children()
             .into_iter()
             .filter(|p| handles.contains(&p.handle()))
@@ -1246,7 +1442,130 @@ fn decode_results<R: DeserializeOwned>(
     Ok(())
 }
 
-/// The result of [`Pool::apply_async`], as Python's `AsyncResult`.
+/// The value of a finished job: one call's result, or every call's in order.
+type Decode<R> = fn(&Job, &'static str) -> Result<R, Error>;
+
+/// The result of the job's one call.
+fn decode_one<R: DeserializeOwned>(job: &Job, name: &'static str) -> Result<R, Error> {
+    let mut out = Vec::with_capacity(1);
+    match job.chunks[0].1.as_ref() {
+        Some(Outcome::Done(msg, start)) => decode_results(&msg[*start..], 1, name, &mut out)?,
+        Some(Outcome::Failed(e)) => return Err(e.clone()),
+        None => return Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
+    }
+    out.pop()
+        .ok_or_else(|| Error::new(ErrorKind::HostFailure, "a pool task gave no result"))
+}
+
+/// The results of every call of the job, in order; the first failed chunk's error.
+fn decode_all<R: DeserializeOwned>(job: &Job, name: &'static str) -> Result<Vec<R>, Error> {
+    let mut out = Vec::new();
+    for (count, outcome) in &job.chunks {
+        match outcome {
+            Some(Outcome::Done(msg, start)) => {
+                decode_results(&msg[*start..], *count, name, &mut out)?
+            }
+            Some(Outcome::Failed(e)) => return Err(e.clone()),
+            None => return Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the callbacks of the jobs that finished, with the pool's state free for them to use
+/// (a callback may submit more work).
+fn run_callbacks(shared: &Rc<RefCell<PoolState>>) {
+    loop {
+        let due = match shared.try_borrow_mut() {
+            Ok(mut st) => std::mem::take(&mut st.fire),
+            Err(_) => return,
+        };
+        if due.is_empty() {
+            return;
+        }
+        for call in due {
+            call();
+        }
+    }
+}
+
+/// The callbacks of an asynchronous submission ([`Pool::apply_async_with`],
+/// [`Pool::map_async_with`]): `callback` gets the value [`AsyncResult::get`] gives,
+/// `error_callback` the error instead. Python: the `callback` and `error_callback`
+/// arguments.
+///
+/// A guest has no background thread, so they run in the caller, inside the pool method
+/// (or [`AsyncResult`] or iterator method) that collects the job's last result, once the
+/// job is done; [`Pool::join`] runs every one still due. A callback may use the pool. As in
+/// CPython, none runs for a job that [`Pool::terminate`] (or dropping the pool) cut short;
+/// unlike CPython, a callback runs even when its [`AsyncResult`] was dropped, as long as
+/// the pool is driven (by `close` and `join`, say).
+pub struct Callbacks<R> {
+    callback: Option<Box<dyn FnOnce(R)>>,
+    error_callback: Option<Box<dyn FnOnce(Error)>>,
+}
+
+impl<R> Default for Callbacks<R> {
+    fn default() -> Self {
+        Callbacks {
+            callback: None,
+            error_callback: None,
+        }
+    }
+}
+
+impl<R> fmt::Debug for Callbacks<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Callbacks")
+            .field("callback", &self.callback.is_some())
+            .field("error_callback", &self.error_callback.is_some())
+            .finish()
+    }
+}
+
+impl<R: 'static> Callbacks<R> {
+    /// No callbacks.
+    pub fn new() -> Callbacks<R> {
+        Callbacks::default()
+    }
+
+    /// Called with the value once the job succeeded.
+    pub fn callback(mut self, f: impl FnOnce(R) + 'static) -> Callbacks<R> {
+        self.callback = Some(Box::new(f));
+        self
+    }
+
+    /// Called with the error once the job failed.
+    pub fn error_callback(mut self, f: impl FnOnce(Error) + 'static) -> Callbacks<R> {
+        self.error_callback = Some(Box::new(f));
+        self
+    }
+
+    /// The job's end action: decodes its value and calls the callback that applies.
+    fn on_done(self, name: &'static str, decode: Decode<R>) -> Option<OnDone> {
+        let Callbacks {
+            callback,
+            error_callback,
+        } = self;
+        if callback.is_none() && error_callback.is_none() {
+            return None;
+        }
+        Some(Box::new(move |job: &Job| -> Box<dyn FnOnce()> {
+            match decode(job, name) {
+                Ok(value) => match callback {
+                    Some(f) => Box::new(move || f(value)),
+                    None => Box::new(|| ()),
+                },
+                Err(e) => match error_callback {
+                    Some(f) => Box::new(move || f(e)),
+                    None => Box::new(|| ()),
+                },
+            }
+        }))
+    }
+}
+
+/// The result of [`Pool::apply_async`] and [`Pool::map_async`], as Python's `AsyncResult`.
 ///
 /// # Caveats
 /// Dropping it abandons the result (the task still runs). Waiting on it drives the pool.
@@ -1254,7 +1573,7 @@ pub struct AsyncResult<R> {
     shared: Rc<RefCell<PoolState>>,
     job: u64,
     name: &'static str,
-    _result: PhantomData<fn() -> R>,
+    decode: Decode<R>,
 }
 
 impl<R> fmt::Debug for AsyncResult<R> {
@@ -1266,7 +1585,7 @@ impl<R> fmt::Debug for AsyncResult<R> {
     }
 }
 
-impl<R: DeserializeOwned> AsyncResult<R> {
+impl<R> AsyncResult<R> {
     /// The result, waiting for it at most `timeout` (`None`: as long as it takes); after a
     /// timeout, [`ErrorKind::Timeout`]. A failed task gives its error
     /// ([`ErrorKind::TaskFailed`]). May be called again. Python: `get(timeout)`.
@@ -1276,10 +1595,6 @@ impl<R: DeserializeOwned> AsyncResult<R> {
     /// [`ErrorKind::TaskFailed`] when the task failed or the pool was terminated;
     /// [`ErrorKind::InvalidArgument`] when the result does not decode as `R`; otherwise the
     /// errors of driving the pool, as [`Pool::join`].
-    ///
-    /// # Panics
-    /// Only if decoding succeeded without yielding the task's one result, which does not
-    /// happen.
     pub fn get(&self, timeout: impl Into<Option<Duration>>) -> Result<R, Error> {
         if !self.wait_done(timeout.into())? {
             return Err(Error::new(
@@ -1288,16 +1603,10 @@ impl<R: DeserializeOwned> AsyncResult<R> {
             ));
         }
         let st = self.shared.borrow();
-        let outcome = st.jobs.get(&self.job).and_then(|j| j.chunks[0].1.as_ref());
-        let mut out = Vec::with_capacity(1);
-        match outcome {
-            Some(Outcome::Done(msg, start)) => {
-                decode_results(&msg[*start..], 1, self.name, &mut out)?
-            }
-            Some(Outcome::Failed(e)) => return Err(e.clone()),
-            None => return Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
+        match st.jobs.get(&self.job) {
+            Some(job) => (self.decode)(job, self.name),
+            None => Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
         }
-        Ok(out.pop().expect("one decoded result"))
     }
 
     /// Waits until the result is ready or `timeout` passes (`None`: as long as it takes);
@@ -1325,18 +1634,22 @@ impl<R: DeserializeOwned> AsyncResult<R> {
             return Err(Error::new(ErrorKind::InvalidState, "AsyncResult not ready"));
         }
         let st = self.shared.borrow();
-        Ok(matches!(
-            st.jobs.get(&self.job).and_then(|j| j.chunks[0].1.as_ref()),
-            Some(Outcome::Done(..))
-        ))
+        Ok(st.jobs.get(&self.job).is_some_and(|j| {
+            j.chunks
+                .iter()
+                .all(|(_, o)| matches!(o, Some(Outcome::Done(..))))
+        }))
     }
 
     fn wait_done(&self, timeout: Option<Duration>) -> Result<bool, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let job = self.job;
-        self.shared
+        let done = self
+            .shared
             .borrow_mut()
-            .drive(deadline, &|s| s.job_done(job))
+            .drive(deadline, &|s| s.job_done(job));
+        run_callbacks(&self.shared);
+        done
     }
 }
 
@@ -1403,6 +1716,8 @@ impl<R: DeserializeOwned> Iterator for IMapIter<R> {
         };
         if let Err(e) = st.drive(None, &ready) {
             self.taken = self.chunks;
+            drop(st);
+            run_callbacks(&self.shared);
             return Some(Err(e));
         }
         let (count, outcome) = match st.jobs.get_mut(&job) {
@@ -1421,6 +1736,7 @@ impl<R: DeserializeOwned> Iterator for IMapIter<R> {
             }
         };
         drop(st);
+        run_callbacks(&self.shared);
         self.taken += 1;
         let mut out = Vec::with_capacity(count as usize);
         if let Err(e) = decode_outcome(outcome, count, self.name, &mut out) {

@@ -269,3 +269,72 @@ backend_tests! {
         assert_eq!(reports, 6, "{backend:?}");
     }
 }
+
+backend_tests! {
+    /// `map_async`, `starmap_async`, `callback`/`error_callback` and `initializer`.
+    fn pool_callbacks(backend) {
+        let out = run(backend, POOL_CALLBACKS, &[]);
+        assert_success(&out, backend);
+        let expected = [
+            "-- map_async",
+            "get: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]",
+            "ready: true",
+            "successful: true",
+            "get, chunksize 3: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]",
+            "get, no items: []",
+            "chunksize 0: error InvalidArgument: Chunksize must be 1+, not 0",
+            "-- map_async callbacks",
+            "wait: ()",
+            "calls: [\"callback [1] in MainProcess\"]",
+            "wait: ()",
+            "calls: [\"error_callback TaskFailed, mentions the panic: true\"]",
+            "successful: false",
+            "get: error TaskFailed, mentions the panic: true",
+            "-- starmap_async",
+            "get: [0, 2, 6, 12, 20, 30, 42, 56, 72, 90]",
+            "-- apply_async callback",
+            "get: 49",
+            "calls: [\"callback 49 in MainProcess\"]",
+            "get again: 49",
+            "calls after get again: 1",
+            "-- callbacks of dropped results run by close and join",
+            "close: ()",
+            "join: ()",
+            "callbacks got: [0, 1, 4, 9, 16]",
+            "error_callback: [\"error_callback TaskFailed, mentions the panic: true\"]",
+            "-- terminate calls no callback",
+            "terminate: ()",
+            "get: error TaskFailed: pool terminated",
+            "calls: []",
+            "-- initializer",
+            "tags: [7, 7, 7, 7, 7, 7, 7, 7]",
+            "close: ()",
+            "join: ()",
+            "initializer runs: 2, in distinct workers: 2",
+            "-- initializer in every replacement worker",
+            "apply 0: (9, 0)",
+            "apply 1: (9, 1)",
+            "apply 2: (9, 2)",
+            "-- initargs that cannot be passed",
+            "build: error InvalidArgument: a closed Queue cannot be passed to a child process",
+        ];
+        assert_eq!(out.stdout(), lines(&expected), "{backend:?}");
+        // The two failing tasks' panics, each on its worker's stderr.
+        let panics: Vec<String> = out
+            .names()
+            .iter()
+            .skip(1)
+            .map(|n| out.stderr_of(n))
+            .filter(|e| !e.is_empty())
+            .collect();
+        assert_eq!(panics.len(), 2, "{backend:?}: {panics:?}");
+        assert!(
+            panics.iter().any(|e| e.contains("invalid literal for int() with base 10: \"a\"")),
+            "{backend:?}: {panics:?}"
+        );
+        assert!(
+            panics.iter().any(|e| e.contains("KeyError: 'key'")),
+            "{backend:?}: {panics:?}"
+        );
+    }
+}
