@@ -77,11 +77,18 @@ def _run_script(name):
 
 
 def _ours(tb):
-    """The traceback `tb` without the frames of this package before the user's first."""
+    """The traceback `tb` without the frames of this package (whose files are not there at
+    run time): the user's frames, as far as the error."""
     here = os.path.dirname(__file__)
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(here):
+    frames = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(here):
+            frames.append(tb)
         tb = tb.tb_next
-    return tb
+    out = None
+    for t in reversed(frames):
+        out = types.TracebackType(out, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return out
 
 
 def _flush():

@@ -24,7 +24,7 @@ for _name, _signum in list(signal.__dict__.items()):
 _children = weakref.WeakValueDictionary()
 
 # Fields of a Process object that stay in this process (the rest is pickled for a child).
-_LOCAL = ("_wp_h", "_wp_closed", "_wp_kind", "_wp_config")
+_LOCAL = ("_wp_h", "_wp_closed", "_wp_kind", "_wp_config", "_wp_error")
 
 
 class AuthenticationString(bytes):
@@ -60,7 +60,13 @@ class BaseProcess(metaclass=_Meta):
         h = self._wp_h
         if h is None:
             name, daemon = self._wp_config
-            data, shares = _share.dumps_for_child(_Payload(self))
+            try:
+                data, shares = _share.dumps_for_child(_Payload(self))
+            except Exception as e:
+                # CPython's spawn pickles at start(): the error waits for it, and the object
+                # (whose name takes its number now, as CPython's does) never runs.
+                self._wp_error = e
+                data, shares = b"", []
             h = _host.call(_host.process.create, TARGET, data, shares, name, daemon, None)
             self._wp_h = h
             _children[h] = self
@@ -73,6 +79,11 @@ class BaseProcess(metaclass=_Meta):
 
     def start(self):
         h = self._wp_handle()
+        error = getattr(self, "_wp_error", None)
+        if error is not None:
+            if self._wp_closed:
+                raise ValueError("process object is closed")
+            raise error
         sys.stdout.flush()
         sys.stderr.flush()
         _host.call(_host.process.start, h)

@@ -50,6 +50,8 @@ class Queue(HostObject):
         return pickle.loads(data)
 
     def qsize(self):
+        if self._closed:
+            raise OSError("handle is closed")
         return _host.call(_host.sync.queue_qsize, self._h)
 
     def empty(self):

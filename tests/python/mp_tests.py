@@ -945,7 +945,59 @@ GROUPS = {
 }
 
 
+# --- errors: what a child's uncaught exception or sys.exit prints, and main's own ----------
+
+def boom(n):
+    raise ValueError(f"bad {n}")
+
+
+def test_child_errors():
+    p = multiprocessing.Process(target=boom, args=(1,), name="Boom")
+    p.start()
+    p.join()
+    eq(p.exitcode, 1)
+    p = multiprocessing.Process(target=sys.exit, args=("ignore this",))
+    p.start()
+    p.join()
+    eq(p.exitcode, 1)
+    p = multiprocessing.Process(target=sys.exit, args=(300,))
+    p.start()
+    p.join()
+    eq(p.exitcode, 300 % 256)
+    p = multiprocessing.Process(target=lambda: None)
+    e = raises(Exception, p.start)
+    check("lambda" in str(e), str(e))
+
+
+def _late(what):
+    time.sleep(0.2)
+    print(what)
+
+
+def main_raises():
+    p = multiprocessing.Process(target=_late, args=("the child ends first",))
+    p.start()
+    print("main raises")
+    boom(2)
+
+
+def main_exits():
+    p = multiprocessing.Process(target=_late, args=("a daemon is terminated",), daemon=True)
+    p.start()
+    p = multiprocessing.Process(target=_late, args=("a child is joined",))
+    p.start()
+    print("main exits")
+    sys.exit(7)
+
+
+GROUPS["errors"] = [test_child_errors]
+
+
 def main(groups):
+    if groups == ["main-raises"]:
+        main_raises()
+    if groups == ["main-exits"]:
+        main_exits()
     failed = 0
     for group in groups:
         for test in GROUPS[group]:
