@@ -59,7 +59,11 @@ def prepare(module):
     # Tracebacks show the script's lines though its file is not there at run time.
     text = source.decode("utf-8", "replace")
     linecache.cache[_script] = (len(text), None, text.splitlines(True), _script)
-    _run_script("__mp_main__")
+    _host.building = True
+    try:
+        _run_script("__mp_main__")
+    finally:
+        _host.building = False
     sys.modules.pop("__mp_main__", None)
 
 

@@ -56,8 +56,22 @@ def exception(error):
     return OSError(message)
 
 
+# True while the build runs the main script's top level (there is no host then).
+building = False
+
+
+def check_runtime():
+    if building:
+        raise RuntimeError(
+            "wasmproc: the main script's top level runs when the program is built, where "
+            "there are no processes: create processes and sync objects under "
+            "`if __name__ == \"__main__\":` or in functions"
+        )
+
+
 def call(fn, *args):
     """Calls host function `fn`, raising its error as the matching Python exception."""
+    check_runtime()
     try:
         return fn(*args)
     except Err as e:

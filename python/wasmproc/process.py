@@ -245,6 +245,7 @@ def _set_current(obj):
 def current_process():
     """The Process object of the calling process."""
     global _current
+    _host.check_runtime()
     if _current is None:
         obj = _MainProcess.__new__(_MainProcess)
         _bind(obj, _host.process.current_process(), "current")
@@ -255,6 +256,7 @@ def current_process():
 def parent_process():
     """The parent's Process object; None in the main process."""
     global _parent
+    _host.check_runtime()
     if _parent is None:
         h = _host.process.parent_process()
         if h is None:
@@ -267,6 +269,7 @@ def parent_process():
 
 def active_children():
     """The started children that are still running, in start order."""
+    _host.check_runtime()
     out = []
     for h in _host.process.active_children():
         obj = _children.get(h)
