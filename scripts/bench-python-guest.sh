@@ -22,19 +22,21 @@ for backend in wasm native; do
 done
 echo "== cpython"
 python3 scripts/bench_cpython.py 200 "$start_n" 5 | grep -v forkserver
-echo "== hold $hold_n python guests (wasm backend)"
-rss_before=$(awk '/VmRSS/ {print $2}' /proc/self/status)
-"$wasmproc" run --limit "children=$((hold_n + 10))" "$out/bench.wasm" hold "$hold_n" &
-pid=$!
-sleep 0.5
-peak=0
-for _ in $(seq 1 400); do
-  kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-  [ "${kb:-0}" -gt "$peak" ] && peak=$kb
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.05
-done
-wait "$pid"
-echo "hold_peak_rss_kib $peak"
-echo "hold_rss_kib_per_process $((peak / hold_n))"
-: "$rss_before"
+# The host's peak RSS while the program holds $1 live Python-guest children.
+peak_rss() {
+  "$wasmproc" run --limit "children=$(($1 + 10))" "$out/bench.wasm" hold "$1" >&2 &
+  local pid=$! peak=0 kb
+  while kill -0 "$pid" 2>/dev/null; do
+    kb=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${kb:-0}" -gt "$peak" ] && peak=$kb
+    sleep 0.05
+  done
+  wait "$pid"
+  echo "$peak"
+}
+echo "== hold 1 and $hold_n python guests (wasm backend: one OS process)"
+base=$(peak_rss 1)
+peak=$(peak_rss "$hold_n")
+echo "hold_1_peak_rss_kib $base"
+echo "hold_${hold_n}_peak_rss_kib $peak"
+echo "hold_rss_kib_per_extra_process $(( (peak - base) / (hold_n - 1) ))"
