@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v cargo >/dev/null || { echo "error: cargo not found; install Rust (rustup) first" >&2; exit 1; }
 scripts/setup-guest-toolchain.sh
+# componentize-py, which tests/all/python.rs builds the Python guest test program with.
+scripts/setup-python-guest.sh >/dev/null
 cargo test --release --workspace "$@"
 # Both crates carry the WIT they are built from (host/wit and guest-sdk/wit link to wit/), so
 # that each can be packaged without the repository.

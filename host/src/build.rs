@@ -257,3 +257,135 @@ fn run_setup() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `scripts/setup-python-guest.sh`, which installs componentize-py (through the link in
+/// `host/scripts/`).
+const PYTHON_SETUP_SCRIPT: &str = include_str!("../scripts/setup-python-guest.sh");
+
+/// The WIT package a Python program is built against.
+const WIT: &str = include_str!("../wit/process.wit");
+
+/// The Python guest package (`python/wasmproc/`, through the link `host/python`).
+const PYTHON_PACKAGE: &[(&str, &str)] = &[
+    (
+        "__init__.py",
+        include_str!("../python/wasmproc/__init__.py"),
+    ),
+    ("_guest.py", include_str!("../python/wasmproc/_guest.py")),
+    ("_host.py", include_str!("../python/wasmproc/_host.py")),
+    ("_share.py", include_str!("../python/wasmproc/_share.py")),
+    (
+        "connection.py",
+        include_str!("../python/wasmproc/connection.py"),
+    ),
+    ("pool.py", include_str!("../python/wasmproc/pool.py")),
+    ("process.py", include_str!("../python/wasmproc/process.py")),
+    ("queues.py", include_str!("../python/wasmproc/queues.py")),
+    (
+        "synchronize.py",
+        include_str!("../python/wasmproc/synchronize.py"),
+    ),
+];
+
+/// Builds the Python program whose main script is `script` into a component at `output`
+/// (default: `script` with the extension `.wasm`) with componentize-py, which the setup
+/// script installs when it is missing. The script's directory is on the program's Python
+/// path, so that the modules beside it are built in too. Returns the component's path.
+pub fn build_python(script: &Path, output: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if !script.is_file() {
+        bail!("{}: no such file", script.display());
+    }
+    let module = script
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_'))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: the main script's name must be a Python module name (letters, digits, _)",
+                script.display()
+            )
+        })?
+        .to_string();
+    let script_dir = script
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .canonicalize()
+        .with_context(|| format!("failed to resolve the directory of {}", script.display()))?;
+    let output = match output {
+        Some(o) => o.to_path_buf(),
+        None => script.with_extension("wasm"),
+    };
+
+    let componentize_py = python_setup()?;
+
+    // The package, the WIT and the app module componentize-py starts from, in a private
+    // directory for this build.
+    let work = tempfile::Builder::new()
+        .prefix("wasmproc-python-build")
+        .tempdir()
+        .context("failed to make a temporary directory")?;
+    let package = work.path().join("python").join("wasmproc");
+    std::fs::create_dir_all(&package).context("failed to write the Python package")?;
+    for (name, text) in PYTHON_PACKAGE {
+        std::fs::write(package.join(name), text).context("failed to write the Python package")?;
+    }
+    let wit = work.path().join("wit");
+    std::fs::create_dir_all(&wit).context("failed to write the WIT package")?;
+    std::fs::write(wit.join("process.wit"), WIT).context("failed to write the WIT package")?;
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).context("failed to write the app module")?;
+    std::fs::write(
+        app.join("wasmproc_app_main.py"),
+        format!(
+            "import wasmproc._guest as _guest\n_guest.prepare({module:?})\nGuest = _guest.Guest\n"
+        ),
+    )
+    .context("failed to write the app module")?;
+
+    let status = Command::new(&componentize_py)
+        .arg("-d")
+        .arg(&wit)
+        .args(["-w", "program", "componentize", "-p"])
+        .arg(&app)
+        .arg("-p")
+        .arg(work.path().join("python"))
+        .arg("-p")
+        .arg(&script_dir)
+        .arg("wasmproc_app_main")
+        .arg("-o")
+        .arg(&output)
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .with_context(|| format!("failed to run {}", componentize_py.display()))?;
+    if !status.success() {
+        bail!("componentize-py failed ({status}); its messages are above");
+    }
+    Ok(output)
+}
+
+/// Runs the Python setup script (idempotent; installs componentize-py when missing) and
+/// returns the componentize-py it names.
+fn python_setup() -> anyhow::Result<PathBuf> {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(PYTHON_SETUP_SCRIPT)
+        .arg("setup-python-guest.sh")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("failed to run bash for the setup script")?;
+    if !out.status.success() {
+        bail!(
+            "the setup script (scripts/setup-python-guest.sh) failed ({}); componentize-py is \
+             needed to build Python programs",
+            out.status
+        );
+    }
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if path.is_empty() {
+        bail!("the setup script (scripts/setup-python-guest.sh) named no componentize-py");
+    }
+    Ok(PathBuf::from(path))
+}

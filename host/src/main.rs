@@ -119,7 +119,20 @@ enum Command {
     /// installed it first installs the Debian toolchain (the project's
     /// scripts/setup-guest-toolchain.sh, carried by this binary; it uses apt-get, through
     /// sudo when not root). Cargo's messages go to stderr; CARGO_TARGET_DIR is honoured.
+    ///
+    /// With a Python script (`wasmproc build app.py [-o app.wasm]`), builds the Python
+    /// program whose main script it is into a component with componentize-py (installed
+    /// first into a private virtual environment when missing: scripts/setup-python-guest.sh,
+    /// carried by this binary), with the wasmproc Python package, which `import
+    /// multiprocessing` gives inside the program. Prints the component's path.
     Build {
+        /// A Python program's main script (`.py`) to build instead of a crate.
+        #[arg(value_name = "SCRIPT.py")]
+        script: Option<PathBuf>,
+        /// Where to write a Python program's component (default: SCRIPT with the extension
+        /// .wasm).
+        #[arg(short, long, value_name = "FILE", requires = "script")]
+        output: Option<PathBuf>,
         /// The guest crate's Cargo.toml (or its directory).
         #[arg(long, value_name = "PATH")]
         manifest_path: Option<PathBuf>,
@@ -236,6 +249,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build {
+            script: Some(script),
+            output,
+            manifest_path,
+            debug,
+            cargo_args,
+        } => {
+            if script.extension().is_none_or(|e| e != "py") {
+                anyhow::bail!(
+                    "{}: not a Python script (.py); build a crate with --manifest-path",
+                    script.display()
+                );
+            }
+            if manifest_path.is_some() || debug || !cargo_args.is_empty() {
+                anyhow::bail!(
+                    "--manifest-path, --debug and cargo arguments are for crates, not for a \
+                     Python script"
+                );
+            }
+            let program = build::build_python(&script, output.as_deref())?;
+            println!("{}", program.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build {
+            script: None,
+            output: _,
             manifest_path,
             debug,
             cargo_args,

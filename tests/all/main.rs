@@ -11,4 +11,5 @@ mod library;
 mod pool;
 mod process;
 mod programs;
+mod python;
 mod sync;

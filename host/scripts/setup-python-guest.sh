@@ -1,0 +1,1 @@
+../../scripts/setup-python-guest.sh
