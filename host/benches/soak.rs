@@ -7,7 +7,7 @@
 //! of a host killed mid-bomb outlive it.
 //!
 //! `cargo bench -p wasmproc --bench soak -- [CYCLES] [ROUNDS]` (defaults 100000 and 1000).
-//! `WASMPROC_SOAK_BACKENDS` (default `wasm,native`) names the backends to soak and attack, for
+//! `SOAK_BACKENDS` (default `wasm,native`) names the backends to soak and attack, for
 //! a run split over several sittings; CYCLES 0 leaves the start+join soak out.
 
 use std::io::{BufRead, BufReader};
@@ -348,14 +348,14 @@ fn main() {
         .filter_map(|a| a.parse::<u64>().ok());
     let cycles = numbers.next().unwrap_or(100_000);
     let rounds = numbers.next().unwrap_or(1_000);
-    let backends: Vec<BackendKind> = std::env::var("WASMPROC_SOAK_BACKENDS")
+    let backends: Vec<BackendKind> = std::env::var("SOAK_BACKENDS")
         .unwrap_or_else(|_| "wasm,native".into())
         .split(',')
         .map(|b| match b.trim() {
             "wasm" => BackendKind::Wasm,
             "native" => BackendKind::Native,
             other => {
-                panic!("WASMPROC_SOAK_BACKENDS: unknown backend '{other}' (known: wasm, native)")
+                panic!("SOAK_BACKENDS: unknown backend '{other}' (known: wasm, native)")
             }
         })
         .collect();
