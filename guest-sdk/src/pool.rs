@@ -1111,11 +1111,7 @@ impl Pool {
             return driven.map(|_| Vec::new());
         };
         driven?;
-        let mut out = Vec::with_capacity(items.len());
-        for (count, outcome) in job.chunks {
-            decode_outcome(outcome, count, name, &mut out)?;
-        }
-        Ok(out)
+        decode_all(&job, name)
     }
 
     /// Calls `f` on every item, in chunks of Python's default size; returns the results in
@@ -1247,12 +1243,31 @@ impl Pool {
         f: PoolFn<A, R>,
         args: A,
     ) -> Result<AsyncResult<R>, Error> {
-        let job = self.submit(f.name, std::slice::from_ref(&args), 1, false, None)?;
+        self.submit_async(
+            f.name,
+            std::slice::from_ref(&args),
+            1,
+            None,
+            decode_one::<R>,
+        )
+    }
+
+    /// Submits `items` in chunks of `chunksize`, with `on_done` to run once they are done;
+    /// the job's [`AsyncResult`], whose value `decode` gives.
+    fn submit_async<I: Serialize, R>(
+        &self,
+        name: &'static str,
+        items: &[I],
+        chunksize: usize,
+        on_done: Option<OnDone>,
+        decode: Decode<R>,
+    ) -> Result<AsyncResult<R>, Error> {
+        let job = self.submit(name, items, chunksize, false, on_done)?;
         Ok(AsyncResult {
             shared: self.shared.clone(),
             job,
-            name: f.name,
-            decode: decode_one::<R>,
+            name,
+            decode,
         })
     }
 
@@ -1270,13 +1285,13 @@ impl Pool {
         callbacks: Callbacks<R>,
     ) -> Result<AsyncResult<R>, Error> {
         let on_done = callbacks.on_done(f.name, decode_one::<R>);
-        let job = self.submit(f.name, std::slice::from_ref(&args), 1, false, on_done)?;
-        Ok(AsyncResult {
-            shared: self.shared.clone(),
-            job,
-            name: f.name,
-            decode: decode_one::<R>,
-        })
+        self.submit_async(
+            f.name,
+            std::slice::from_ref(&args),
+            1,
+            on_done,
+            decode_one::<R>,
+        )
     }
 
     /// Submits `f` on every item at once (in chunks of Python's default size) and returns
@@ -1316,13 +1331,7 @@ impl Pool {
             None => self.default_chunksize(items.len()),
         };
         let on_done = callbacks.on_done(f.name, decode_all::<R>);
-        let job = self.submit(f.name, &items, chunksize, false, on_done)?;
-        Ok(AsyncResult {
-            shared: self.shared.clone(),
-            job,
-            name: f.name,
-            decode: decode_all::<R>,
-        })
+        self.submit_async(f.name, &items, chunksize, on_done, decode_all::<R>)
     }
 
     /// As [`map_async`](Self::map_async) with each tuple of arguments. Python:
@@ -1411,14 +1420,14 @@ impl Drop for Pool {
 }
 
 fn decode_outcome<R: DeserializeOwned>(
-    outcome: Option<Outcome>,
+    outcome: Option<&Outcome>,
     count: u32,
     name: &str,
     out: &mut Vec<R>,
 ) -> Result<(), Error> {
     match outcome {
-        Some(Outcome::Done(msg, start)) => decode_results(&msg[start..], count, name, out),
-        Some(Outcome::Failed(e)) => Err(e),
+        Some(Outcome::Done(msg, start)) => decode_results(&msg[*start..], count, name, out),
+        Some(Outcome::Failed(e)) => Err(e.clone()),
         None => Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
     }
 }
@@ -1448,11 +1457,7 @@ type Decode<R> = fn(&Job, &'static str) -> Result<R, Error>;
 /// The result of the job's one call.
 fn decode_one<R: DeserializeOwned>(job: &Job, name: &'static str) -> Result<R, Error> {
     let mut out = Vec::with_capacity(1);
-    match job.chunks[0].1.as_ref() {
-        Some(Outcome::Done(msg, start)) => decode_results(&msg[*start..], 1, name, &mut out)?,
-        Some(Outcome::Failed(e)) => return Err(e.clone()),
-        None => return Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
-    }
+    decode_outcome(job.chunks[0].1.as_ref(), 1, name, &mut out)?;
     out.pop()
         .ok_or_else(|| Error::new(ErrorKind::HostFailure, "a pool task gave no result"))
 }
@@ -1461,13 +1466,7 @@ fn decode_one<R: DeserializeOwned>(job: &Job, name: &'static str) -> Result<R, E
 fn decode_all<R: DeserializeOwned>(job: &Job, name: &'static str) -> Result<Vec<R>, Error> {
     let mut out = Vec::new();
     for (count, outcome) in &job.chunks {
-        match outcome {
-            Some(Outcome::Done(msg, start)) => {
-                decode_results(&msg[*start..], *count, name, &mut out)?
-            }
-            Some(Outcome::Failed(e)) => return Err(e.clone()),
-            None => return Err(Error::new(ErrorKind::TaskFailed, "pool terminated")),
-        }
+        decode_outcome(outcome.as_ref(), *count, name, &mut out)?;
     }
     Ok(out)
 }
@@ -1739,7 +1738,7 @@ impl<R: DeserializeOwned> Iterator for IMapIter<R> {
         run_callbacks(&self.shared);
         self.taken += 1;
         let mut out = Vec::with_capacity(count as usize);
-        if let Err(e) = decode_outcome(outcome, count, self.name, &mut out) {
+        if let Err(e) = decode_outcome(outcome.as_ref(), count, self.name, &mut out) {
             return Some(Err(e));
         }
         self.buffer.extend(out);
