@@ -35,6 +35,9 @@ pub enum ErrorKind {
     /// The lock *was acquired*, but its previous owner ended while holding it, so what it
     /// protects may be inconsistent. The caller holds the lock and must release it.
     OwnerDied,
+    /// A [`Barrier`](crate::Barrier) is broken: it was aborted or reset, a party timed out
+    /// or ended while waiting, or its action failed. (Python: `BrokenBarrierError`.)
+    BrokenBarrier,
     /// Raised by the SDK, not the host: [`AsyncResult::get`](crate::AsyncResult::get) or
     /// [`AsyncResult::wait`](crate::AsyncResult::wait) ran out of time before the result
     /// was ready. (Python: `multiprocessing.TimeoutError`.)
@@ -90,6 +93,7 @@ impl From<wit::Error> for Error {
             wit::ErrorKind::Eof => ErrorKind::Eof,
             wit::ErrorKind::BrokenPipe => ErrorKind::BrokenPipe,
             wit::ErrorKind::OwnerDied => ErrorKind::OwnerDied,
+            wit::ErrorKind::BrokenBarrier => ErrorKind::BrokenBarrier,
         };
         Error {
             kind,

@@ -29,6 +29,8 @@ pub enum ErrorKind {
     BrokenPipe,
     /// A lock was acquired from an owner that ended while holding it.
     OwnerDied,
+    /// A barrier is broken (Python: `threading.BrokenBarrierError`).
+    BrokenBarrier,
 }
 
 impl ErrorKind {
@@ -47,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Eof => "eof",
             ErrorKind::BrokenPipe => "broken-pipe",
             ErrorKind::OwnerDied => "owner-died",
+            ErrorKind::BrokenBarrier => "broken-barrier",
         }
     }
 }

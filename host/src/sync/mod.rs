@@ -14,6 +14,7 @@
 //! any more gives its peer end-of-file.
 
 pub(crate) mod client;
+mod coord;
 mod objects;
 pub(crate) mod remote;
 mod table;
@@ -49,6 +50,63 @@ pub(crate) enum LockKind {
 pub(crate) enum Request {
     QueueNew {
         maxsize: u32,
+    },
+    JoinableQueueNew {
+        maxsize: u32,
+    },
+    QueueTaskDone {
+        h: u64,
+    },
+    QueueJoin {
+        h: u64,
+        timeout: Option<u64>,
+    },
+    ConditionNew {
+        lock: u64,
+    },
+    ConditionWait {
+        h: u64,
+        timeout: Option<u64>,
+    },
+    ConditionNotify {
+        h: u64,
+        n: Option<u32>,
+    },
+    BarrierNew {
+        parties: u32,
+        action: bool,
+        timeout: Option<u64>,
+    },
+    BarrierWait {
+        h: u64,
+        timeout: Option<u64>,
+    },
+    BarrierActionDone {
+        h: u64,
+        ok: bool,
+    },
+    BarrierReset {
+        h: u64,
+    },
+    BarrierAbort {
+        h: u64,
+    },
+    /// Answers parties, parties waiting, and whether the barrier is broken.
+    BarrierState {
+        h: u64,
+    },
+    MemoryNew {
+        size: u32,
+    },
+    MemoryRead {
+        h: u64,
+        offset: u32,
+        len: u32,
+    },
+    MemoryWrite {
+        h: u64,
+        offset: u32,
+        bytes: Vec<u8>,
     },
     QueuePut {
         h: u64,
@@ -158,6 +216,7 @@ pub(crate) enum Response {
     Count(u32),
     Handles(Vec<u64>),
     Items(Vec<Vec<u8>>),
+    Barrier(u32, u32, bool),
     Error(ProcessError),
     /// The request was cancelled before it completed (remote waits only).
     Cancelled,
@@ -224,3 +283,4 @@ answer!(bool, Response::Bool(b) => b, b => Response::Bool(b));
 answer!(u32, Response::Count(n) => n, n => Response::Count(n));
 answer!(Vec<u64>, Response::Handles(h) => h, h => Response::Handles(h));
 answer!(Vec<Vec<u8>>, Response::Items(i) => i, i => Response::Items(i));
+answer!((u32, u32, bool), Response::Barrier(p, w, b) => (p, w, b), s => Response::Barrier(s.0, s.1, s.2));

@@ -1,6 +1,7 @@
 //! The objects of one run: queues and pipe directions (channels), events, locks and
 //! semaphores, and the registry that counts them against the run's limits.
 
+use super::coord::{BarrierObj, CondObj, MemoryObj, Unfinished};
 use super::{HANDLE_BIT, LockKind};
 use crate::config::Limits;
 use crate::error::{ErrorKind, ProcessError};
@@ -133,6 +134,11 @@ impl Registry {
     }
 
     pub(super) fn channel(&self, maxsize: u32) -> Arc<Channel> {
+        self.queue_channel(maxsize, false)
+    }
+
+    /// A channel for a queue; a joinable one counts its unfinished tasks.
+    pub(super) fn queue_channel(&self, maxsize: u32, joinable: bool) -> Arc<Channel> {
         let (tx, rx) = match maxsize {
             0 => crossbeam_channel::unbounded(),
             n => crossbeam_channel::bounded(n as usize),
@@ -146,6 +152,7 @@ impl Registry {
             no_sender: std::sync::atomic::AtomicBool::new(false),
             changed: Changed::default(),
             accounts: self.accounts.clone(),
+            unfinished: joinable.then(Unfinished::default),
         })
     }
 }
@@ -173,6 +180,9 @@ pub(super) enum Kind {
     Conn(ConnEnd),
     Event(EventObj),
     Lock(LockObj),
+    Cond(CondObj),
+    Barrier(BarrierObj),
+    Memory(MemoryObj),
 }
 
 /// A FIFO of messages: a queue, or one direction of a pipe. The items are in a lock-free
@@ -192,6 +202,8 @@ pub(super) struct Channel {
     /// Notified on every change a waiter may care about.
     pub(super) changed: Changed,
     pub(super) accounts: Arc<Accounts>,
+    /// A joinable queue's unfinished tasks.
+    pub(super) unfinished: Option<Unfinished>,
 }
 
 /// An item in a channel. Small ones are kept inline: the bytes a guest puts arrive in a
@@ -425,6 +437,9 @@ impl Channel {
         }
         // Counted before it is visible, so that a get never subtracts first.
         self.bytes.fetch_add(len, Ordering::Relaxed);
+        if let Some(u) = &self.unfinished {
+            u.add();
+        }
         match self.tx.try_send(item) {
             Ok(()) => {
                 if wake {
@@ -435,6 +450,9 @@ impl Channel {
             Err(e) => {
                 self.bytes.fetch_sub(len, Ordering::Relaxed);
                 self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
+                if let Some(u) = &self.unfinished {
+                    u.undo();
+                }
                 // Full (a bounded queue); the receiver is never gone (the channel holds it).
                 Ok(Some(e.into_inner()))
             }
@@ -713,5 +731,39 @@ impl LockObj {
 
     pub(super) fn value(&self) -> u32 {
         lock(&self.state).value
+    }
+
+    /// Whether `me` owns the lock (a lock or rlock).
+    pub(super) fn is_owner(&self, me: &Owner) -> bool {
+        lock(&self.state)
+            .owner
+            .as_ref()
+            .is_some_and(|o| o.token == me.token)
+    }
+
+    /// Releases a lock or rlock `me` owns, every level of it: how many levels it had
+    /// (none when `me` does not own it).
+    pub(super) fn release_all(&self, me: &Owner) -> Option<u32> {
+        let mut state = lock(&self.state);
+        if !self.owned() || state.owner.as_ref().is_none_or(|o| o.token != me.token) {
+            return None;
+        }
+        let depth = state.depth;
+        state.owner = None;
+        state.depth = 0;
+        state.value = 1;
+        drop(state);
+        self.changed.notify();
+        Some(depth)
+    }
+
+    /// Gives an rlock `me` acquired again the levels [`release_all`](Self::release_all)
+    /// took.
+    pub(super) fn restore_depth(&self, me: &Owner, depth: u32) {
+        let mut state = lock(&self.state);
+        if self.kind == LockKind::RLock && state.owner.as_ref().is_some_and(|o| o.token == me.token)
+        {
+            state.depth = depth.max(1);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! A process's table of the objects it holds, and the one place where every request on
 //! them is carried out ([`SyncTable::serve`]).
 
+use super::coord::{BarrierObj, CondObj, MemoryObj, Unfinished};
 use super::objects::{
     Changed, Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken,
     Waiting, deadline,
@@ -58,9 +59,7 @@ impl Drop for SyncTable {
     fn drop(&mut self) {
         let objects = std::mem::take(self.objects.get_mut().unwrap_or_else(|e| e.into_inner()));
         for object in objects.values() {
-            if let Kind::Lock(l) = &object.kind {
-                l.abandon(&self.owner);
-            }
+            abandon(object, &self.owner);
         }
     }
 }
@@ -266,6 +265,14 @@ impl SyncTable {
             | R::EventIsSet { .. }
             | R::LockRelease { .. }
             | R::LockValue { .. }
+            | R::QueueTaskDone { .. }
+            | R::ConditionNotify { .. }
+            | R::BarrierActionDone { .. }
+            | R::BarrierReset { .. }
+            | R::BarrierAbort { .. }
+            | R::BarrierState { .. }
+            | R::MemoryRead { .. }
+            | R::MemoryWrite { .. }
             | R::Close { .. }) => {
                 // None of these ever waits.
                 let mut served = std::pin::pin!(self.serve(request));
@@ -382,6 +389,21 @@ impl SyncTable {
             | R::LockAcquire { .. }
             | R::LockRelease { .. }
             | R::LockValue { .. } => self.serve_lock(request).await,
+            R::JoinableQueueNew { .. }
+            | R::QueueTaskDone { .. }
+            | R::QueueJoin { .. }
+            | R::ConditionNew { .. }
+            | R::ConditionWait { .. }
+            | R::ConditionNotify { .. }
+            | R::BarrierNew { .. }
+            | R::BarrierWait { .. }
+            | R::BarrierActionDone { .. }
+            | R::BarrierReset { .. }
+            | R::BarrierAbort { .. }
+            | R::BarrierState { .. }
+            | R::MemoryNew { .. }
+            | R::MemoryRead { .. }
+            | R::MemoryWrite { .. } => self.serve_coord(request).await,
             R::Close { h } => {
                 self.close(h);
                 Response::Unit
@@ -579,11 +601,169 @@ impl SyncTable {
     /// The process stops holding `h`; a lock it owns is released as if it had died.
     pub fn close(&self, h: u64) {
         let object = lock(&self.objects).remove(&h);
-        if let Some(object) = object
-            && let Kind::Lock(l) = &object.kind
-        {
-            l.abandon(&self.owner);
+        if let Some(object) = object {
+            abandon(&object, &self.owner);
         }
+    }
+
+    /// Runs `f` on the object `h` names when it is of the kind `pick` finds; `what` is the
+    /// noun phrase of the error ("a barrier").
+    fn with_kind<K, T>(
+        &self,
+        h: u64,
+        what: &str,
+        pick: impl FnOnce(&Kind) -> Option<&K>,
+        f: impl FnOnce(&K) -> T,
+    ) -> Result<T> {
+        let object = self.object(h, what)?;
+        match pick(&object.kind) {
+            Some(k) => Ok(f(k)),
+            None => Err(ProcessError::invalid_argument(format!(
+                "{h} is not {what} of this process"
+            ))),
+        }
+    }
+
+    /// The object `h` names when it is of the kind `pick` finds, for a call that waits.
+    fn kind_obj(
+        &self,
+        h: u64,
+        what: &str,
+        pick: impl FnOnce(&Kind) -> bool,
+    ) -> Result<Arc<Object>> {
+        let object = self.object(h, what)?;
+        if pick(&object.kind) {
+            Ok(object)
+        } else {
+            Err(ProcessError::invalid_argument(format!(
+                "{h} is not {what} of this process"
+            )))
+        }
+    }
+
+    /// Joinable queues, conditions, barriers and shared blocks.
+    async fn serve_coord(&self, request: Request) -> Response {
+        use Request as R;
+        const JOINABLE: &str = "a joinable queue";
+        const COND: &str = "a condition";
+        const BARRIER: &str = "a barrier";
+        const MEMORY: &str = "a shared block";
+        match request {
+            R::JoinableQueueNew { maxsize } => self
+                .new_handle(Kind::Queue(self.registry.queue_channel(maxsize, true)))
+                .into(),
+            R::QueueTaskDone { h } => self
+                .with_kind(h, JOINABLE, joinable, |u| u.done())
+                .and_then(|r| r)
+                .into(),
+            R::QueueJoin { h, timeout } => {
+                match self.kind_obj(h, JOINABLE, |k| joinable(k).is_some()) {
+                    Ok(o) => match joinable(&o.kind) {
+                        Some(u) => Response::Bool(u.join(timeout).await),
+                        None => misrouted(&R::QueueJoin { h, timeout }),
+                    },
+                    Err(e) => Response::Error(e),
+                }
+            }
+            R::ConditionNew { lock: l } => self
+                .object(l, "a lock or rlock")
+                .and_then(|o| {
+                    CondObj::new(o).ok_or_else(|| {
+                        ProcessError::invalid_argument(format!(
+                            "{l} is not a lock or rlock of this process"
+                        ))
+                    })
+                })
+                .and_then(|c| self.new_handle(Kind::Cond(c)))
+                .into(),
+            R::ConditionWait { h, timeout } => {
+                match self.kind_obj(h, COND, |k| cond(k).is_some()) {
+                    Ok(o) => match cond(&o.kind) {
+                        Some(c) => c.wait(&self.owner, timeout).await.into(),
+                        None => misrouted(&R::ConditionWait { h, timeout }),
+                    },
+                    Err(e) => Response::Error(e),
+                }
+            }
+            R::ConditionNotify { h, n } => self
+                .with_kind(h, COND, cond, |c| c.notify(&self.owner, n))
+                .and_then(|r| r)
+                .into(),
+            R::BarrierNew {
+                parties,
+                action,
+                timeout,
+            } => BarrierObj::new(parties, action, timeout)
+                .and_then(|b| self.new_handle(Kind::Barrier(b)))
+                .into(),
+            R::BarrierWait { h, timeout } => {
+                match self.kind_obj(h, BARRIER, |k| barrier(k).is_some()) {
+                    Ok(o) => match barrier(&o.kind) {
+                        Some(b) => b.wait(&self.owner, timeout).await.into(),
+                        None => misrouted(&R::BarrierWait { h, timeout }),
+                    },
+                    Err(e) => Response::Error(e),
+                }
+            }
+            R::BarrierActionDone { h, ok } => self
+                .with_kind(h, BARRIER, barrier, |b| b.action_done(&self.owner, ok))
+                .and_then(|r| r)
+                .into(),
+            R::BarrierReset { h } => self.with_kind(h, BARRIER, barrier, |b| b.reset()).into(),
+            R::BarrierAbort { h } => self.with_kind(h, BARRIER, barrier, |b| b.abort()).into(),
+            R::BarrierState { h } => self.with_kind(h, BARRIER, barrier, |b| b.state()).into(),
+            R::MemoryNew { size } => MemoryObj::new(size, &self.registry.accounts)
+                .and_then(|m| self.new_handle(Kind::Memory(m)))
+                .into(),
+            R::MemoryRead { h, offset, len } => self
+                .with_kind(h, MEMORY, memory, |m| m.read(offset, len))
+                .and_then(|r| r)
+                .into(),
+            R::MemoryWrite { h, offset, bytes } => self
+                .with_kind(h, MEMORY, memory, |m| m.write(offset, &bytes))
+                .and_then(|r| r)
+                .into(),
+            other => misrouted(&other),
+        }
+    }
+}
+
+fn joinable(k: &Kind) -> Option<&Unfinished> {
+    match k {
+        Kind::Queue(q) => q.unfinished.as_ref(),
+        _ => None,
+    }
+}
+
+fn barrier(k: &Kind) -> Option<&BarrierObj> {
+    match k {
+        Kind::Barrier(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn memory(k: &Kind) -> Option<&MemoryObj> {
+    match k {
+        Kind::Memory(m) => Some(m),
+        _ => None,
+    }
+}
+
+fn cond(k: &Kind) -> Option<&CondObj> {
+    match k {
+        Kind::Cond(c) => Some(c),
+        _ => None,
+    }
+}
+
+/// What a process letting go of `object` (closing it, or ending) leaves behind: a lock it
+/// holds is released for the next owner to learn of; a barrier action it runs breaks the
+/// barrier.
+fn abandon(object: &Object, owner: &Owner) {
+    match &object.kind {
+        Kind::Lock(l) => l.abandon(owner),
+        Kind::Barrier(b) => b.abandon(owner),
+        _ => {}
     }
 }
 

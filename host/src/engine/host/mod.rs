@@ -31,6 +31,7 @@ fn to_wit(e: ProcessError) -> WitError {
         K::Eof => W::Eof,
         K::BrokenPipe => W::BrokenPipe,
         K::OwnerDied => W::OwnerDied,
+        K::BrokenBarrier => W::BrokenBarrier,
     };
     WitError {
         kind,

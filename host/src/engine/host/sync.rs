@@ -210,6 +210,81 @@ impl Host for ProcState {
         self.sync(Request::LockValue { h }).await
     }
 
+    async fn joinable_queue_new(&mut self, maxsize: u32) -> HostResult<u64> {
+        self.sync(Request::JoinableQueueNew { maxsize }).await
+    }
+
+    async fn queue_task_done(&mut self, h: u64) -> HostResult<()> {
+        self.sync(Request::QueueTaskDone { h }).await
+    }
+
+    async fn queue_join(&mut self, h: u64, timeout: Option<u64>) -> HostResult<bool> {
+        self.sync(Request::QueueJoin { h, timeout }).await
+    }
+
+    async fn condition_new(&mut self, lock: u64) -> HostResult<u64> {
+        self.sync(Request::ConditionNew { lock }).await
+    }
+
+    async fn condition_wait(&mut self, h: u64, timeout: Option<u64>) -> HostResult<bool> {
+        self.sync(Request::ConditionWait { h, timeout }).await
+    }
+
+    async fn condition_notify(&mut self, h: u64, n: Option<u32>) -> HostResult<()> {
+        self.sync(Request::ConditionNotify { h, n }).await
+    }
+
+    async fn barrier_new(
+        &mut self,
+        parties: u32,
+        action: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<u64> {
+        let request = Request::BarrierNew {
+            parties,
+            action,
+            timeout,
+        };
+        self.sync(request).await
+    }
+
+    async fn barrier_wait(&mut self, h: u64, timeout: Option<u64>) -> HostResult<u32> {
+        self.sync(Request::BarrierWait { h, timeout }).await
+    }
+
+    async fn barrier_action_done(&mut self, h: u64, ok: bool) -> HostResult<()> {
+        self.sync(Request::BarrierActionDone { h, ok }).await
+    }
+
+    async fn barrier_reset(&mut self, h: u64) -> HostResult<()> {
+        self.sync(Request::BarrierReset { h }).await
+    }
+
+    async fn barrier_abort(&mut self, h: u64) -> HostResult<()> {
+        self.sync(Request::BarrierAbort { h }).await
+    }
+
+    async fn barrier_state(&mut self, h: u64) -> HostResult<wit::BarrierStatus> {
+        let state = self.sync::<(u32, u32, bool)>(Request::BarrierState { h }).await?;
+        Ok(state.map(|(parties, n_waiting, broken)| wit::BarrierStatus {
+            parties,
+            n_waiting,
+            broken,
+        }))
+    }
+
+    async fn memory_new(&mut self, size: u32) -> HostResult<u64> {
+        self.sync(Request::MemoryNew { size }).await
+    }
+
+    async fn memory_read(&mut self, h: u64, offset: u32, len: u32) -> HostResult<Vec<u8>> {
+        self.sync(Request::MemoryRead { h, offset, len }).await
+    }
+
+    async fn memory_write(&mut self, h: u64, offset: u32, bytes: Vec<u8>) -> HostResult<()> {
+        self.sync(Request::MemoryWrite { h, offset, bytes }).await
+    }
+
     async fn close(&mut self, h: u64) -> wasmtime::Result<()> {
         let _ = self.sync::<()>(Request::Close { h }).await?;
         Ok(())
