@@ -86,12 +86,18 @@
 
 extern crate self as wasmproc_guest;
 
+mod condition;
 mod error;
 mod pool;
 mod process;
+mod queues;
+mod shared;
 mod sync;
 
+pub use condition::{Barrier, BarrierBuilder, Condition};
 pub use error::{Error, ErrorKind};
+pub use queues::{JoinableQueue, SimpleQueue};
+pub use shared::{Array, RawArray, RawValue, Scalar, Value};
 pub use pool::{AsyncResult, Callbacks, IMapIter, Pool, PoolBuilder, PoolFn};
 pub use process::{
     AuthKey, Builder, Process, Sentinel, active_children, authkey, cpu_count, current_process,
@@ -105,7 +111,9 @@ pub use sync::{
 /// public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::pool::{Dispatch, PoolCallable, WORKER_TARGET, run_worker, target_list};
+    pub use crate::pool::{
+        Dispatch, PoolCallable, WORKER_TARGET, run_worker, set_dispatch, target_list,
+    };
     pub use crate::process::{MainResult, Target, enter_child, enter_main, target_name};
 
     /// The bindings generated from `wit/process.wit`.
@@ -168,6 +176,7 @@ macro_rules! targets {
 
             fn run_main() -> ::std::result::Result<(), ::std::string::String> {
                 $crate::__private::enter_main();
+                $crate::__private::set_dispatch(__wasmproc_pool_dispatch);
                 $crate::__private::MainResult::report(main())
             }
 
@@ -176,6 +185,7 @@ macro_rules! targets {
                 args: ::std::vec::Vec<u8>,
             ) -> ::std::result::Result<(), ::std::string::String> {
                 $crate::__private::enter_child();
+                $crate::__private::set_dispatch(__wasmproc_pool_dispatch);
                 $(
                     if name == $crate::__private::target_name(stringify!($target)) {
                         return $crate::__private::Target::call($target, &name, &args);

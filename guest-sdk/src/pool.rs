@@ -165,6 +165,22 @@ pool_callable!((A, B, C, D); A, B, C, D);
 #[doc(hidden)]
 pub type Dispatch = fn(&str, &mut &[u8], &mut Vec<u8>) -> Option<Result<(), String>>;
 
+thread_local! {
+    /// The program's pool functions by name, set when an instance is entered.
+    static DISPATCH: std::cell::Cell<Option<Dispatch>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes the program's pool functions callable by name in this instance ([`dispatch`]).
+#[doc(hidden)]
+pub fn set_dispatch(dispatch: Dispatch) {
+    DISPATCH.with(|d| d.set(Some(dispatch)));
+}
+
+/// The program's pool functions by name (none before [`set_dispatch`]).
+pub(crate) fn dispatch() -> Option<Dispatch> {
+    DISPATCH.with(std::cell::Cell::get)
+}
+
 /// The target names [`targets!`](crate::targets) registers: `targets`, plus the pool
 /// worker's when there are pool functions.
 #[doc(hidden)]

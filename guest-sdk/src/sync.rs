@@ -22,7 +22,7 @@ use std::marker::PhantomData;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-fn nanos(timeout: Option<Duration>) -> Option<u64> {
+pub(crate) fn nanos(timeout: Option<Duration>) -> Option<u64> {
     timeout.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
@@ -51,7 +51,7 @@ thread_local! {
 
 impl Inner {
     /// The object for `handle` in this process: the existing one, or a new one.
-    fn get(handle: u64) -> Rc<Inner> {
+    pub(crate) fn get(handle: u64) -> Rc<Inner> {
         REGISTRY.with(|r| {
             let mut r = r.borrow_mut();
             if let Some(existing) = r.get(&handle).and_then(Weak::upgrade) {
@@ -70,7 +70,7 @@ impl Inner {
         self.handle
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         if !self.closed.replace(true) {
             host::close(self.handle);
         }
@@ -114,7 +114,7 @@ pub(crate) fn serialize_error(e: postcard::Error, what: impl FnOnce() -> String)
 
 /// `Serialize` of every sync object: the handle (and `extra`, what a copy in another
 /// process needs to know), registered as a share of the `Builder::args` call in progress.
-fn serialize_shared<S: Serializer>(
+pub(crate) fn serialize_shared<S: Serializer>(
     inner: &Rc<Inner>,
     extra: Option<u32>,
     what: &str,
@@ -268,12 +268,16 @@ impl<T> Queue<T> {
     }
 
     fn with_maxsize(maxsize: u32) -> Result<Queue<T>, Error> {
-        let handle = host::queue_new(maxsize)?;
-        Ok(Queue {
+        Ok(Self::from_handle(host::queue_new(maxsize)?, maxsize))
+    }
+
+    /// The queue `handle` names, which holds at most `maxsize` items.
+    pub(crate) fn from_handle(handle: u64, maxsize: u32) -> Queue<T> {
+        Queue {
             inner: Inner::get(handle),
             maxsize,
             _item: PhantomData,
-        })
+        }
     }
 
     #[inline]

@@ -884,3 +884,55 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    /// JoinableQueue (`task_done`, `join`, "task_done() called too many times", a consumer
+    /// killed before `task_done`) and SimpleQueue, as CPython's `_TestQueue.test_task_done`
+    /// and `_TestSimpleQueue`.
+    fn sync_joinable(backend) {
+        let out = run(backend, SYNC_JOINABLE, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- JoinableQueue: 4 workers, 10 tasks",
+                "join: ()",
+                "done before join returned: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]",
+                "join again (nothing unfinished): true",
+                "worker exitcode: Some(0)",
+                "worker exitcode: Some(0)",
+                "worker exitcode: Some(0)",
+                "worker exitcode: Some(0)",
+                "join with 4 unfinished: false",
+                "join after 4 task_done: true",
+                "task_done too many: error InvalidState: task_done() called too many times",
+                "-- JoinableQueue: counts and bounds",
+                "put: ()",
+                "put_nowait on a full queue: error Full: the queue is full",
+                "join (1 unfinished): false",
+                "get: 1",
+                "join (taken, not done): false",
+                "task_done: ()",
+                "join: true",
+                "task_done too many: error InvalidState: task_done() called too many times",
+                "qsize through Queue: 0",
+                "-- JoinableQueue: a consumer killed before task_done",
+                "taker took it: true",
+                "taker exitcode: Some(-9)",
+                "join (the task stays unfinished): false",
+                "task_done for it: ()",
+                "join: true",
+                "-- SimpleQueue",
+                "empty: true",
+                "get: \"from the child\"",
+                "empty: true",
+                "put: ()",
+                "empty: false",
+                "get: \"mine\"",
+                "child exitcode: Some(0)",
+                "get after close: error Closed: Queue is closed",
+                "put after close: error Closed: Queue is closed",
+            ])
+        );
+    }
+}

@@ -145,7 +145,7 @@ impl Remote {
     async fn call(&self, request: Request) -> Result<Response> {
         let connection = self.connection().await?;
         let change = match request {
-            Request::QueueNew { .. } => QueueChange::New,
+            Request::QueueNew { .. } | Request::JoinableQueueNew { .. } => QueueChange::New,
             Request::Close { h } => QueueChange::Closed(h),
             _ => QueueChange::None,
         };
