@@ -936,3 +936,66 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    /// Condition: CPython's `_TestCondition` (notify, notify(n), notify_all, timeouts, wait_for,
+    /// wait's result), the `RuntimeError` cases, a Condition over a Lock and over an RLock held
+    /// twice, and a holder or a waiter that is killed.
+    fn sync_condition(backend) {
+        let out = run(backend, SYNC_CONDITION, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- notify",
+                "before notify: 0 woke, more: false",
+                "after notify(1): 1 woke, more: false",
+                "after notify(1): 1 woke, more: false",
+                "after notify(1): 1 woke, more: false",
+                "sleepers' exitcodes: [Some(0), Some(0), Some(0)]",
+                "-- notify_n",
+                "after notify(2): 2 woke, more: false",
+                "after notify(4) with 3 waiting: 3 woke, more: false",
+                "after notify(4) with none waiting: 0 woke, more: false",
+                "sleepers' exitcodes: [Some(0), Some(0), Some(0), Some(0), Some(0)]",
+                "-- notify_all",
+                "after notify_all: 4 woke, more: false",
+                "sleepers' exitcodes: [Some(0), Some(0), Some(0), Some(0)]",
+                "-- timeout",
+                "wait(0.1): false",
+                "waited at least 0.05s: true",
+                "-- wait_for",
+                "child's wait_for: true",
+                "child exitcode: Some(0)",
+                "-- wait_for timeout",
+                "wait_for(false, 0.1): false",
+                "waited at least 0.05s: true",
+                "wait_for(true, 0): true",
+                "-- wait result",
+                "wait(60) notified: true",
+                "wait(0.1) not notified: false",
+                "-- without the lock",
+                "wait: error InvalidState: cannot wait on un-acquired lock",
+                "notify: error InvalidState: cannot notify on un-acquired lock",
+                "notify_all: error InvalidState: cannot notify on un-acquired lock",
+                "Lock: wait without it: error InvalidState: cannot wait on un-acquired lock",
+                "Lock: wait(0.01): false",
+                "Lock: notify: ()",
+                "Lock: release: ()",
+                "Lock: release again: error InvalidState: semaphore or lock released too many times",
+                "RLock held twice: wait(0.01): false",
+                "release: ()",
+                "release: ()",
+                "release a third time: error InvalidState: cannot release un-acquired lock",
+                "-- the lock's holder is killed",
+                "holder holds it: true",
+                "acquire: error OwnerDied: the lock was acquired, but its previous owner holder ended while holding it",
+                "notify (the caller holds it): ()",
+                "release: ()",
+                "-- a waiter is killed",
+                "after notify(1): 1 woke, more: false",
+                "sleepers' exitcodes: [Some(-9), Some(0)]",
+            ])
+        );
+    }
+}
