@@ -999,3 +999,77 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    /// Barrier: CPython's `_TestBarrier` (passes and indexes, an action run before the
+    /// release, abort, reset, timeouts, one party) and a killed party or action runner breaking it.
+    fn sync_barrier(backend) {
+        let out = run(backend, SYNC_BARRIER, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- 4 parties, 3 passes (the main process is one)",
+                "parties: 4",
+                "pass 0: indexes [0, 1, 2, 3]",
+                "pass 1: indexes [0, 1, 2, 3]",
+                "pass 2: indexes [0, 1, 2, 3]",
+                "exitcodes: [Some(0), Some(0), Some(0)]",
+                "n_waiting: 0, broken: false",
+                "-- an action, run before any party is released",
+                "pass 0: i rounds Some(1)",
+                "pass 0: i rounds Some(1)",
+                "pass 0: i rounds Some(1)",
+                "pass 1: i rounds Some(2)",
+                "pass 1: i rounds Some(2)",
+                "pass 1: i rounds Some(2)",
+                "exitcodes: [Some(0), Some(0), Some(0)]",
+                "rounds: 2",
+                "-- abort, then reset",
+                "abort: ()",
+                "waiting party: error BrokenBarrier: the barrier is broken",
+                "waiting party: error BrokenBarrier: the barrier is broken",
+                "waiting party: error BrokenBarrier: the barrier is broken",
+                "exitcodes: [Some(0), Some(0), Some(0)]",
+                "broken: true",
+                "wait on a broken barrier: error BrokenBarrier: the barrier is broken",
+                "reset: ()",
+                "broken: false",
+                "main's wait: 3",
+                "parties: [\"0\", \"1\", \"2\"]",
+                "exitcodes: [Some(0), Some(0), Some(0)]",
+                "-- reset while parties wait",
+                "reset: ()",
+                "waiting party: error BrokenBarrier: the barrier is broken",
+                "waiting party: error BrokenBarrier: the barrier is broken",
+                "waiting party: error BrokenBarrier: the barrier is broken",
+                "exitcodes: [Some(0), Some(0), Some(0)]",
+                "broken: false, n_waiting: 0",
+                "main's wait after the reset: 3",
+                "parties: [\"0\", \"1\", \"2\"]",
+                "exitcodes: [Some(0), Some(0), Some(0)]",
+                "-- a timeout breaks the barrier",
+                "main's wait(0.1): error BrokenBarrier: the barrier is broken",
+                "the other party: error BrokenBarrier: the barrier is broken",
+                "exitcodes: [Some(0)]",
+                "broken: true",
+                "-- the default timeout",
+                "wait(None): error BrokenBarrier: the barrier is broken",
+                "broken: true",
+                "-- one party",
+                "wait: 0",
+                "wait: 0",
+                "-- a waiting party is killed",
+                "the other party: error BrokenBarrier: the barrier is broken",
+                "exitcodes: [Some(-9), Some(0)]",
+                "broken: true",
+                "-- the action's runner is killed",
+                "parties: [\"error BrokenBarrier: the barrier is broken\", \"error BrokenBarrier: the barrier is broken\"]",
+                "exitcodes: [Some(0), Some(0), Some(-9)]",
+                "broken: true",
+                "-- bad arguments",
+                "Barrier::new(0): error InvalidArgument: parties must be >= 1",
+            ])
+        );
+    }
+}
