@@ -1073,3 +1073,55 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    /// Value, RawValue, Array and RawArray: CPython's `_TestValue` and `_TestArray` (a child's
+    /// writes seen by the parent, get_lock/get_obj, sizes), a counter four processes add to
+    /// under the lock, and bad indexes and sizes.
+    fn sync_shared(backend) {
+        let out = run(backend, SYNC_SHARED, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- Value",
+                "before: 4343 3.625 -232 8589934592 'x'",
+                "set_values exitcode: Some(0)",
+                "after: 24234 -4.25 234 17179869184 'y'",
+                "-- RawValue",
+                "set_raw_values exitcode: Some(0)",
+                "after: 24234 -4.25 234 17179869184 'y'",
+                "-- get_lock and get_obj",
+                "get_obj: 5",
+                "get_lock acquire: true",
+                "get_lock release: ()",
+                "with_lock: the lock given: true",
+                "Array get_obj: [1, 2]",
+                "-- a counter, 4 processes adding 100 each under the lock",
+                "counter: 400",
+                "-- Array",
+                "len: 10",
+                "arr[3]: 3",
+                "arr[2..5]: [2, 3, 4]",
+                "running_sums exitcode: Some(0)",
+                "after: [0, 1, 3, 6, 10, 15, 21, 28, 36, 45]",
+                "-- Array from a size",
+                "len: 10, all: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]",
+                "empty: len 0, is_empty true, all []",
+                "-- RawArray",
+                "raw_running_sums exitcode: Some(0)",
+                "after: [0, 1, 3, 6, 10, 15, 21, 28, 36, 45]",
+                "write [7, 8] at 8: ()",
+                "last three: [28, 7, 8]",
+                "-- errors",
+                "arr[10]: error InvalidArgument: invalid index",
+                "arr[10] = 1: error InvalidArgument: invalid index",
+                "read 9..11: error InvalidArgument: invalid index",
+                "write 9..11: error InvalidArgument: invalid index",
+                "read at usize::MAX: error InvalidArgument: invalid index",
+                "too large: error InvalidArgument: an array of 1073741823 u64 is larger than 4 GiB",
+                "beyond message: error LimitExceeded: a shared block of 68157440 bytes exceeds limit message = 67108864 bytes",
+            ])
+        );
+    }
+}

@@ -263,14 +263,19 @@ impl BarrierObj {
 
     /// `barrier-wait`.
     pub(super) async fn wait(&self, me: &Owner, timeout: Option<u64>) -> Result<u32> {
-        // Wait for the previous round to drain or reset (as CPython does, without a
-        // timeout).
+        let deadline = deadline(timeout.or(self.timeout));
+        // Wait for the previous round to drain or reset (or its action to end); a party
+        // that times out doing so breaks the barrier, as one that waits in a round does.
         let open = || {
             let state = lock(&self.state);
             matches!(state.phase, Phase::Filling | Phase::Broken).then_some(())
         };
         let index = loop {
-            self.changed.wait_for(open, true, None).await;
+            if self.changed.wait_for(open, true, deadline).await.is_none() {
+                lock(&self.state).phase = Phase::Broken;
+                self.changed.notify();
+                return Err(broken());
+            }
             let mut state = lock(&self.state);
             match state.phase {
                 Phase::Filling => {}
@@ -304,7 +309,7 @@ impl BarrierObj {
         };
         let phase = self
             .changed
-            .wait_for(released, true, deadline(timeout.or(self.timeout)))
+            .wait_for(released, true, deadline)
             .await;
         party.armed = false;
         let mut state = lock(&self.state);

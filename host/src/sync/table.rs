@@ -939,7 +939,7 @@ mod tests {
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                6 => (0..3usize, 0..22u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
+                6 => (0..3usize, 0..37u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
                     .prop_map(|(p, k, h, b, n)| Op::Request(p, k, h, b, n)),
                 1 => (0..3usize, 0..3usize, 0..8usize).prop_map(|(a, b, h)| Op::Share(a, b, h)),
                 1 => (0..3usize).prop_map(Op::End),
@@ -998,6 +998,39 @@ mod tests {
                     token: u64::from(n),
                 },
                 20 => Request::ConnRecv { h },
+                21 => Request::JoinableQueueNew { maxsize: n },
+                22 => Request::QueueTaskDone { h },
+                23 => Request::QueueJoin { h, timeout: t },
+                24 => Request::ConditionNew { lock: h },
+                25 => Request::ConditionWait { h, timeout: t },
+                26 => Request::ConditionNotify {
+                    h,
+                    n: n.is_multiple_of(2).then_some(n),
+                },
+                27 => Request::BarrierNew {
+                    parties: n,
+                    action: n.is_multiple_of(2),
+                    timeout: t,
+                },
+                28 => Request::BarrierWait { h, timeout: t },
+                29 => Request::BarrierActionDone {
+                    h,
+                    ok: n.is_multiple_of(2),
+                },
+                30 => Request::BarrierReset { h },
+                31 => Request::BarrierAbort { h },
+                32 => Request::BarrierState { h },
+                33 => Request::MemoryNew { size: n * 3 },
+                34 => Request::MemoryRead {
+                    h,
+                    offset: n,
+                    len: n,
+                },
+                35 => Request::MemoryWrite {
+                    h,
+                    offset: n,
+                    bytes,
+                },
                 _ => Request::QueueGet {
                     h,
                     block: false,

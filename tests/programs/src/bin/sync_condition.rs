@@ -213,6 +213,8 @@ fn main() {
 
     println!("-- a waiter is killed");
     let s = Sleepers::start(&cond, 2);
+    // Once the lock is free, both sleepers wait (neither holds it when killed).
+    drop(cond.lock().unwrap());
     s.procs[0].kill().unwrap();
     s.procs[0].join(LONG).unwrap();
     s.notify(Some(1));
