@@ -292,7 +292,11 @@ impl BarrierBuilder {
     /// reached.
     pub fn build(self) -> Result<Barrier, Error> {
         let parties = u32::try_from(self.parties).map_err(|_| {
-            Error::invalid_argument(format!("parties {} is larger than {}", self.parties, u32::MAX))
+            Error::invalid_argument(format!(
+                "parties {} is larger than {}",
+                self.parties,
+                u32::MAX
+            ))
         })?;
         let handle = host::barrier_new(parties, self.action.is_some(), nanos(self.timeout))?;
         Ok(Barrier {
@@ -407,7 +411,12 @@ impl Barrier {
 
 impl Serialize for Barrier {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (Part(&self.inner, "Barrier"), self.parties, self.action.as_deref()).serialize(serializer)
+        (
+            Part(&self.inner, "Barrier"),
+            self.parties,
+            self.action.as_deref(),
+        )
+            .serialize(serializer)
     }
 }
 

@@ -96,13 +96,13 @@ mod sync;
 
 pub use condition::{Barrier, BarrierBuilder, Condition};
 pub use error::{Error, ErrorKind};
-pub use queues::{JoinableQueue, SimpleQueue};
-pub use shared::{Array, RawArray, RawValue, Scalar, Value};
 pub use pool::{AsyncResult, Callbacks, IMapIter, Pool, PoolBuilder, PoolFn};
 pub use process::{
     AuthKey, Builder, Process, Sentinel, active_children, authkey, cpu_count, current_process,
     exit, parent_process, wait,
 };
+pub use queues::{JoinableQueue, SimpleQueue};
+pub use shared::{Array, RawArray, RawValue, Scalar, Value};
 pub use sync::{
     BoundedSemaphore, Connection, Event, Lock, LockGuard, Queue, RLock, Semaphore, pipe,
 };

@@ -165,7 +165,9 @@ impl CondObj {
             ));
         }
         let mut state = lock(&self.state);
-        let n = n.map_or(usize::MAX, |n| n as usize).min(state.waiting.len());
+        let n = n
+            .map_or(usize::MAX, |n| n as usize)
+            .min(state.waiting.len());
         let woken: Vec<u64> = state.waiting.drain(..n).collect();
         state.woken.extend(woken);
         drop(state);
@@ -307,10 +309,7 @@ impl BarrierObj {
             let state = lock(&self.state);
             (!matches!(state.phase, Phase::Filling | Phase::Action)).then_some(state.phase)
         };
-        let phase = self
-            .changed
-            .wait_for(released, true, deadline)
-            .await;
+        let phase = self.changed.wait_for(released, true, deadline).await;
         party.armed = false;
         let mut state = lock(&self.state);
         let phase = match phase {

@@ -265,12 +265,16 @@ impl Host for ProcState {
     }
 
     async fn barrier_state(&mut self, h: u64) -> HostResult<wit::BarrierStatus> {
-        let state = self.sync::<(u32, u32, bool)>(Request::BarrierState { h }).await?;
-        Ok(state.map(|(parties, n_waiting, broken)| wit::BarrierStatus {
-            parties,
-            n_waiting,
-            broken,
-        }))
+        let state = self
+            .sync::<(u32, u32, bool)>(Request::BarrierState { h })
+            .await?;
+        Ok(
+            state.map(|(parties, n_waiting, broken)| wit::BarrierStatus {
+                parties,
+                n_waiting,
+                broken,
+            }),
+        )
     }
 
     async fn memory_new(&mut self, size: u32) -> HostResult<u64> {
