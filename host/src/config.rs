@@ -96,11 +96,12 @@ pub struct Limits {
     /// Bytes of one item put on a queue or sent on a connection (`message`); a larger one
     /// is refused.
     pub message: u64,
-    /// Bytes waiting in all queues and connections of one run together (`queued`); a put
-    /// or send beyond it is refused.
+    /// Bytes waiting in all queues and connections of one run together, with the bytes of
+    /// its shared blocks (`Value`, `Array`) (`queued`); a put, send or block beyond it is
+    /// refused.
     pub queued: u64,
-    /// Queues, connections, events and locks alive in one run (`objects`); creating one
-    /// beyond it is refused.
+    /// Sync objects (queues, connections, events, locks, conditions, barriers, shared
+    /// blocks) alive in one run (`objects`); creating one beyond it is refused.
     pub objects: u64,
     /// Bytes the host holds for the processes of one run (`held`): each child's record
     /// (its start arguments, its name and a fixed part) from `create` until it is closed
