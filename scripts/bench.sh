@@ -10,12 +10,14 @@
 #          native backends next to CPython's multiprocessing.Queue (tests/benches/sync.rs);
 #   pool   Pool.map of a trivial function with chunksize=1, wasm and native backends next
 #          to CPython's multiprocessing.Pool(...).map(..., chunksize=1) (tests/benches/sync.rs);
+#   prims  one operation of Lock, Value, SimpleQueue, JoinableQueue, Condition and Barrier,
+#          wasm and native backends next to CPython's multiprocessing (tests/benches/prims.rs);
 #   compute  what the wasm backend's memory layout costs compiled code: a guest's loads and
 #          stores with bounds checks (the default `memory` limit) and without (4 GiB)
 #          (tests/benches/compute.rs; not part of `all`).
 #
-# Usage: scripts/bench.sh [spawn] [queue] [pool] [compute] [-- ARGS for cargo bench]
-# With no name, all three run; the names may also come from WASMPROC_BENCH=queue,pool.
+# Usage: scripts/bench.sh [spawn] [queue] [pool] [prims] [compute] [-- ARGS for cargo bench]
+# With no name, spawn, queue and pool run; the names may also come from WASMPROC_BENCH=queue,pool.
 # The other WASMPROC_BENCH_* variables (iterations, rounds, backends) are described at the
 # top of tests/benches/process.rs and tests/benches/sync.rs.
 set -euo pipefail
@@ -29,7 +31,7 @@ for name in "${from_env[@]}"; do
 done
 while [ $# -gt 0 ]; do
   case "$1" in
-    spawn|queue|pool|compute) selected+=("$1"); shift ;;
+    spawn|queue|pool|prims|compute) selected+=("$1"); shift ;;
     all) selected+=(spawn queue pool); shift ;;
     --) break ;;
     *) break ;;
@@ -38,8 +40,8 @@ done
 [ ${#selected[@]} -eq 0 ] && selected=(spawn queue pool)
 for name in "${selected[@]}"; do
   case "$name" in
-    spawn|queue|pool|compute) ;;
-    *) echo "error: unknown benchmark '$name' (known: spawn, queue, pool, compute)" >&2; exit 2 ;;
+    spawn|queue|pool|prims|compute) ;;
+    *) echo "error: unknown benchmark '$name' (known: spawn, queue, pool, prims, compute)" >&2; exit 2 ;;
   esac
 done
 want() { [[ " ${selected[*]} " == *" $1 "* ]]; }
@@ -48,6 +50,7 @@ want spawn && benches+=(--bench process)
 if want queue || want pool; then
   benches+=(--bench sync)
 fi
+want prims && benches+=(--bench prims)
 want compute && benches+=(--bench compute)
 WASMPROC_BENCH="$(IFS=','; echo "${selected[*]}")"
 export WASMPROC_BENCH
