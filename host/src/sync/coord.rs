@@ -467,3 +467,196 @@ impl MemoryObj {
         Ok(())
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Shared dictionaries and lists (Python's `Manager().dict()` and `.list()`)
+// ---------------------------------------------------------------------------------------
+
+/// The bytes one dictionary or list holds, counted in the run's `queued`.
+struct Held {
+    accounts: Arc<Accounts>,
+    bytes: u64,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.accounts.queued.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+impl Held {
+    fn new(accounts: &Arc<Accounts>) -> Held {
+        Held {
+            accounts: accounts.clone(),
+            bytes: 0,
+        }
+    }
+
+    /// Counts `add` more bytes and `sub` fewer, when that stays within `queued`; `each`
+    /// (a key's or item's length) must be within `message`.
+    fn change(&mut self, each: &[usize], add: u64, sub: u64) -> Result<()> {
+        let message = self.accounts.limits.message;
+        if let Some(&len) = each.iter().find(|&&l| l as u64 > message) {
+            return Err(ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!("an item of {len} bytes exceeds limit message = {message} bytes"),
+            ));
+        }
+        let limit = self.accounts.limits.queued;
+        let before = self.accounts.queued.fetch_add(add, Ordering::Relaxed);
+        if add > sub && before.saturating_add(add - sub) > limit {
+            self.accounts.queued.fetch_sub(add, Ordering::Relaxed);
+            return Err(ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "{add} more bytes would exceed limit queued = {limit} bytes held in the \
+                     run's queues, pipes and shared objects"
+                ),
+            ));
+        }
+        self.accounts.queued.fetch_sub(sub, Ordering::Relaxed);
+        self.bytes = self.bytes + add - sub;
+        Ok(())
+    }
+
+    /// Refuses a snapshot of `total` bytes beyond `message`.
+    fn snapshot(&self, total: usize) -> Result<()> {
+        let message = self.accounts.limits.message;
+        if total as u64 > message {
+            return Err(ProcessError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "a snapshot of {total} bytes exceeds limit message = {message} bytes"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(super) struct DictObj {
+    state: Mutex<(indexmap::IndexMap<Vec<u8>, Vec<u8>>, Held)>,
+}
+
+impl DictObj {
+    pub(super) fn new(accounts: &Arc<Accounts>) -> DictObj {
+        DictObj {
+            state: Mutex::new((indexmap::IndexMap::new(), Held::new(accounts))),
+        }
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        lock(&self.state).0.get(key).cloned()
+    }
+
+    pub(super) fn set(&self, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
+        let mut state = lock(&self.state);
+        let (map, held) = &mut *state;
+        let old = map.get(&key).map_or(0, |v| (key.len() + v.len()) as u64);
+        held.change(
+            &[key.len(), value.len()],
+            (key.len() + value.len()) as u64,
+            old,
+        )?;
+        map.insert(key, value);
+        Ok(())
+    }
+
+    pub(super) fn remove(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut state = lock(&self.state);
+        let (map, held) = &mut *state;
+        let (k, v) = map.shift_remove_entry(key)?;
+        // Removing never exceeds a limit.
+        let _ = held.change(&[], 0, (k.len() + v.len()) as u64);
+        Some(v)
+    }
+
+    pub(super) fn len(&self) -> u32 {
+        u32::try_from(lock(&self.state).0.len()).unwrap_or(u32::MAX)
+    }
+
+    pub(super) fn items(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let state = lock(&self.state);
+        state.1.snapshot(state.1.bytes as usize)?;
+        Ok(state
+            .0
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+
+    pub(super) fn clear(&self) {
+        let mut state = lock(&self.state);
+        let (map, held) = &mut *state;
+        map.clear();
+        let bytes = held.bytes;
+        let _ = held.change(&[], 0, bytes);
+    }
+}
+
+pub(super) struct ListObj {
+    state: Mutex<(Vec<Vec<u8>>, Held)>,
+}
+
+fn out_of_range() -> ProcessError {
+    ProcessError::invalid_argument("list index out of range")
+}
+
+impl ListObj {
+    pub(super) fn new(accounts: &Arc<Accounts>) -> ListObj {
+        ListObj {
+            state: Mutex::new((Vec::new(), Held::new(accounts))),
+        }
+    }
+
+    pub(super) fn len(&self) -> u32 {
+        u32::try_from(lock(&self.state).0.len()).unwrap_or(u32::MAX)
+    }
+
+    pub(super) fn get(&self, index: u32) -> Result<Vec<u8>> {
+        lock(&self.state)
+            .0
+            .get(index as usize)
+            .cloned()
+            .ok_or_else(out_of_range)
+    }
+
+    pub(super) fn set(&self, index: u32, item: Vec<u8>) -> Result<()> {
+        let mut state = lock(&self.state);
+        let (items, held) = &mut *state;
+        let slot = items.get_mut(index as usize).ok_or_else(out_of_range)?;
+        held.change(&[item.len()], item.len() as u64, slot.len() as u64)?;
+        *slot = item;
+        Ok(())
+    }
+
+    pub(super) fn insert(&self, index: u32, item: Vec<u8>) -> Result<()> {
+        let mut state = lock(&self.state);
+        let (items, held) = &mut *state;
+        held.change(&[item.len()], item.len() as u64, 0)?;
+        let at = (index as usize).min(items.len());
+        items.insert(at, item);
+        Ok(())
+    }
+
+    pub(super) fn pop(&self, index: Option<u32>) -> Result<Vec<u8>> {
+        let mut state = lock(&self.state);
+        let (items, held) = &mut *state;
+        if items.is_empty() {
+            return Err(ProcessError::invalid_argument("pop from empty list"));
+        }
+        let at = index.map_or(items.len() - 1, |i| i as usize);
+        if at >= items.len() {
+            return Err(ProcessError::invalid_argument("pop index out of range"));
+        }
+        let item = items.remove(at);
+        let _ = held.change(&[], 0, item.len() as u64);
+        Ok(item)
+    }
+
+    pub(super) fn items(&self) -> Result<Vec<Vec<u8>>> {
+        let state = lock(&self.state);
+        state.1.snapshot(state.1.bytes as usize)?;
+        Ok(state.0.clone())
+    }
+}

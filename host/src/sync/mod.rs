@@ -98,6 +98,54 @@ pub(crate) enum Request {
     MemoryNew {
         size: u32,
     },
+    DictNew,
+    DictGet {
+        h: u64,
+        key: Vec<u8>,
+    },
+    DictSet {
+        h: u64,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    DictRemove {
+        h: u64,
+        key: Vec<u8>,
+    },
+    DictLen {
+        h: u64,
+    },
+    DictItems {
+        h: u64,
+    },
+    DictClear {
+        h: u64,
+    },
+    ListNew,
+    ListLen {
+        h: u64,
+    },
+    ListGet {
+        h: u64,
+        index: u32,
+    },
+    ListSet {
+        h: u64,
+        index: u32,
+        item: Vec<u8>,
+    },
+    ListInsert {
+        h: u64,
+        index: u32,
+        item: Vec<u8>,
+    },
+    ListPop {
+        h: u64,
+        index: Option<u32>,
+    },
+    ListItems {
+        h: u64,
+    },
     MemoryRead {
         h: u64,
         offset: u32,
@@ -217,6 +265,8 @@ pub(crate) enum Response {
     Handles(Vec<u64>),
     Items(Vec<Vec<u8>>),
     Barrier(u32, u32, bool),
+    MaybeBytes(Option<Vec<u8>>),
+    Pairs(Vec<(Vec<u8>, Vec<u8>)>),
     Error(ProcessError),
     /// The request was cancelled before it completed (remote waits only).
     Cancelled,
@@ -283,4 +333,6 @@ answer!(bool, Response::Bool(b) => b, b => Response::Bool(b));
 answer!(u32, Response::Count(n) => n, n => Response::Count(n));
 answer!(Vec<u64>, Response::Handles(h) => h, h => Response::Handles(h));
 answer!(Vec<Vec<u8>>, Response::Items(i) => i, i => Response::Items(i));
+answer!(Option<Vec<u8>>, Response::MaybeBytes(b) => b, b => Response::MaybeBytes(b));
+answer!(Vec<(Vec<u8>, Vec<u8>)>, Response::Pairs(p) => p, p => Response::Pairs(p));
 answer!((u32, u32, bool), Response::Barrier(p, w, b) => (p, w, b), s => Response::Barrier(s.0, s.1, s.2));

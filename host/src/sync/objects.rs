@@ -1,7 +1,7 @@
 //! The objects of one run: queues and pipe directions (channels), events, locks and
 //! semaphores, and the registry that counts them against the run's limits.
 
-use super::coord::{BarrierObj, CondObj, MemoryObj, Unfinished};
+use super::coord::{BarrierObj, CondObj, DictObj, ListObj, MemoryObj, Unfinished};
 use super::{HANDLE_BIT, LockKind};
 use crate::config::Limits;
 use crate::error::{ErrorKind, ProcessError};
@@ -183,6 +183,8 @@ pub(super) enum Kind {
     Cond(CondObj),
     Barrier(BarrierObj),
     Memory(MemoryObj),
+    Dict(DictObj),
+    List(ListObj),
 }
 
 /// A FIFO of messages: a queue, or one direction of a pipe. The items are in a lock-free

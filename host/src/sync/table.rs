@@ -1,7 +1,7 @@
 //! A process's table of the objects it holds, and the one place where every request on
 //! them is carried out ([`SyncTable::serve`]).
 
-use super::coord::{BarrierObj, CondObj, MemoryObj, Unfinished};
+use super::coord::{BarrierObj, CondObj, DictObj, ListObj, MemoryObj, Unfinished};
 use super::objects::{
     Changed, Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken,
     Waiting, deadline,
@@ -273,6 +273,18 @@ impl SyncTable {
             | R::BarrierState { .. }
             | R::MemoryRead { .. }
             | R::MemoryWrite { .. }
+            | R::DictGet { .. }
+            | R::DictSet { .. }
+            | R::DictRemove { .. }
+            | R::DictLen { .. }
+            | R::DictItems { .. }
+            | R::DictClear { .. }
+            | R::ListLen { .. }
+            | R::ListGet { .. }
+            | R::ListSet { .. }
+            | R::ListInsert { .. }
+            | R::ListPop { .. }
+            | R::ListItems { .. }
             | R::Close { .. }) => {
                 // None of these ever waits.
                 let mut served = std::pin::pin!(self.serve(request));
@@ -404,6 +416,20 @@ impl SyncTable {
             | R::MemoryNew { .. }
             | R::MemoryRead { .. }
             | R::MemoryWrite { .. } => self.serve_coord(request).await,
+            R::DictNew
+            | R::DictGet { .. }
+            | R::DictSet { .. }
+            | R::DictRemove { .. }
+            | R::DictLen { .. }
+            | R::DictItems { .. }
+            | R::DictClear { .. }
+            | R::ListNew
+            | R::ListLen { .. }
+            | R::ListGet { .. }
+            | R::ListSet { .. }
+            | R::ListInsert { .. }
+            | R::ListPop { .. }
+            | R::ListItems { .. } => self.serve_managed(request),
             R::Close { h } => {
                 self.close(h);
                 Response::Unit
@@ -641,6 +667,52 @@ impl SyncTable {
         }
     }
 
+    /// Shared dictionaries and lists; none of these waits.
+    fn serve_managed(&self, request: Request) -> Response {
+        use Request as R;
+        const DICT: &str = "a dictionary";
+        const LIST: &str = "a list";
+        let accounts = &self.registry.accounts;
+        match request {
+            R::DictNew => self.new_handle(Kind::Dict(DictObj::new(accounts))).into(),
+            R::DictGet { h, key } => self.with_kind(h, DICT, dict, |d| d.get(&key)).into(),
+            R::DictSet { h, key, value } => self
+                .with_kind(h, DICT, dict, |d| d.set(key, value))
+                .and_then(|r| r)
+                .into(),
+            R::DictRemove { h, key } => self.with_kind(h, DICT, dict, |d| d.remove(&key)).into(),
+            R::DictLen { h } => self.with_kind(h, DICT, dict, DictObj::len).into(),
+            R::DictItems { h } => self
+                .with_kind(h, DICT, dict, DictObj::items)
+                .and_then(|r| r)
+                .into(),
+            R::DictClear { h } => self.with_kind(h, DICT, dict, DictObj::clear).into(),
+            R::ListNew => self.new_handle(Kind::List(ListObj::new(accounts))).into(),
+            R::ListLen { h } => self.with_kind(h, LIST, list, ListObj::len).into(),
+            R::ListGet { h, index } => self
+                .with_kind(h, LIST, list, |l| l.get(index))
+                .and_then(|r| r)
+                .into(),
+            R::ListSet { h, index, item } => self
+                .with_kind(h, LIST, list, |l| l.set(index, item))
+                .and_then(|r| r)
+                .into(),
+            R::ListInsert { h, index, item } => self
+                .with_kind(h, LIST, list, |l| l.insert(index, item))
+                .and_then(|r| r)
+                .into(),
+            R::ListPop { h, index } => self
+                .with_kind(h, LIST, list, |l| l.pop(index))
+                .and_then(|r| r)
+                .into(),
+            R::ListItems { h } => self
+                .with_kind(h, LIST, list, ListObj::items)
+                .and_then(|r| r)
+                .into(),
+            other => misrouted(&other),
+        }
+    }
+
     /// Joinable queues, conditions, barriers and shared blocks.
     async fn serve_coord(&self, request: Request) -> Response {
         use Request as R;
@@ -725,6 +797,20 @@ impl SyncTable {
                 .into(),
             other => misrouted(&other),
         }
+    }
+}
+
+fn dict(k: &Kind) -> Option<&DictObj> {
+    match k {
+        Kind::Dict(d) => Some(d),
+        _ => None,
+    }
+}
+
+fn list(k: &Kind) -> Option<&ListObj> {
+    match k {
+        Kind::List(l) => Some(l),
+        _ => None,
     }
 }
 

@@ -289,6 +289,62 @@ impl Host for ProcState {
         self.sync(Request::MemoryWrite { h, offset, bytes }).await
     }
 
+    async fn dict_new(&mut self) -> HostResult<u64> {
+        self.sync(Request::DictNew).await
+    }
+
+    async fn dict_get(&mut self, h: u64, key: Vec<u8>) -> HostResult<Option<Vec<u8>>> {
+        self.sync(Request::DictGet { h, key }).await
+    }
+
+    async fn dict_set(&mut self, h: u64, key: Vec<u8>, value: Vec<u8>) -> HostResult<()> {
+        self.sync(Request::DictSet { h, key, value }).await
+    }
+
+    async fn dict_remove(&mut self, h: u64, key: Vec<u8>) -> HostResult<Option<Vec<u8>>> {
+        self.sync(Request::DictRemove { h, key }).await
+    }
+
+    async fn dict_len(&mut self, h: u64) -> HostResult<u32> {
+        self.sync(Request::DictLen { h }).await
+    }
+
+    async fn dict_items(&mut self, h: u64) -> HostResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.sync(Request::DictItems { h }).await
+    }
+
+    async fn dict_clear(&mut self, h: u64) -> HostResult<()> {
+        self.sync(Request::DictClear { h }).await
+    }
+
+    async fn list_new(&mut self) -> HostResult<u64> {
+        self.sync(Request::ListNew).await
+    }
+
+    async fn list_len(&mut self, h: u64) -> HostResult<u32> {
+        self.sync(Request::ListLen { h }).await
+    }
+
+    async fn list_get(&mut self, h: u64, index: u32) -> HostResult<Vec<u8>> {
+        self.sync(Request::ListGet { h, index }).await
+    }
+
+    async fn list_set(&mut self, h: u64, index: u32, item: Vec<u8>) -> HostResult<()> {
+        self.sync(Request::ListSet { h, index, item }).await
+    }
+
+    async fn list_insert(&mut self, h: u64, index: u32, item: Vec<u8>) -> HostResult<()> {
+        self.sync(Request::ListInsert { h, index, item }).await
+    }
+
+    async fn list_pop(&mut self, h: u64, index: Option<u32>) -> HostResult<Vec<u8>> {
+        self.sync(Request::ListPop { h, index }).await
+    }
+
+    async fn list_items(&mut self, h: u64) -> HostResult<Vec<Vec<u8>>> {
+        self.sync(Request::ListItems { h }).await
+    }
+
     async fn close(&mut self, h: u64) -> wasmtime::Result<()> {
         let _ = self.sync::<()>(Request::Close { h }).await?;
         Ok(())
