@@ -88,6 +88,7 @@ extern crate self as wasmproc_guest;
 
 mod condition;
 mod error;
+mod managed;
 mod pool;
 mod process;
 mod queues;
@@ -96,6 +97,7 @@ mod sync;
 
 pub use condition::{Barrier, BarrierBuilder, Condition};
 pub use error::{Error, ErrorKind};
+pub use managed::{DictProxy, ListProxy, Manager};
 pub use pool::{AsyncResult, Callbacks, IMapIter, Pool, PoolBuilder, PoolFn};
 pub use process::{
     AuthKey, Builder, Process, Sentinel, active_children, authkey, cpu_count, current_process,

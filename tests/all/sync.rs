@@ -1125,3 +1125,56 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    /// Manager().dict() and .list(): CPython's `_TestContainers` list and dict cases, key order,
+    /// two children changing them (a counter under a lock), and what cannot go in.
+    fn sync_managed(backend) {
+        let out = run(backend, SYNC_MANAGED, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- list",
+                "empty: true, len: 0",
+                "after 3 appends: [\"a\", \"b\", \"c\"]",
+                "l[1]: \"b\"",
+                "l[1] = B: ()",
+                "insert(0, z): ()",
+                "insert(99, end): ()",
+                "now: [\"z\", \"a\", \"B\", \"c\", \"end\"]",
+                "pop(): \"end\"",
+                "pop(0): \"z\"",
+                "now: [\"a\", \"B\", \"c\"]",
+                "l[3]: error InvalidArgument: list index out of range",
+                "l[3] = x: error InvalidArgument: list index out of range",
+                "pop(3): error InvalidArgument: pop index out of range",
+                "pop() of an empty list: error InvalidArgument: pop from empty list",
+                "-- dict",
+                "items: [(\"one\", 1), (\"two\", 2), (\"three\", 3)]",
+                "keys: [\"one\", \"two\", \"three\"]",
+                "values: [1, 2, 3]",
+                "len: 3",
+                "d[two]: 2",
+                "get(four): None",
+                "d[four]: error InvalidArgument: the dictionary has no such key",
+                "one in d: true",
+                "d[one] = 10 (keeps its place): ()",
+                "pop(two): Some(2)",
+                "pop(two) again: None",
+                "d[two] = 20 (goes last): ()",
+                "items: [(\"one\", 10), (\"three\", 3), (\"two\", 20)]",
+                "clear: ()",
+                "items: [], empty: true",
+                "-- shared with two children",
+                "child exitcode: Some(0)",
+                "child exitcode: Some(0)",
+                "child: Some(7), hits: Some(100)",
+                "list: [\"from the child\", \"from the child\"]",
+                "-- values that cannot go in",
+                "a Queue as a value: error InvalidArgument: a Queue can only be passed to a child process in its start arguments",
+                "a 65 MiB item: error LimitExceeded: an item of 68157444 bytes exceeds limit message = 67108864 bytes",
+            ])
+        );
+    }
+}

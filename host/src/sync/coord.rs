@@ -480,7 +480,9 @@ struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        self.accounts.queued.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.accounts
+            .queued
+            .fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -525,9 +527,7 @@ impl Held {
         if total as u64 > message {
             return Err(ProcessError::new(
                 ErrorKind::LimitExceeded,
-                format!(
-                    "a snapshot of {total} bytes exceeds limit message = {message} bytes"
-                ),
+                format!("a snapshot of {total} bytes exceeds limit message = {message} bytes"),
             ));
         }
         Ok(())

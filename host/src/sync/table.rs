@@ -1025,7 +1025,7 @@ mod tests {
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                6 => (0..3usize, 0..37u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
+                6 => (0..3usize, 0..51u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
                     .prop_map(|(p, k, h, b, n)| Op::Request(p, k, h, b, n)),
                 1 => (0..3usize, 0..3usize, 0..8usize).prop_map(|(a, b, h)| Op::Share(a, b, h)),
                 1 => (0..3usize).prop_map(Op::End),
@@ -1117,6 +1117,35 @@ mod tests {
                     offset: n,
                     bytes,
                 },
+                36 => Request::DictNew,
+                37 => Request::DictGet { h, key: bytes },
+                38 => Request::DictSet {
+                    h,
+                    key: bytes.clone(),
+                    value: bytes,
+                },
+                39 => Request::DictRemove { h, key: bytes },
+                40 => Request::DictLen { h },
+                41 => Request::DictItems { h },
+                42 => Request::DictClear { h },
+                43 => Request::ListNew,
+                44 => Request::ListLen { h },
+                45 => Request::ListGet { h, index: n },
+                46 => Request::ListSet {
+                    h,
+                    index: n,
+                    item: bytes,
+                },
+                47 => Request::ListInsert {
+                    h,
+                    index: n,
+                    item: bytes,
+                },
+                48 => Request::ListPop {
+                    h,
+                    index: n.is_multiple_of(2).then_some(n),
+                },
+                49 => Request::ListItems { h },
                 _ => Request::QueueGet {
                     h,
                     block: false,
