@@ -70,7 +70,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
 /// Cloning shares the dictionary; it can be passed to a child only in its start arguments.
 pub struct DictProxy<K, V> {
     inner: Rc<Inner>,
-    _types: PhantomData<fn(K, V) -> (K, V)>,
+    _types: PhantomData<fn((K, V)) -> (K, V)>,
 }
 
 impl<K, V> Clone for DictProxy<K, V> {

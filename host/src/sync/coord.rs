@@ -534,14 +534,17 @@ impl Held {
     }
 }
 
+/// A dictionary's keys and values, in the order the keys were first set.
+type Entries = indexmap::IndexMap<Vec<u8>, Vec<u8>>;
+
 pub(super) struct DictObj {
-    state: Mutex<(indexmap::IndexMap<Vec<u8>, Vec<u8>>, Held)>,
+    state: Mutex<(Entries, Held)>,
 }
 
 impl DictObj {
     pub(super) fn new(accounts: &Arc<Accounts>) -> DictObj {
         DictObj {
-            state: Mutex::new((indexmap::IndexMap::new(), Held::new(accounts))),
+            state: Mutex::new((Entries::new(), Held::new(accounts))),
         }
     }
 
