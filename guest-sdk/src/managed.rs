@@ -11,6 +11,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
+/// Makes a proxy invariant in its types and `Send`/`Sync`-neutral, as `PhantomData<fn(T) -> T>`.
+type Invariant<T> = fn(T) -> T;
+
 /// Makes shared dictionaries and lists, as `multiprocessing.Manager()`. There is no
 /// manager process: the host keeps the objects, as it keeps every other one, so a
 /// `Manager` holds nothing and costs nothing.
@@ -70,7 +73,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
 /// Cloning shares the dictionary; it can be passed to a child only in its start arguments.
 pub struct DictProxy<K, V> {
     inner: Rc<Inner>,
-    _types: PhantomData<fn((K, V)) -> (K, V)>,
+    _types: PhantomData<Invariant<(K, V)>>,
 }
 
 impl<K, V> Clone for DictProxy<K, V> {
