@@ -11,7 +11,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
-/// Makes a proxy invariant in its types and `Send`/`Sync`-neutral, as `PhantomData<fn(T) -> T>`.
+/// The marker that keeps a proxy invariant in the types it holds.
 type Invariant<T> = fn(T) -> T;
 
 /// Makes shared dictionaries and lists, as `multiprocessing.Manager()`. There is no
