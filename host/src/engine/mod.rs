@@ -574,3 +574,57 @@ fn display_name_of(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::data_section_bytes;
+
+    /// A section: its id, its size (one LEB128 byte) and its body.
+    fn section(id: u8, body: &[u8]) -> Vec<u8> {
+        assert!(body.len() < 128);
+        let mut s = vec![id, body.len() as u8];
+        s.extend_from_slice(body);
+        s
+    }
+
+    /// A core module with a data section of `data` bytes (its content does not matter).
+    fn module(data: usize) -> Vec<u8> {
+        let mut m = b"\0asm\x01\0\0\0".to_vec();
+        m.extend(section(0, b"\x01x"));
+        m.extend(section(11, &vec![0; data]));
+        m
+    }
+
+    fn component(parts: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut c = b"\0asm\x0d\0\x01\0".to_vec();
+        for (id, body) in parts {
+            c.extend(section(*id, body));
+        }
+        c
+    }
+
+    #[test]
+    fn data_sections_of_modules_and_nested_components_are_counted() {
+        assert_eq!(data_section_bytes(&module(5)), 5);
+        let inner = component(&[(1, module(7))]);
+        let outer = component(&[(1, module(3)), (4, inner), (1, module(2))]);
+        assert_eq!(data_section_bytes(&outer), 12);
+        // A data section of a component itself (no such section id there) is not counted.
+        assert_eq!(data_section_bytes(&component(&[(11, vec![0; 9])])), 0);
+    }
+
+    #[test]
+    fn malformed_binaries_count_what_can_be_read() {
+        let whole = component(&[(1, module(3)), (1, module(4))]);
+        for cut in 0..whole.len() {
+            assert!(data_section_bytes(&whole[..cut]) <= 7);
+        }
+        assert_eq!(data_section_bytes(b"not wasm"), 0);
+        // A size that runs past the end, and one that never ends.
+        assert_eq!(data_section_bytes(b"\0asm\x01\0\0\0\x0b\x7f\0"), 0);
+        assert_eq!(
+            data_section_bytes(b"\0asm\x01\0\0\0\x0b\xff\xff\xff\xff\xff\xff"),
+            0
+        );
+    }
+}
