@@ -66,6 +66,11 @@ impl Hooks {
         self
     }
 
+    /// Whether a configuration hook is set.
+    pub(crate) fn has_config(&self) -> bool {
+        self.config.is_some()
+    }
+
     /// Whether no hook is set.
     pub fn is_empty(&self) -> bool {
         self.config.is_none() && self.linker.is_none() && self.store.is_none()

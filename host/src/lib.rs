@@ -271,7 +271,7 @@ impl Host {
         }
         let artifact = self
             .engine
-            .wasmtime()
+            .wasmtime_for(&bytes)?
             .precompile_component(&bytes)
             .map_err(|e| {
                 fail(format!(

@@ -19,6 +19,9 @@ pub(crate) struct ProgramInner {
     pub path: PathBuf,
     /// The compiled component (for serialising it for native children).
     pub component: wasmtime::component::Component,
+    /// Whether its memories begin as a copy-on-write image of its initial data (it has
+    /// much of it), rather than a copy.
+    pub imaged: bool,
     /// Where the serialised component was written for native children, once it was.
     pub artifact: std::sync::OnceLock<PathBuf>,
     pub display_name: String,
@@ -38,6 +41,11 @@ impl Program {
 
     pub(crate) fn inner(&self) -> &ProgramInner {
         &self.inner
+    }
+
+    /// The wasmtime engine its component was compiled for (its stores are of it).
+    pub(crate) fn wasmtime(&self) -> &wasmtime::Engine {
+        self.inner.component.engine()
     }
 
     /// The file it was loaded from.

@@ -35,7 +35,7 @@ impl Backend for WasmBackend {
                 max: config
                     .max_map_count
                     .unwrap_or_else(crate::engine::maps::kernel_max_map_count),
-                per_start: per_start(config),
+                per_start: per_start(config) + IMAGE_MAPS,
             },
         };
         let link = Link::Here(Registry::new(config.limits.clone()));
@@ -50,10 +50,15 @@ impl Backend for WasmBackend {
 /// The most kernel mappings one process of the `wasm` backend makes: its linear memory
 /// (the accessible part and the rest of the reservation) and its fiber stack (the stack and
 /// its guard page); on a thread of its own, also the thread's stack and guard and the
-/// allocator's heap for the thread.
+/// allocator's heap for the thread. A program whose memory begins as a copy-on-write
+/// image makes [`IMAGE_MAPS`] more.
 fn per_start(config: &Config) -> u64 {
     if config.thread_per_process { 8 } else { 4 }
 }
+
+/// The mappings a memory's copy-on-write image adds: the image's own, and the accessible
+/// part of the memory after it, apart from the part before it.
+const IMAGE_MAPS: u64 = 2;
 
 /// A run of the `wasm` backend: it counts its live processes.
 struct WasmRun {
@@ -86,7 +91,13 @@ impl BackendRun for WasmRun {
         if live >= limit {
             return Err(SpawnError::Full { limit, live });
         }
-        let charge = self.maps.charge().map_err(|e| SpawnError::Maps {
+        let maps = per_start(request.config)
+            + if request.program.inner().imaged {
+                IMAGE_MAPS
+            } else {
+                0
+            };
+        let charge = self.maps.charge(maps).map_err(|e| SpawnError::Maps {
             max: self.maps.max,
             live: e.live,
         })?;

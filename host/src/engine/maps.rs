@@ -106,7 +106,7 @@ fn count_mappings() -> Option<u64> {
 pub struct Budget {
     /// The `vm.max_map_count` this host goes by.
     pub max: u64,
-    /// The most mappings one started process makes.
+    /// The most mappings one started process makes, whatever its program.
     pub per_start: u64,
 }
 
@@ -127,14 +127,13 @@ pub struct Exhausted {
 }
 
 impl Budget {
-    /// Charges one more process, if it fits within the budget.
-    pub fn charge(&self) -> Result<Charge, Exhausted> {
+    /// Charges one more process, which makes at most `maps` mappings (no more than
+    /// [`Budget::per_start`]), if it fits within the budget.
+    pub fn charge(&self, maps: u64) -> Result<Charge, Exhausted> {
+        let maps = maps.min(self.per_start);
         let limit = self.max.saturating_sub(reserve(self.max));
         let mut state = crate::lock(&STATE);
-        let fits = |s: &State| {
-            s.read
-                .is_some_and(|read| read + s.charged + self.per_start <= limit)
-        };
+        let fits = |s: &State| s.read.is_some_and(|read| read + s.charged + maps <= limit);
         // A start that does not fit reads the count again when something that changes it
         // happened since the last reading (a start, an end, a memory made), unless that
         // reading already refused a start and is less than [`REREAD_AFTER`] old.
@@ -168,7 +167,7 @@ impl Budget {
                 live: LIVE.load(Ordering::Relaxed),
             });
         }
-        state.charged += self.per_start;
+        state.charged += maps;
         state.started = true;
         LIVE.fetch_add(1, Ordering::Relaxed);
         PENDING.fetch_add(1, Ordering::Relaxed);

@@ -16,9 +16,10 @@ use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder};
 /// message, if not empty, goes to its stderr); a wasmtime error is a trap or an exit.
 type Returned = wasmtime::Result<Result<(), String>>;
 
-/// Runs the guest code of process `ctx` from `entry` in a store of its own.
+/// Runs the guest code of process `ctx` from `entry` in a store of its own, of the engine
+/// its program was compiled for (one of `_engine`'s).
 pub(super) async fn run_guest(
-    engine: Arc<Engine>,
+    _engine: Arc<Engine>,
     ctx: Arc<ProcessCtx>,
     entry: Entry,
 ) -> ExitStatus {
@@ -41,7 +42,10 @@ pub(super) async fn run_guest(
         limits.cpu_ms = None;
         limits.wall_ms = None;
     }
-    let mut store = new_store(&engine, &ctx, wasi, &limits);
+    // The engine of programs with much initial data makes memories with wasmtime's own
+    // creator, which does not tell the count of kernel mappings of them.
+    let tell_memory = program.inner().imaged;
+    let mut store = new_store(program.wasmtime(), &ctx, wasi, &limits, tell_memory);
     if let Err(e) = ctx.host().config.hooks.on_store(&mut store) {
         ctx.output().write_stderr(&format!(
             "Process {}:\nthe embedder's store hook failed: {}\n",
@@ -125,20 +129,22 @@ fn hostcall_fuel(limits: &Limits) -> usize {
 /// The process's store: its memory limit, the bytes one host call may take from it, and an
 /// epoch deadline at which it yields to the scheduler every tick and counts its CPU time.
 fn new_store(
-    engine: &Engine,
+    engine: &wasmtime::Engine,
     ctx: &Arc<ProcessCtx>,
     wasi: WasiCtx,
     limits: &Limits,
+    tell_memory: bool,
 ) -> Store<ProcState> {
     let tick_ms = ctx.host().config.epoch_tick_ms.max(1);
     let mut store = Store::new(
-        engine.wasmtime(),
+        engine,
         ProcState {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 limit: limits.memory,
                 hit: None,
+                tell_memory,
             },
             ticks: 0,
             ctx: Some(ctx.clone()),

@@ -10,6 +10,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 pub(crate) struct MemoryLimiter {
     pub limit: u64,
     pub hit: Option<LimitHit>,
+    /// Whether the process's memory, once it is being made, is to be told to the count of
+    /// kernel mappings ([`super::maps::memory_made`]): wasmtime makes it, where the
+    /// engine's own memory creator does not tell.
+    pub tell_memory: bool,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -19,6 +23,9 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        if std::mem::take(&mut self.tell_memory) {
+            super::maps::memory_made();
+        }
         if desired as u64 > self.limit {
             let hit = LimitHit::Memory(self.limit);
             self.hit = Some(hit);
@@ -86,6 +93,7 @@ impl ProcState {
             limiter: MemoryLimiter {
                 limit: u64::MAX,
                 hit: None,
+                tell_memory: false,
             },
             ticks: 0,
             ctx: None,

@@ -286,7 +286,7 @@ fn run_spec(
     timer::watch(
         inherited.lifeline_watched,
         inherited.parent_watched,
-        engine.wasmtime(),
+        program.wasmtime(),
         spec.epoch_tick_ms,
         &runtime,
         move || parent_core.parent_gone(),
