@@ -2,7 +2,7 @@
 
 use crate::__private::bindings::wasmproc::process::sync as host;
 use crate::pool::{PoolFn, dispatch};
-use crate::sync::{Inner, nanos, serialize_shared};
+use crate::sync::{Inner, Part, nanos};
 use crate::{Error, ErrorKind, Lock, LockGuard, RLock};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 enum CondLock {
     Lock(Lock),
     RLock(RLock),
-}
-
-/// One sync object as a part of another's serialised form: registered as a share of the
-/// `Builder::args` call in progress, like the object itself.
-pub(crate) struct Part<'a>(pub(crate) &'a Rc<Inner>, pub(crate) &'static str);
-
-impl Serialize for Part<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_shared(self.0, None, self.1, serializer)
-    }
 }
 
 /// A condition variable shared between processes, as `multiprocessing.Condition`: over an

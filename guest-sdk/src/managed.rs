@@ -2,8 +2,7 @@
 //! process reads and changes, kept by the host (which plays the manager's server process).
 
 use crate::__private::bindings::wasmproc::process::sync as host;
-use crate::condition::Part;
-use crate::sync::Inner;
+use crate::sync::{Inner, Part, decode};
 use crate::{Error, ErrorKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -51,15 +50,6 @@ impl Manager {
 
 fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>, Error> {
     postcard::to_allocvec(value).map_err(|e| crate::sync::serialize_error(e, || what.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    postcard::from_bytes(bytes).map_err(|e| {
-        Error::invalid_argument(format!(
-            "cannot decode {what} as {}: {e}",
-            std::any::type_name::<T>()
-        ))
-    })
 }
 
 /// A dictionary shared by the processes that hold it, as the proxy `Manager().dict()`

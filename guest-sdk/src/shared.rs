@@ -7,8 +7,7 @@
 //! hold the lock of a [`Value`] or [`Array`] around it, as in Python.
 
 use crate::__private::bindings::wasmproc::process::sync as host;
-use crate::condition::Part;
-use crate::sync::Inner;
+use crate::sync::{Inner, Part};
 use crate::{Error, ErrorKind, RLock};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

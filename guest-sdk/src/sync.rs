@@ -148,6 +148,16 @@ pub(crate) fn serialize_shared<S: Serializer>(
     }
 }
 
+/// One sync object as a part of another's serialised form: registered as a share of the
+/// `Builder::args` call in progress, like the object itself.
+pub(crate) struct Part<'a>(pub(crate) &'a Rc<Inner>, pub(crate) &'static str);
+
+impl Serialize for Part<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_shared(self.0, None, self.1, serializer)
+    }
+}
+
 /// Serialises `item` and hands the bytes to `f`: small items into a buffer on the stack,
 /// larger ones into a reusable buffer, so that a `put`/`send` allocates nothing.
 #[inline]
@@ -176,7 +186,7 @@ fn serialize_failed<T: ?Sized>(e: postcard::Error, what: &str) -> Error {
     serialize_error(e, || format!("{what} as {}", std::any::type_name::<T>()))
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
     postcard::from_bytes(bytes).map_err(|e| {
         Error::invalid_argument(format!(
             "cannot decode {what} as {}: {e}",

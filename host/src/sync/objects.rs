@@ -152,7 +152,7 @@ impl Registry {
             no_sender: std::sync::atomic::AtomicBool::new(false),
             changed: Changed::default(),
             accounts: self.accounts.clone(),
-            unfinished: joinable.then(Unfinished::default),
+            unfinished: joinable.then(Arc::default),
         })
     }
 }
@@ -180,8 +180,8 @@ pub(super) enum Kind {
     Conn(ConnEnd),
     Event(EventObj),
     Lock(LockObj),
-    Cond(CondObj),
-    Barrier(BarrierObj),
+    Cond(Arc<CondObj>),
+    Barrier(Arc<BarrierObj>),
     Memory(MemoryObj),
     Dict(DictObj),
     List(ListObj),
@@ -205,7 +205,7 @@ pub(super) struct Channel {
     pub(super) changed: Changed,
     pub(super) accounts: Arc<Accounts>,
     /// A joinable queue's unfinished tasks.
-    pub(super) unfinished: Option<Unfinished>,
+    pub(super) unfinished: Option<Arc<Unfinished>>,
 }
 
 /// An item in a channel. Small ones are kept inline: the bytes a guest puts arrive in a

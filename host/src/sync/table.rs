@@ -650,23 +650,6 @@ impl SyncTable {
         }
     }
 
-    /// The object `h` names when it is of the kind `pick` finds, for a call that waits.
-    fn kind_obj(
-        &self,
-        h: u64,
-        what: &str,
-        pick: impl FnOnce(&Kind) -> bool,
-    ) -> Result<Arc<Object>> {
-        let object = self.object(h, what)?;
-        if pick(&object.kind) {
-            Ok(object)
-        } else {
-            Err(ProcessError::invalid_argument(format!(
-                "{h} is not {what} of this process"
-            )))
-        }
-    }
-
     /// Shared dictionaries and lists; none of these waits.
     fn serve_managed(&self, request: Request) -> Response {
         use Request as R;
@@ -729,11 +712,8 @@ impl SyncTable {
                 .and_then(|r| r)
                 .into(),
             R::QueueJoin { h, timeout } => {
-                match self.kind_obj(h, JOINABLE, |k| joinable(k).is_some()) {
-                    Ok(o) => match joinable(&o.kind) {
-                        Some(u) => Response::Bool(u.join(timeout).await),
-                        None => misrouted(&R::QueueJoin { h, timeout }),
-                    },
+                match self.with_kind(h, JOINABLE, joinable, Arc::clone) {
+                    Ok(u) => Response::Bool(u.join(timeout).await),
                     Err(e) => Response::Error(e),
                 }
             }
@@ -746,17 +726,12 @@ impl SyncTable {
                         ))
                     })
                 })
-                .and_then(|c| self.new_handle(Kind::Cond(c)))
+                .and_then(|c| self.new_handle(Kind::Cond(Arc::new(c))))
                 .into(),
-            R::ConditionWait { h, timeout } => {
-                match self.kind_obj(h, COND, |k| cond(k).is_some()) {
-                    Ok(o) => match cond(&o.kind) {
-                        Some(c) => c.wait(&self.owner, timeout).await.into(),
-                        None => misrouted(&R::ConditionWait { h, timeout }),
-                    },
-                    Err(e) => Response::Error(e),
-                }
-            }
+            R::ConditionWait { h, timeout } => match self.with_kind(h, COND, cond, Arc::clone) {
+                Ok(c) => c.wait(&self.owner, timeout).await.into(),
+                Err(e) => Response::Error(e),
+            },
             R::ConditionNotify { h, n } => self
                 .with_kind(h, COND, cond, |c| c.notify(&self.owner, n))
                 .and_then(|r| r)
@@ -766,14 +741,11 @@ impl SyncTable {
                 action,
                 timeout,
             } => BarrierObj::new(parties, action, timeout)
-                .and_then(|b| self.new_handle(Kind::Barrier(b)))
+                .and_then(|b| self.new_handle(Kind::Barrier(Arc::new(b))))
                 .into(),
             R::BarrierWait { h, timeout } => {
-                match self.kind_obj(h, BARRIER, |k| barrier(k).is_some()) {
-                    Ok(o) => match barrier(&o.kind) {
-                        Some(b) => b.wait(&self.owner, timeout).await.into(),
-                        None => misrouted(&R::BarrierWait { h, timeout }),
-                    },
+                match self.with_kind(h, BARRIER, barrier, Arc::clone) {
+                    Ok(b) => b.wait(&self.owner, timeout).await.into(),
                     Err(e) => Response::Error(e),
                 }
             }
@@ -814,14 +786,14 @@ fn list(k: &Kind) -> Option<&ListObj> {
     }
 }
 
-fn joinable(k: &Kind) -> Option<&Unfinished> {
+fn joinable(k: &Kind) -> Option<&Arc<Unfinished>> {
     match k {
         Kind::Queue(q) => q.unfinished.as_ref(),
         _ => None,
     }
 }
 
-fn barrier(k: &Kind) -> Option<&BarrierObj> {
+fn barrier(k: &Kind) -> Option<&Arc<BarrierObj>> {
     match k {
         Kind::Barrier(b) => Some(b),
         _ => None,
@@ -835,7 +807,7 @@ fn memory(k: &Kind) -> Option<&MemoryObj> {
     }
 }
 
-fn cond(k: &Kind) -> Option<&CondObj> {
+fn cond(k: &Kind) -> Option<&Arc<CondObj>> {
     match k {
         Kind::Cond(c) => Some(c),
         _ => None,
