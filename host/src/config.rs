@@ -188,15 +188,13 @@ impl Limits {
         Ok(())
     }
 
-    /// The default `processes` of the `wasm` backend, whose processes share one OS process.
-    pub const WASM_PROCESSES: u64 = 16_384;
-
     /// The `processes` limit a run of `backend` goes by: the one set, or the backend's
-    /// default: [`Limits::WASM_PROCESSES`] for `wasm`, and for `native` what the machine
-    /// can hold as OS processes ([`native_processes`]).
+    /// default, derived from the machine: for `wasm` what one OS process can hold as
+    /// instances ([`wasm_processes`]), for `native` what the machine can hold as OS
+    /// processes ([`native_processes`]).
     pub fn processes_for(&self, backend: BackendKind) -> u64 {
         self.processes.unwrap_or_else(|| match backend {
-            BackendKind::Wasm => Self::WASM_PROCESSES,
+            BackendKind::Wasm => wasm_processes().limit,
             BackendKind::Native => native_processes().limit,
         })
     }
@@ -320,6 +318,53 @@ pub fn native_processes() -> NativeProcesses {
             cores,
             memory,
             nproc,
+        }
+    })
+}
+
+/// The default `processes` of the `wasm` backend on this machine, and what it came from.
+/// Every process of a `wasm` run is an instance inside the host's one OS process, so what
+/// bounds them is that process's share of the kernel's memory mappings and the machine's
+/// memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WasmProcesses {
+    /// The limit: the lesser of the two bounds below, and at least
+    /// [`WasmProcesses::FLOOR`].
+    pub limit: u64,
+    /// The kernel's `vm.max_map_count`, less the mappings kept for the host itself,
+    /// divided by the [`WasmProcesses::MAPS_EACH`] mappings of a live process.
+    pub maps: u64,
+    /// One process per [`WasmProcesses::MEMORY_EACH`] bytes of the machine's memory.
+    pub memory: u64,
+}
+
+impl WasmProcesses {
+    /// The mappings a live process holds at least: its fiber stack and the stack's guard
+    /// page (its linear memory merges with its neighbours').
+    pub const MAPS_EACH: u64 = 2;
+    /// Bytes of the machine's memory per live process: a few times what a process that
+    /// sleeps holds (its stack, its instance and a page or two of linear memory).
+    pub const MEMORY_EACH: u64 = 256 << 10;
+    /// The least default, however small the machine.
+    pub const FLOOR: u64 = 16;
+}
+
+/// The `wasm` backend's default `processes` on this machine (read once per OS process).
+/// Whatever the limit, a start is also refused while only the host's reserve of the
+/// mapping budget is left (`limit vm.max_map_count = N reached`).
+pub fn wasm_processes() -> WasmProcesses {
+    static ONCE: std::sync::OnceLock<WasmProcesses> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(|| {
+        let max = crate::engine::maps::kernel_max_map_count();
+        let maps =
+            max.saturating_sub(crate::engine::maps::reserve(max)) / WasmProcesses::MAPS_EACH;
+        let memory = rustix::system::sysinfo();
+        let memory = (memory.totalram as u64).saturating_mul(u64::from(memory.mem_unit))
+            / WasmProcesses::MEMORY_EACH;
+        WasmProcesses {
+            limit: maps.min(memory).max(WasmProcesses::FLOOR),
+            maps,
+            memory,
         }
     })
 }

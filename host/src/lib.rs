@@ -54,7 +54,7 @@ mod sync;
 
 pub use config::{
     BackendKind, Config, ConfigError, DirGrant, Grants, LIMIT_EXIT_CODE, Limits, NativeProcesses,
-    OutputMode, Settings, native_processes, parse_env_grant,
+    OutputMode, Settings, WasmProcesses, native_processes, parse_env_grant, wasm_processes,
 };
 pub use engine::ProcState as StoreData;
 pub use error::{Error, ErrorKind, ProcessError};

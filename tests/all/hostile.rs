@@ -134,8 +134,8 @@ fn bomb_refusal(stdout: &str) -> (u64, &str) {
 backend_tests! {
     /// A spawn bomb under the default limits, run by the CLI (the bomb fills the OS
     /// process of a `wasm` host: not this test's). Under `native` the default `processes`
-    /// comes from the machine (`native_processes`); under `wasm` it is 16,384, or the
-    /// kernel's mapping budget refuses first.
+    /// comes from the machine (`native_processes`); under `wasm` too (`wasm_processes`),
+    /// or the kernel's mapping budget refuses first.
     fn hostile_spawnbomb_defaults(backend) {
         let (status, stdout) = run_cli(backend, "true", &[HOSTILE_SPAWNBOMB]);
         assert!(status.success(), "{backend:?} {status:?}: {stdout}");
@@ -152,8 +152,12 @@ backend_tests! {
             BackendKind::Wasm => {
                 let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap();
                 let maps = format!("limit vm.max_map_count = {} reached: ", maps.trim());
+                let limit = wasmproc::wasm_processes().limit;
                 assert!(
-                    message == "limit processes = 16384 reached: the run has 16384 live processes"
+                    message
+                        == format!(
+                            "limit processes = {limit} reached: the run has {limit} live processes"
+                        )
                         || message.starts_with(&maps),
                     "{message}"
                 );
