@@ -356,8 +356,7 @@ pub fn wasm_processes() -> WasmProcesses {
     static ONCE: std::sync::OnceLock<WasmProcesses> = std::sync::OnceLock::new();
     *ONCE.get_or_init(|| {
         let max = crate::engine::maps::kernel_max_map_count();
-        let maps =
-            max.saturating_sub(crate::engine::maps::reserve(max)) / WasmProcesses::MAPS_EACH;
+        let maps = max.saturating_sub(crate::engine::maps::reserve(max)) / WasmProcesses::MAPS_EACH;
         let memory = rustix::system::sysinfo();
         let memory = (memory.totalram as u64).saturating_mul(u64::from(memory.mem_unit))
             / WasmProcesses::MEMORY_EACH;

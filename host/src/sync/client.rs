@@ -3,11 +3,12 @@
 //! child process, [`super::remote`]). The run's side of the same choice is a [`Link`].
 
 use super::remote::Connection;
-use super::{Answer, Registry, Request, Response, SharedObjects, SyncTable, Taken};
+use super::word::{self, Arena, Give, Take};
+use super::{Answer, LockKind, Registry, Request, Response, SharedObjects, SyncTable, Taken};
 use crate::error::ProcessError;
 use crate::events::ProcessEvent;
 use crate::lock;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,22 @@ pub(crate) struct Remote {
     /// The lifecycle events of this OS process's children on their way to the root host,
     /// in order, over `control` (started on the first).
     events: Mutex<Option<Forwarder>>,
+    /// What the server told of this process's locks, by handle: where their state is, for
+    /// this process to change it itself when nobody waits (none: every call goes to the
+    /// server).
+    locks: Mutex<HashMap<u64, Option<FastLock>>>,
+    /// The run's lock arena, mapped on first use (none: it cannot be).
+    arena: std::sync::OnceLock<Option<Arc<Arena>>>,
+    /// The token of this process's table in the server, which owns its locks.
+    owner: std::sync::atomic::AtomicU64,
+}
+
+/// A lock whose state is in the run's arena.
+#[derive(Clone, Copy)]
+struct FastLock {
+    kind: LockKind,
+    initial: u32,
+    index: u32,
 }
 
 /// The task that sends lifecycle events to the root host, and its queue.
@@ -79,6 +96,9 @@ impl Remote {
             queues: Mutex::new(HashSet::new()),
             control: tokio::sync::OnceCell::new(),
             events: Mutex::new(None),
+            locks: Mutex::new(HashMap::new()),
+            arena: std::sync::OnceLock::new(),
+            owner: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -141,9 +161,21 @@ impl Remote {
             .await
     }
 
-    /// Carries out `request` on the server, keeping [`Remote::queues`] up to date.
+    /// Carries out `request` on the server, keeping [`Remote::queues`] up to date; an
+    /// acquire or release of a lock nobody waits for, here.
     async fn call(&self, request: Request) -> Result<Response> {
         let connection = self.connection().await?;
+        if let Request::LockAcquire { h, .. } | Request::LockRelease { h } = request {
+            if !lock(&self.locks).contains_key(&h) {
+                self.learn(connection, h).await?;
+            }
+            if let Some(response) = self.fast_lock(connection, &request) {
+                return Ok(response);
+            }
+        }
+        if let Request::Close { h } = request {
+            lock(&self.locks).remove(&h);
+        }
         let change = match request {
             Request::QueueNew { .. } | Request::JoinableQueueNew { .. } => QueueChange::New,
             Request::Close { h } => QueueChange::Closed(h),
@@ -160,6 +192,59 @@ impl Remote {
             _ => {}
         }
         Ok(response)
+    }
+
+    /// Asks the server where lock `h`'s state is (a handle that is no lock of this process
+    /// is left for the call itself to report).
+    async fn learn(&self, connection: &Connection, h: u64) -> Result<()> {
+        if let Response::LockSlot {
+            kind,
+            initial,
+            index,
+            token,
+        } = connection.call(Request::LockInfo { h }).await?
+        {
+            self.owner
+                .store(token, std::sync::atomic::Ordering::Relaxed);
+            let arena = self
+                .arena
+                .get_or_init(|| Arena::open(&self.socket.with_file_name(super::ARENA_FILE)).ok());
+            let fast = index
+                .filter(|i| arena.as_ref().is_some_and(|a| a.slot(*i).is_some()))
+                .map(|index| FastLock {
+                    kind,
+                    initial,
+                    index,
+                });
+            lock(&self.locks).insert(h, fast);
+        }
+        Ok(())
+    }
+
+    /// An acquire or release of a lock in the arena carried out here, without waiting;
+    /// none when the server must carry it out (someone waits there, it would wait, it is an
+    /// error, or posts not sent yet must reach the server first).
+    fn fast_lock(&self, connection: &Connection, request: &Request) -> Option<Response> {
+        let (h, acquire) = match *request {
+            Request::LockAcquire { h, .. } => (h, true),
+            Request::LockRelease { h } => (h, false),
+            _ => return None,
+        };
+        let fast = (*lock(&self.locks).get(&h)?)?;
+        if connection.has_posts() {
+            return None;
+        }
+        let slot = self.arena.get()?.as_ref()?.slot(fast.index)?;
+        let me = self.owner.load(std::sync::atomic::Ordering::Relaxed);
+        if acquire {
+            (word::take(slot, fast.kind, me, true) == Take::Taken).then_some(Response::Bool(true))
+        } else {
+            matches!(
+                word::give(slot, fast.kind, fast.initial, me, true),
+                Give::Given | Give::Kept
+            )
+            .then_some(Response::Unit)
+        }
     }
 
     /// The answer of a fast call on `h` that the server need not see: the server's error

@@ -18,6 +18,10 @@ mod coord;
 mod objects;
 pub(crate) mod remote;
 mod table;
+pub(crate) mod word;
+
+/// The file of a native run's directory that holds its locks' state ([`word::Arena`]).
+pub(crate) const ARENA_FILE: &str = "locks";
 
 pub(crate) use client::{Client, Link, Shares};
 pub(crate) use objects::{Registry, SharedObjects, Taken};
@@ -225,6 +229,11 @@ pub(crate) enum Request {
     LockValue {
         h: u64,
     },
+    /// Where lock `h`'s state is, for a native child to change it itself when nobody
+    /// waits (no guest asks this).
+    LockInfo {
+        h: u64,
+    },
     Close {
         h: u64,
     },
@@ -267,6 +276,14 @@ pub(crate) enum Response {
     Barrier(u32, u32, bool),
     MaybeBytes(Option<Vec<u8>>),
     Pairs(Vec<(Vec<u8>, Vec<u8>)>),
+    /// Lock `h`'s kind, its initial value, its slot in the run's arena (none: it is not
+    /// there) and the token of the asking process's table.
+    LockSlot {
+        kind: LockKind,
+        initial: u32,
+        index: Option<u32>,
+        token: u64,
+    },
     Error(ProcessError),
     /// The request was cancelled before it completed (remote waits only).
     Cancelled,

@@ -2,6 +2,7 @@
 //! semaphores, and the registry that counts them against the run's limits.
 
 use super::coord::{BarrierObj, CondObj, DictObj, ListObj, MemoryObj, Unfinished};
+use super::word::{self, Arena, Give, SlotRef, Take};
 use super::{HANDLE_BIT, LockKind};
 use crate::config::Limits;
 use crate::error::{ErrorKind, ProcessError};
@@ -39,6 +40,9 @@ pub(crate) struct Registry {
     pub(super) disconnected: Notify,
     /// Where the run's lifecycle events go: the root host's.
     events: std::sync::OnceLock<Arc<crate::events::EventBus>>,
+    /// Where the run's locks keep their state, shared with its native processes (none:
+    /// on the heap).
+    pub(super) arena: std::sync::OnceLock<Arc<Arena>>,
 }
 
 impl Registry {
@@ -55,7 +59,13 @@ impl Registry {
             connections: Mutex::new(HashMap::new()),
             disconnected: Notify::new(),
             events: std::sync::OnceLock::new(),
+            arena: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Keeps the state of the run's locks made from now on in `arena`.
+    pub fn set_arena(&self, arena: Arc<Arena>) {
+        let _ = self.arena.set(arena);
     }
 
     /// Sends the run's lifecycle events to `bus` (once; the root host's).
@@ -601,34 +611,50 @@ pub(super) struct LockObj {
     pub(super) kind: LockKind,
     /// A semaphore's initial value (a bounded semaphore's maximum).
     pub(super) initial: u32,
+    /// The state a native child may change without the root host ([`super::word`]).
+    pub(super) slot: SlotRef,
     pub(super) state: Mutex<LockState>,
     pub(super) changed: Changed,
 }
 
+/// What only the root host keeps of a lock.
 pub(super) struct LockState {
-    /// Units available: a semaphore's count; 1 for a free lock, 0 for a held one.
-    pub(super) value: u32,
-    pub(super) owner: Option<Owner>,
-    /// How many times the owner of an rlock acquired it.
-    pub(super) depth: u32,
     /// The name of an owner that ended while holding the lock, until the next acquire.
     pub(super) died: Option<String>,
+    /// Processes waiting in this host (while there are some, the word has
+    /// [`word::WAITING`]).
+    pub(super) waiters: u32,
+}
+
+/// Counts a waiting process while it lives.
+struct WaitMark<'a>(&'a LockObj);
+
+impl Drop for WaitMark<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0.state);
+        state.waiters -= 1;
+        if state.waiters == 0 {
+            self.0.slot.word.fetch_and(!word::WAITING, Ordering::SeqCst);
+        }
+    }
 }
 
 impl LockObj {
-    pub(super) fn new(kind: LockKind, value: u32) -> Self {
+    pub(super) fn new(kind: LockKind, value: u32, arena: Option<&Arc<Arena>>) -> Self {
         let value = match kind {
             LockKind::Lock | LockKind::RLock => 1,
             LockKind::Semaphore | LockKind::BoundedSemaphore => value,
         };
+        let first = word::initial_word(kind, value);
         LockObj {
             kind,
             initial: value,
+            slot: arena
+                .and_then(|a| a.alloc(first))
+                .unwrap_or_else(|| Arena::heap(first)),
             state: Mutex::new(LockState {
-                value,
-                owner: None,
-                depth: 0,
                 died: None,
+                waiters: 0,
             }),
             changed: Changed::default(),
         }
@@ -640,30 +666,20 @@ impl LockObj {
 
     /// One attempt: `Some` with the outcome once decided, `None` to wait.
     pub(super) fn try_acquire(&self, me: &Owner) -> Option<Result<bool>> {
-        let mut state = lock(&self.state);
-        if self.kind == LockKind::RLock && state.owner.as_ref().is_some_and(|o| o.token == me.token)
-        {
-            state.depth += 1;
-            return Some(Ok(true));
-        }
-        if state.value == 0 {
-            return None;
-        }
-        state.value -= 1;
-        if self.owned() {
-            state.owner = Some(me.clone());
-            state.depth = 1;
-            if let Some(dead) = state.died.take() {
-                return Some(Err(ProcessError::new(
+        match word::take(&self.slot, self.kind, me.token, false) {
+            Take::Taken => Some(Ok(true)),
+            Take::Busy => None,
+            Take::TakenFromDead => {
+                let dead = lock(&self.state).died.take().unwrap_or_default();
+                Some(Err(ProcessError::new(
                     ErrorKind::OwnerDied,
                     format!(
                         "the lock was acquired, but its previous owner {dead} ended while \
                          holding it"
                     ),
-                )));
+                )))
             }
         }
-        Some(Ok(true))
     }
 
     pub(super) async fn acquire(
@@ -672,6 +688,18 @@ impl LockObj {
         block: bool,
         timeout: Option<u64>,
     ) -> Result<bool> {
+        if let Some(r) = self.try_acquire(me) {
+            return r;
+        }
+        if !block {
+            return Ok(false);
+        }
+        let _mark = {
+            let mut state = lock(&self.state);
+            state.waiters += 1;
+            self.slot.word.fetch_or(word::WAITING, Ordering::SeqCst);
+            WaitMark(self)
+        };
         self.changed
             .wait_for(|| self.try_acquire(me), block, deadline(timeout))
             .await
@@ -679,93 +707,78 @@ impl LockObj {
     }
 
     pub(super) fn release(&self, me: &Owner) -> Result<()> {
-        let too_many = || ProcessError::invalid_state("semaphore or lock released too many times");
-        let mut state = lock(&self.state);
-        match self.kind {
-            LockKind::RLock => {
-                if state.owner.as_ref().is_none_or(|o| o.token != me.token) {
-                    return Err(ProcessError::invalid_state(
-                        "cannot release un-acquired lock",
-                    ));
-                }
-                state.depth -= 1;
-                if state.depth > 0 {
-                    return Ok(());
-                }
-                state.owner = None;
-                state.value = 1;
+        match word::give(&self.slot, self.kind, self.initial, me.token, false) {
+            Give::Given => {
+                self.changed.notify();
+                Ok(())
             }
-            LockKind::Lock => {
-                if state.value >= 1 {
-                    return Err(too_many());
-                }
-                state.owner = None;
-                state.depth = 0;
-                state.value = 1;
-            }
-            LockKind::BoundedSemaphore => {
-                if state.value >= self.initial {
-                    return Err(too_many());
-                }
-                state.value += 1;
-            }
-            LockKind::Semaphore => {
-                state.value = state.value.checked_add(1).ok_or_else(too_many)?;
-            }
+            Give::Kept => Ok(()),
+            Give::NotOwner => Err(ProcessError::invalid_state(
+                "cannot release un-acquired lock",
+            )),
+            Give::TooMany | Give::Busy => Err(ProcessError::invalid_state(
+                "semaphore or lock released too many times",
+            )),
         }
-        drop(state);
-        self.changed.notify();
-        Ok(())
     }
 
     /// Releases the lock if `owner` holds it, for the next owner to learn of.
     pub(super) fn abandon(&self, owner: &Owner) {
+        if !self.owned() {
+            return;
+        }
         let mut state = lock(&self.state);
-        if state.owner.as_ref().is_some_and(|o| o.token == owner.token) {
-            state.owner = None;
-            state.depth = 0;
-            state.value = 1;
-            state.died = Some(owner.name.clone());
-            drop(state);
-            self.changed.notify();
+        let word = &self.slot.word;
+        let mut w = word.load(Ordering::SeqCst);
+        while w & !word::WAITING == owner.token {
+            match word.compare_exchange(
+                w,
+                word::DIED | (w & word::WAITING),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => {
+                    state.died = Some(owner.name.clone());
+                    drop(state);
+                    self.changed.notify();
+                    return;
+                }
+                Err(now) => w = now,
+            }
         }
     }
 
     pub(super) fn value(&self) -> u32 {
-        lock(&self.state).value
+        word::value(&self.slot, self.kind)
     }
 
     /// Whether `me` owns the lock (a lock or rlock).
     pub(super) fn is_owner(&self, me: &Owner) -> bool {
-        lock(&self.state)
-            .owner
-            .as_ref()
-            .is_some_and(|o| o.token == me.token)
+        self.owned() && self.slot.owner() == me.token
     }
 
     /// Releases a lock or rlock `me` owns, every level of it: how many levels it had
     /// (none when `me` does not own it).
     pub(super) fn release_all(&self, me: &Owner) -> Option<u32> {
-        let mut state = lock(&self.state);
-        if !self.owned() || state.owner.as_ref().is_none_or(|o| o.token != me.token) {
+        if !self.is_owner(me) {
             return None;
         }
-        let depth = state.depth;
-        state.owner = None;
-        state.depth = 0;
-        state.value = 1;
-        drop(state);
-        self.changed.notify();
-        Some(depth)
+        let depth = self.slot.depth.load(Ordering::Relaxed);
+        self.slot.depth.store(1, Ordering::Relaxed);
+        match word::give(&self.slot, self.kind, self.initial, me.token, false) {
+            Give::Given => {
+                self.changed.notify();
+                Some(depth)
+            }
+            _ => None,
+        }
     }
 
     /// Gives an rlock `me` acquired again the levels [`release_all`](Self::release_all)
     /// took.
     pub(super) fn restore_depth(&self, me: &Owner, depth: u32) {
-        let mut state = lock(&self.state);
-        if self.kind == LockKind::RLock && state.owner.as_ref().is_some_and(|o| o.token == me.token)
-        {
-            state.depth = depth.max(1);
+        if self.kind == LockKind::RLock && self.is_owner(me) {
+            self.slot.depth.store(depth.max(1), Ordering::Relaxed);
         }
     }
 }

@@ -265,6 +265,7 @@ impl SyncTable {
             | R::EventIsSet { .. }
             | R::LockRelease { .. }
             | R::LockValue { .. }
+            | R::LockInfo { .. }
             | R::QueueTaskDone { .. }
             | R::ConditionNotify { .. }
             | R::BarrierActionDone { .. }
@@ -400,7 +401,8 @@ impl SyncTable {
             R::LockNew { .. }
             | R::LockAcquire { .. }
             | R::LockRelease { .. }
-            | R::LockValue { .. } => self.serve_lock(request).await,
+            | R::LockValue { .. }
+            | R::LockInfo { .. } => self.serve_lock(request).await,
             R::JoinableQueueNew { .. }
             | R::QueueTaskDone { .. }
             | R::QueueJoin { .. }
@@ -564,7 +566,11 @@ impl SyncTable {
         use Request as R;
         match request {
             R::LockNew { kind, value } => self
-                .new_handle(Kind::Lock(LockObj::new(kind, value)))
+                .new_handle(Kind::Lock(LockObj::new(
+                    kind,
+                    value,
+                    self.registry.arena.get(),
+                )))
                 .into(),
             R::LockAcquire { h, block, timeout } => match self.lock_obj(h) {
                 Ok(o) => match &o.kind {
@@ -587,6 +593,18 @@ impl SyncTable {
                     _ => Err(not_a_lock(h)),
                 })
                 .into(),
+            R::LockInfo { h } => match self.lock_obj(h).and_then(|o| match &o.kind {
+                Kind::Lock(l) => Ok(Response::LockSlot {
+                    kind: l.kind,
+                    initial: l.initial,
+                    index: l.slot.index(),
+                    token: self.owner.token,
+                }),
+                _ => Err(not_a_lock(h)),
+            }) {
+                Ok(response) => response,
+                Err(e) => Response::Error(e),
+            },
             other => misrouted(&other),
         }
     }

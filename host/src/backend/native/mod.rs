@@ -185,6 +185,16 @@ impl Backend for NativeBackend {
             .map_err(|io| Error::WriteFile { path, io })?;
         // The run's sync objects live here and are served to its native processes.
         let registry = Registry::new(config.limits.clone());
+        let slots = config
+            .limits
+            .objects
+            .clamp(1, u64::from(crate::sync::word::Arena::MAX_SLOTS)) as u32;
+        match crate::sync::word::Arena::create(&dir.path.join(crate::sync::ARENA_FILE), slots) {
+            Ok(arena) => registry.set_arena(arena),
+            // The locks' state stays in this host: every call of a native process goes
+            // to its server.
+            Err(e) => tracing::warn!("cannot make the run's lock arena: {e}"),
+        }
         let socket = dir.sync_socket();
         let listener = {
             let _context = self.host.runtime.enter();

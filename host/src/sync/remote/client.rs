@@ -114,6 +114,11 @@ impl Connection {
         Ok((before, posted.bytes))
     }
 
+    /// Whether posts are waiting to be sent.
+    pub fn has_posts(&self) -> bool {
+        crate::lock(&self.posted).bytes > 0
+    }
+
     /// Sends the posts not sent yet.
     pub async fn flush(&self) -> Result<(), ProcessError> {
         let mut writer = self.writer.lock().await;
