@@ -4,7 +4,7 @@
 
 use super::remote::Connection;
 use super::word::{self, Arena, Give, Take};
-use super::{Answer, LockKind, Registry, Request, Response, SharedObjects, SyncTable, Taken};
+use super::{Answer, Registry, Request, Response, SharedObjects, SlotKind, SyncTable, Taken};
 use crate::error::ProcessError;
 use crate::events::ProcessEvent;
 use crate::lock;
@@ -60,21 +60,20 @@ pub(crate) struct Remote {
     /// The lifecycle events of this OS process's children on their way to the root host,
     /// in order, over `control` (started on the first).
     events: Mutex<Option<Forwarder>>,
-    /// What the server told of this process's locks, by handle: where their state is, for
-    /// this process to change it itself when nobody waits (none: every call goes to the
-    /// server).
-    locks: Mutex<HashMap<u64, Option<FastLock>>>,
+    /// What the server told of this process's locks and events, by handle: where their
+    /// state is, for this process to change it itself when nobody waits (none: every call
+    /// goes to the server).
+    slots: Mutex<HashMap<u64, Option<Fast>>>,
     /// The run's lock arena, mapped on first use (none: it cannot be).
     arena: std::sync::OnceLock<Option<Arc<Arena>>>,
     /// The token of this process's table in the server, which owns its locks.
     owner: std::sync::atomic::AtomicU64,
 }
 
-/// A lock whose state is in the run's arena.
+/// A lock or event whose state is in the run's arena.
 #[derive(Clone, Copy)]
-struct FastLock {
-    kind: LockKind,
-    initial: u32,
+struct Fast {
+    object: SlotKind,
     index: u32,
 }
 
@@ -96,7 +95,7 @@ impl Remote {
             queues: Mutex::new(HashSet::new()),
             control: tokio::sync::OnceCell::new(),
             events: Mutex::new(None),
-            locks: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
             arena: std::sync::OnceLock::new(),
             owner: std::sync::atomic::AtomicU64::new(0),
         })
@@ -165,16 +164,22 @@ impl Remote {
     /// acquire or release of a lock nobody waits for, here.
     async fn call(&self, request: Request) -> Result<Response> {
         let connection = self.connection().await?;
-        if let Request::LockAcquire { h, .. } | Request::LockRelease { h } = request {
-            if !lock(&self.locks).contains_key(&h) {
+        if let Request::LockAcquire { h, .. }
+        | Request::LockRelease { h }
+        | Request::EventSet { h }
+        | Request::EventClear { h }
+        | Request::EventIsSet { h }
+        | Request::EventWait { h, .. } = request
+        {
+            if !lock(&self.slots).contains_key(&h) {
                 self.learn(connection, h).await?;
             }
-            if let Some(response) = self.fast_lock(connection, &request) {
+            if let Some(response) = self.fast(connection, &request) {
                 return Ok(response);
             }
         }
         if let Request::Close { h } = request {
-            lock(&self.locks).remove(&h);
+            lock(&self.slots).remove(&h);
         }
         let change = match request {
             Request::QueueNew { .. } | Request::JoinableQueueNew { .. } => QueueChange::New,
@@ -194,15 +199,14 @@ impl Remote {
         Ok(response)
     }
 
-    /// Asks the server where lock `h`'s state is (a handle that is no lock of this process
+    /// Asks the server where the state of lock or event `h` is (a handle that is neither
     /// is left for the call itself to report).
     async fn learn(&self, connection: &Connection, h: u64) -> Result<()> {
-        if let Response::LockSlot {
-            kind,
-            initial,
+        if let Response::Slot {
+            object,
             index,
             token,
-        } = connection.call(Request::LockInfo { h }).await?
+        } = connection.call(Request::SlotInfo { h }).await?
         {
             self.owner
                 .store(token, std::sync::atomic::Ordering::Relaxed);
@@ -211,39 +215,55 @@ impl Remote {
                 .get_or_init(|| Arena::open(&self.socket.with_file_name(super::ARENA_FILE)).ok());
             let fast = index
                 .filter(|i| arena.as_ref().is_some_and(|a| a.slot(*i).is_some()))
-                .map(|index| FastLock {
-                    kind,
-                    initial,
-                    index,
-                });
-            lock(&self.locks).insert(h, fast);
+                .map(|index| Fast { object, index });
+            lock(&self.slots).insert(h, fast);
         }
         Ok(())
     }
 
-    /// An acquire or release of a lock in the arena carried out here, without waiting;
+    /// An operation on a lock or event in the arena carried out here, without waiting;
     /// none when the server must carry it out (someone waits there, it would wait, it is an
     /// error, or posts not sent yet must reach the server first).
-    fn fast_lock(&self, connection: &Connection, request: &Request) -> Option<Response> {
-        let (h, acquire) = match *request {
-            Request::LockAcquire { h, .. } => (h, true),
-            Request::LockRelease { h } => (h, false),
+    fn fast(&self, connection: &Connection, request: &Request) -> Option<Response> {
+        let h = match *request {
+            Request::LockAcquire { h, .. }
+            | Request::LockRelease { h }
+            | Request::EventSet { h }
+            | Request::EventClear { h }
+            | Request::EventIsSet { h }
+            | Request::EventWait { h, .. } => h,
             _ => return None,
         };
-        let fast = (*lock(&self.locks).get(&h)?)?;
+        let fast = (*lock(&self.slots).get(&h)?)?;
         if connection.has_posts() {
             return None;
         }
         let slot = self.arena.get()?.as_ref()?.slot(fast.index)?;
         let me = self.owner.load(std::sync::atomic::Ordering::Relaxed);
-        if acquire {
-            (word::take(slot, fast.kind, me, true) == Take::Taken).then_some(Response::Bool(true))
-        } else {
-            matches!(
-                word::give(slot, fast.kind, fast.initial, me, true),
+        match (request, fast.object) {
+            (Request::LockAcquire { .. }, SlotKind::Lock { kind, .. }) => {
+                (word::take(slot, kind, me, true) == Take::Taken).then_some(Response::Bool(true))
+            }
+            (Request::LockRelease { .. }, SlotKind::Lock { kind, initial }) => matches!(
+                word::give(slot, kind, initial, me, true),
                 Give::Given | Give::Kept
             )
-            .then_some(Response::Unit)
+            .then_some(Response::Unit),
+            (Request::EventSet { .. }, SlotKind::Event) => {
+                word::set_event(slot, true).then_some(Response::Unit)
+            }
+            (Request::EventClear { .. }, SlotKind::Event) => {
+                word::clear_event(slot);
+                Some(Response::Unit)
+            }
+            (Request::EventIsSet { .. }, SlotKind::Event) => {
+                Some(Response::Bool(word::event_is_set(slot)))
+            }
+            (Request::EventWait { .. }, SlotKind::Event) => {
+                word::event_is_set(slot).then_some(Response::Bool(true))
+            }
+            // A request of the other kind's: the server's error.
+            _ => None,
         }
     }
 

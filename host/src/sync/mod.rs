@@ -49,6 +49,17 @@ pub(crate) enum LockKind {
     BoundedSemaphore,
 }
 
+/// An object whose state is a [`word::Slot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum SlotKind {
+    /// A lock or semaphore of `kind`, made with `initial` units.
+    Lock {
+        kind: LockKind,
+        initial: u32,
+    },
+    Event,
+}
+
 /// One operation of a process on its sync objects. Timeouts are in nanoseconds.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
@@ -229,9 +240,9 @@ pub(crate) enum Request {
     LockValue {
         h: u64,
     },
-    /// Where lock `h`'s state is, for a native child to change it itself when nobody
-    /// waits (no guest asks this).
-    LockInfo {
+    /// Where the state of lock or event `h` is, for a native child to change it itself
+    /// when nobody waits (no guest asks this).
+    SlotInfo {
         h: u64,
     },
     Close {
@@ -276,11 +287,10 @@ pub(crate) enum Response {
     Barrier(u32, u32, bool),
     MaybeBytes(Option<Vec<u8>>),
     Pairs(Vec<(Vec<u8>, Vec<u8>)>),
-    /// Lock `h`'s kind, its initial value, its slot in the run's arena (none: it is not
+    /// What object `h` of a `SlotInfo` is, its slot in the run's arena (none: it is not
     /// there) and the token of the asking process's table.
-    LockSlot {
-        kind: LockKind,
-        initial: u32,
+    Slot {
+        object: SlotKind,
         index: Option<u32>,
         token: u64,
     },

@@ -596,8 +596,65 @@ impl ConnEnd {
 }
 
 pub(super) struct EventObj {
-    pub(super) set: Mutex<bool>,
+    /// The flag, which a native child may change without the root host
+    /// ([`super::word`]).
+    pub(super) slot: SlotRef,
+    /// Processes waiting in this host (while there are some, the word has
+    /// [`word::WAITING`]).
+    waiters: Mutex<u32>,
     pub(super) changed: Changed,
+}
+
+impl EventObj {
+    pub(super) fn new(arena: Option<&Arc<Arena>>) -> Self {
+        EventObj {
+            slot: arena
+                .and_then(|a| a.alloc(0))
+                .unwrap_or_else(|| Arena::heap(0)),
+            waiters: Mutex::new(0),
+            changed: Changed::default(),
+        }
+    }
+
+    pub(super) fn set(&self) {
+        word::set_event(&self.slot, false);
+        self.changed.notify();
+    }
+
+    pub(super) fn clear(&self) {
+        word::clear_event(&self.slot);
+    }
+
+    pub(super) fn is_set(&self) -> bool {
+        word::event_is_set(&self.slot)
+    }
+
+    /// Waits until the event is set or `timeout` passed: whether it is set.
+    pub(super) async fn wait(&self, timeout: Option<u64>) -> bool {
+        if self.is_set() {
+            return true;
+        }
+        *lock(&self.waiters) += 1;
+        self.slot.word.fetch_or(word::WAITING, Ordering::SeqCst);
+        let _mark = EventMark(self);
+        self.changed
+            .wait_for(|| self.is_set().then_some(()), true, deadline(timeout))
+            .await
+            .is_some()
+    }
+}
+
+/// Counts a process waiting for an event while it lives.
+struct EventMark<'a>(&'a EventObj);
+
+impl Drop for EventMark<'_> {
+    fn drop(&mut self) {
+        let mut waiters = lock(&self.0.waiters);
+        *waiters -= 1;
+        if *waiters == 0 {
+            self.0.slot.word.fetch_and(!word::WAITING, Ordering::SeqCst);
+        }
+    }
 }
 
 /// Who holds a lock: a process, by its table's token and its name.

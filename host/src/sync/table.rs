@@ -3,10 +3,10 @@
 
 use super::coord::{BarrierObj, CondObj, DictObj, ListObj, MemoryObj, Unfinished};
 use super::objects::{
-    Changed, Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken,
-    Waiting, deadline,
+    Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken, Waiting,
+    deadline,
 };
-use super::{Request, Response};
+use super::{Request, Response, SlotKind};
 use crate::error::{ErrorKind, ProcessError};
 use crate::lock;
 use std::collections::HashMap;
@@ -265,7 +265,7 @@ impl SyncTable {
             | R::EventIsSet { .. }
             | R::LockRelease { .. }
             | R::LockValue { .. }
-            | R::LockInfo { .. }
+            | R::SlotInfo { .. }
             | R::QueueTaskDone { .. }
             | R::ConditionNotify { .. }
             | R::BarrierActionDone { .. }
@@ -402,7 +402,7 @@ impl SyncTable {
             | R::LockAcquire { .. }
             | R::LockRelease { .. }
             | R::LockValue { .. }
-            | R::LockInfo { .. } => self.serve_lock(request).await,
+            | R::SlotInfo { .. } => self.serve_lock(request).await,
             R::JoinableQueueNew { .. }
             | R::QueueTaskDone { .. }
             | R::QueueJoin { .. }
@@ -536,22 +536,14 @@ impl SyncTable {
         use Request as R;
         match request {
             R::EventNew => self
-                .new_handle(Kind::Event(EventObj {
-                    set: Mutex::new(false),
-                    changed: Changed::default(),
-                }))
+                .new_handle(Kind::Event(EventObj::new(self.registry.arena.get())))
                 .into(),
-            R::EventSet { h } => self
-                .with_event(h, |e| {
-                    *lock(&e.set) = true;
-                    e.changed.notify();
-                })
-                .into(),
-            R::EventClear { h } => self.with_event(h, |e| *lock(&e.set) = false).into(),
-            R::EventIsSet { h } => self.with_event(h, |e| *lock(&e.set)).into(),
+            R::EventSet { h } => self.with_event(h, EventObj::set).into(),
+            R::EventClear { h } => self.with_event(h, EventObj::clear).into(),
+            R::EventIsSet { h } => self.with_event(h, EventObj::is_set).into(),
             R::EventWait { h, timeout } => match self.object(h, "an event") {
                 Ok(o) => match &o.kind {
-                    Kind::Event(e) => Response::Bool(event_wait(e, timeout).await),
+                    Kind::Event(e) => Response::Bool(e.wait(timeout).await),
                     _ => Response::Error(ProcessError::invalid_argument(format!(
                         "{h} is not an event of this process"
                     ))),
@@ -593,16 +585,29 @@ impl SyncTable {
                     _ => Err(not_a_lock(h)),
                 })
                 .into(),
-            R::LockInfo { h } => match self.lock_obj(h).and_then(|o| match &o.kind {
-                Kind::Lock(l) => Ok(Response::LockSlot {
-                    kind: l.kind,
-                    initial: l.initial,
-                    index: l.slot.index(),
-                    token: self.owner.token,
-                }),
-                _ => Err(not_a_lock(h)),
-            }) {
-                Ok(response) => response,
+            R::SlotInfo { h } => match self.object(h, "a lock or an event") {
+                Ok(o) => {
+                    let (object, index) = match &o.kind {
+                        Kind::Lock(l) => (
+                            SlotKind::Lock {
+                                kind: l.kind,
+                                initial: l.initial,
+                            },
+                            l.slot.index(),
+                        ),
+                        Kind::Event(e) => (SlotKind::Event, e.slot.index()),
+                        _ => {
+                            return Response::Error(ProcessError::invalid_argument(format!(
+                                "{h} is not a lock or an event of this process"
+                            )));
+                        }
+                    };
+                    Response::Slot {
+                        object,
+                        index,
+                        token: self.owner.token,
+                    }
+                }
                 Err(e) => Response::Error(e),
             },
             other => misrouted(&other),
@@ -858,14 +863,6 @@ fn not_a_lock(h: u64) -> ProcessError {
 /// A `queue-get-many` for no items.
 fn no_items() -> ProcessError {
     ProcessError::invalid_argument("queue-get-many takes at least 1 item: max must not be 0")
-}
-
-async fn event_wait(e: &EventObj, timeout: Option<u64>) -> bool {
-    let set = || lock(&e.set).then_some(());
-    e.changed
-        .wait_for(set, true, deadline(timeout))
-        .await
-        .is_some()
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! - a lock or rlock: the token of the owner's table, 0 when free, or [`DIED`] when free
 //!   because its owner ended while holding it (the next acquire reports `owner-died`);
 //! - a semaphore: its value, in the low 32 bits;
+//! - an event: [`SET`] or 0;
 //!
 //! and in either case the bit [`WAITING`], set while a process waits for the object in the
 //! root host. A native child changes the word itself only when [`WAITING`] is clear and the
@@ -28,6 +29,8 @@ pub(crate) const WAITING: u64 = 1 << 63;
 pub(crate) const DIED: u64 = WAITING - 1;
 /// A semaphore's value.
 const VALUE: u64 = u32::MAX as u64;
+/// An event's flag.
+pub(crate) const SET: u64 = 1;
 
 /// One lock's or semaphore's state.
 #[repr(C)]
@@ -172,6 +175,37 @@ pub(crate) fn value(slot: &Slot, kind: LockKind) -> u32 {
     } else {
         (w & VALUE) as u32
     }
+}
+
+/// Sets the event of `slot`: true when done; false for a `fast` attempt that must go to
+/// the root host (someone waits there to be woken).
+pub(crate) fn set_event(slot: &Slot, fast: bool) -> bool {
+    let mut w = slot.word.load(Ordering::SeqCst);
+    loop {
+        if w & SET != 0 {
+            return true;
+        }
+        if fast && w & WAITING != 0 {
+            return false;
+        }
+        match slot
+            .word
+            .compare_exchange(w, w | SET, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => return true,
+            Err(now) => w = now,
+        }
+    }
+}
+
+/// Clears the event of `slot` (nobody waits for a clear).
+pub(crate) fn clear_event(slot: &Slot) {
+    slot.word.fetch_and(!SET, Ordering::SeqCst);
+}
+
+/// Whether the event of `slot` is set.
+pub(crate) fn event_is_set(slot: &Slot) -> bool {
+    slot.word.load(Ordering::SeqCst) & SET != 0
 }
 
 /// Where a lock's slot is.
@@ -387,6 +421,23 @@ mod tests {
             Give::Given
         );
         assert_eq!(value(&sem, LockKind::BoundedSemaphore), 1);
+    }
+
+    #[test]
+    fn an_event_set_goes_to_the_root_only_when_someone_waits_there() {
+        let slot = Slot::new(0);
+        assert!(!event_is_set(&slot));
+        assert!(set_event(&slot, true));
+        assert!(event_is_set(&slot));
+        clear_event(&slot);
+        slot.word.fetch_or(WAITING, Ordering::SeqCst);
+        assert!(!set_event(&slot, true));
+        assert!(!event_is_set(&slot));
+        assert!(set_event(&slot, false));
+        assert!(event_is_set(&slot));
+        assert!(set_event(&slot, true), "already set: nothing to wake");
+        clear_event(&slot);
+        assert_eq!(slot.word.load(Ordering::SeqCst), WAITING);
     }
 
     #[test]
