@@ -135,7 +135,7 @@ backend_tests! {
     /// A spawn bomb under the default limits, run by the CLI (the bomb fills the OS
     /// process of a `wasm` host: not this test's). Under `native` the default `processes`
     /// comes from the machine (`native_processes`); under `wasm` too (`wasm_processes`),
-    /// or the kernel's mapping budget refuses first.
+    /// or the kernel's mapping budget or main's `children` refuses first.
     fn hostile_spawnbomb_defaults(backend) {
         let (status, stdout) = run_cli(backend, "true", &[HOSTILE_SPAWNBOMB]);
         assert!(status.success(), "{backend:?} {status:?}: {stdout}");
@@ -153,12 +153,15 @@ backend_tests! {
                 let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap();
                 let maps = format!("limit vm.max_map_count = {} reached: ", maps.trim());
                 let limit = wasmproc::wasm_processes().limit;
+                // On a busy machine main may start its own 4,096 children before its
+                // children have started enough of theirs to reach either run-wide bound.
                 assert!(
                     message
                         == format!(
                             "limit processes = {limit} reached: the run has {limit} live processes"
                         )
-                        || message.starts_with(&maps),
+                        || message.starts_with(&maps)
+                        || message == "limit children = 4096 reached: this process has 4096 live children",
                     "{message}"
                 );
             }
