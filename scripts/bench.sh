@@ -10,7 +10,7 @@
 #          native backends next to CPython's multiprocessing.Queue (tests/benches/sync.rs);
 #   pool   Pool.map of a trivial function with chunksize=1, wasm and native backends next
 #          to CPython's multiprocessing.Pool(...).map(..., chunksize=1) (tests/benches/sync.rs);
-#   prims  one operation of Lock, Value, SimpleQueue, JoinableQueue, Condition and Barrier,
+#   prims  one operation of Lock, Value, SimpleQueue, JoinableQueue, Condition, Barrier, Event,
 #          wasm and native backends next to CPython's multiprocessing (tests/benches/prims.rs);
 #   compute  what the wasm backend's memory layout costs compiled code: a guest's loads and
 #          stores with bounds checks (the default `memory` limit) and without (4 GiB)

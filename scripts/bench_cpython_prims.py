@@ -23,6 +23,13 @@ def rounds(b, n):
         b.wait()
 
 
+def pongs(ping, pong, n):
+    for _ in range(n):
+        assert ping.wait()
+        ping.clear()
+        pong.set()
+
+
 def main():
     op, n = sys.argv[1], int(sys.argv[2])
     start = time.perf_counter()
@@ -68,6 +75,18 @@ def main():
         for _ in range(n):
             b.wait()
         p.join()
+    elif op == "event":
+        ping, pong = mp.Event(), mp.Event()
+        p = mp.Process(target=pongs, args=(ping, pong, n))
+        p.start()
+        for _ in range(n):
+            ping.set()
+            assert pong.wait()
+            pong.clear()
+        p.join()
+        print(f"op_s {time.perf_counter() - start:.6f}")
+        print(f"ops {2 * n}", flush=True)
+        return
     else:
         print(f"error unknown op {op}")
         return

@@ -8,12 +8,14 @@
 //! - `simplequeue`: a `SimpleQueue` put then get, in one process;
 //! - `joinable`: a `JoinableQueue` put, get and `task_done`, in one process, then `join`;
 //! - `condition`: one hand-over between two processes taking turns under a `Condition`;
-//! - `barrier`: one round of a two-party `Barrier` (this process and a child).
+//! - `barrier`: one round of a two-party `Barrier` (this process and a child);
+//! - `event`: one hand-over between two processes through two `Event`s (one sets, the
+//!   other wakes from `wait` and clears it); `ops` counts hand-overs.
 
 use std::time::Instant;
 use wasmproc_guest::{
-    Barrier, Condition, JoinableQueue, Lock, Process, Queue, RawValue, SimpleQueue, Value,
-    targets,
+    Barrier, Condition, Event, JoinableQueue, Lock, Process, Queue, RawValue, SimpleQueue,
+    Value, targets,
 };
 
 /// The child of `condition`: takes the odd turns.
@@ -30,6 +32,15 @@ fn turns((cond, turn, n): (Condition, RawValue<u64>, u64)) {
 fn rounds((b, n): (Barrier, u64)) {
     for _ in 0..n {
         b.wait(None).unwrap();
+    }
+}
+
+/// The child of `event`: answers each of `n` sets of `ping` by setting `pong`.
+fn pongs((ping, pong, n): (Event, Event, u64)) {
+    for _ in 0..n {
+        assert!(ping.wait(None).unwrap());
+        ping.clear().unwrap();
+        pong.set().unwrap();
     }
 }
 
@@ -73,7 +84,7 @@ fn single((op, n, out): (String, u64, Queue<f64>)) {
     out.put(&start.elapsed().as_secs_f64()).unwrap();
 }
 
-targets![turns, rounds, single];
+targets![turns, rounds, pongs, single];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -111,6 +122,20 @@ fn main() {
                 b.wait(None).unwrap();
             }
             p.join(None).unwrap();
+        }
+        "event" => {
+            let (ping, pong) = (Event::new().unwrap(), Event::new().unwrap());
+            let p = Process::new("pongs", &(ping.clone(), pong.clone(), n)).unwrap();
+            p.start().unwrap();
+            for _ in 0..n {
+                ping.set().unwrap();
+                assert!(pong.wait(None).unwrap());
+                pong.clear().unwrap();
+            }
+            p.join(None).unwrap();
+            println!("op_s {:.6}", start.elapsed().as_secs_f64());
+            println!("ops {}", 2 * n);
+            return;
         }
         other => panic!("unknown op {other}"),
     }
