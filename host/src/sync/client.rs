@@ -60,7 +60,8 @@ pub(crate) struct Remote {
     /// The lifecycle events of this OS process's children on their way to the root host,
     /// in order, over `control` (started on the first).
     events: Mutex<Option<Forwarder>>,
-    /// What the server told of this process's locks and events, by handle: where their
+    /// What the server told of this process's locks, events and small shared blocks, by
+    /// handle: where their
     /// state is, for this process to change it itself when nobody waits (none: every call
     /// goes to the server).
     slots: Mutex<HashMap<u64, Option<Fast>>>,
@@ -70,7 +71,7 @@ pub(crate) struct Remote {
     owner: std::sync::atomic::AtomicU64,
 }
 
-/// A lock or event whose state is in the run's arena.
+/// A lock, event or small shared block whose state is in the run's arena.
 #[derive(Clone, Copy)]
 struct Fast {
     object: SlotKind,
@@ -169,8 +170,11 @@ impl Remote {
         | Request::EventSet { h }
         | Request::EventClear { h }
         | Request::EventIsSet { h }
-        | Request::EventWait { h, .. } = request
+        | Request::EventWait { h, .. }
+        | Request::MemoryRead { h, .. }
+        | Request::MemoryWrite { h, .. } = &request
         {
+            let h = *h;
             if !lock(&self.slots).contains_key(&h) {
                 self.learn(connection, h).await?;
             }
@@ -199,8 +203,8 @@ impl Remote {
         Ok(response)
     }
 
-    /// Asks the server where the state of lock or event `h` is (a handle that is neither
-    /// is left for the call itself to report).
+    /// Asks the server where the state of lock, event or shared block `h` is (a handle
+    /// that is none of these is left for the call itself to report).
     async fn learn(&self, connection: &Connection, h: u64) -> Result<()> {
         if let Response::Slot {
             object,
@@ -221,7 +225,8 @@ impl Remote {
         Ok(())
     }
 
-    /// An operation on a lock or event in the arena carried out here, without waiting;
+    /// An operation on a lock, event or small shared block in the arena carried out here,
+    /// without waiting;
     /// none when the server must carry it out (someone waits there, it would wait, it is an
     /// error, or posts not sent yet must reach the server first).
     fn fast(&self, connection: &Connection, request: &Request) -> Option<Response> {
@@ -231,7 +236,9 @@ impl Remote {
             | Request::EventSet { h }
             | Request::EventClear { h }
             | Request::EventIsSet { h }
-            | Request::EventWait { h, .. } => h,
+            | Request::EventWait { h, .. }
+            | Request::MemoryRead { h, .. }
+            | Request::MemoryWrite { h, .. } => h,
             _ => return None,
         };
         let fast = (*lock(&self.slots).get(&h)?)?;
@@ -261,6 +268,17 @@ impl Remote {
             }
             (Request::EventWait { .. }, SlotKind::Event) => {
                 word::event_is_set(slot).then_some(Response::Bool(true))
+            }
+            // An error (a range outside the block) is the server's to give.
+            (&Request::MemoryRead { offset, len, .. }, SlotKind::Memory { len: size }) => {
+                word::read_block(slot, size, offset, len)
+                    .ok()
+                    .map(Response::Bytes)
+            }
+            (Request::MemoryWrite { offset, bytes, .. }, SlotKind::Memory { len: size }) => {
+                word::write_block(slot, size, *offset, bytes)
+                    .ok()
+                    .map(|()| Response::Unit)
             }
             // A request of the other kind's: the server's error.
             _ => None,

@@ -2,6 +2,7 @@
 //! condition variables, barriers, and shared blocks of bytes (Python's `Value`/`Array`).
 
 use super::objects::{Accounts, Changed, Kind, LockObj, Object, Owner, deadline};
+use super::word::{self, Arena, SlotRef};
 use crate::error::{ErrorKind, ProcessError};
 use crate::lock;
 use std::collections::VecDeque;
@@ -401,21 +402,38 @@ impl BarrierObj {
 
 /// A block of bytes every holder reads and writes (Python's `Value` and `Array` data).
 pub(super) struct MemoryObj {
-    bytes: Mutex<Vec<u8>>,
+    data: Block,
     accounts: Arc<Accounts>,
+}
+
+/// Where a shared block's bytes are.
+enum Block {
+    Bytes(Mutex<Vec<u8>>),
+    /// At most [`word::WORD_BYTES`] bytes (a `Value` of a scalar), little-endian in a word
+    /// that a native child reads and writes itself ([`super::word`]).
+    Word {
+        slot: SlotRef,
+        len: u32,
+    },
 }
 
 impl Drop for MemoryObj {
     fn drop(&mut self) {
-        let len = self.bytes.get_mut().map_or(0, |b| b.len()) as u64;
-        self.accounts.queued.fetch_sub(len, Ordering::Relaxed);
+        self.accounts
+            .queued
+            .fetch_sub(u64::from(self.len()), Ordering::Relaxed);
     }
 }
 
 impl MemoryObj {
     /// `size` zero bytes, counted against `message` (for one block) and `queued` (for
-    /// every byte the run's objects hold).
-    pub(super) fn new(size: u32, accounts: &Arc<Accounts>) -> Result<MemoryObj> {
+    /// every byte the run's objects hold). A block of at most a word's bytes is a word in
+    /// `arena` when there is one.
+    pub(super) fn new(
+        size: u32,
+        accounts: &Arc<Accounts>,
+        arena: Option<&Arc<Arena>>,
+    ) -> Result<MemoryObj> {
         let len = u64::from(size);
         let message = accounts.limits.message;
         if len > message {
@@ -436,35 +454,56 @@ impl MemoryObj {
                 ),
             ));
         }
+        let slot = arena
+            .filter(|_| size as usize <= word::WORD_BYTES)
+            .and_then(|a| a.alloc(0));
+        let data = match slot {
+            Some(slot) => Block::Word { slot, len: size },
+            None => Block::Bytes(Mutex::new(vec![0; size as usize])),
+        };
         Ok(MemoryObj {
-            bytes: Mutex::new(vec![0; size as usize]),
+            data,
             accounts: accounts.clone(),
         })
     }
 
-    fn range(len: usize, offset: u32, n: usize) -> Result<std::ops::Range<usize>> {
-        let start = offset as usize;
-        match start.checked_add(n) {
-            Some(end) if end <= len => Ok(start..end),
-            _ => Err(ProcessError::invalid_argument(format!(
-                "bytes {start}..{} are outside the shared block of {len} bytes",
-                start.saturating_add(n)
-            ))),
+    fn len(&self) -> u32 {
+        match &self.data {
+            Block::Bytes(bytes) => lock(bytes).len() as u32,
+            Block::Word { len, .. } => *len,
+        }
+    }
+
+    /// The block's slot in the run's arena, and its length, if it is a word there.
+    pub(super) fn slot(&self) -> Option<(u32, u32)> {
+        match &self.data {
+            Block::Word { slot, len } => slot.index().map(|i| (i, *len)),
+            Block::Bytes(_) => None,
         }
     }
 
     /// `memory-read`.
     pub(super) fn read(&self, offset: u32, n: u32) -> Result<Vec<u8>> {
-        let bytes = lock(&self.bytes);
-        Ok(bytes[Self::range(bytes.len(), offset, n as usize)?].to_vec())
+        match &self.data {
+            Block::Bytes(bytes) => {
+                let bytes = lock(bytes);
+                Ok(bytes[word::block_range(bytes.len(), offset, n as usize)?].to_vec())
+            }
+            Block::Word { slot, len } => word::read_block(slot, *len, offset, n),
+        }
     }
 
     /// `memory-write`.
     pub(super) fn write(&self, offset: u32, data: &[u8]) -> Result<()> {
-        let mut bytes = lock(&self.bytes);
-        let range = Self::range(bytes.len(), offset, data.len())?;
-        bytes[range].copy_from_slice(data);
-        Ok(())
+        match &self.data {
+            Block::Bytes(bytes) => {
+                let mut bytes = lock(bytes);
+                let range = word::block_range(bytes.len(), offset, data.len())?;
+                bytes[range].copy_from_slice(data);
+                Ok(())
+            }
+            Block::Word { slot, len } => word::write_block(slot, *len, offset, data),
+        }
     }
 }
 

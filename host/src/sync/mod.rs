@@ -58,6 +58,10 @@ pub(crate) enum SlotKind {
         initial: u32,
     },
     Event,
+    /// A shared block of `len` bytes.
+    Memory {
+        len: u32,
+    },
 }
 
 /// One operation of a process on its sync objects. Timeouts are in nanoseconds.
@@ -240,8 +244,8 @@ pub(crate) enum Request {
     LockValue {
         h: u64,
     },
-    /// Where the state of lock or event `h` is, for a native child to change it itself
-    /// when nobody waits (no guest asks this).
+    /// Where the state of lock, event or shared block `h` is, for a native child to change
+    /// it itself when nobody waits (no guest asks this).
     SlotInfo {
         h: u64,
     },

@@ -585,7 +585,7 @@ impl SyncTable {
                     _ => Err(not_a_lock(h)),
                 })
                 .into(),
-            R::SlotInfo { h } => match self.object(h, "a lock or an event") {
+            R::SlotInfo { h } => match self.object(h, "a lock, an event or a shared block") {
                 Ok(o) => {
                     let (object, index) = match &o.kind {
                         Kind::Lock(l) => (
@@ -596,9 +596,13 @@ impl SyncTable {
                             l.slot.index(),
                         ),
                         Kind::Event(e) => (SlotKind::Event, e.slot.index()),
+                        Kind::Memory(m) => match m.slot() {
+                            Some((index, len)) => (SlotKind::Memory { len }, Some(index)),
+                            None => (SlotKind::Memory { len: 0 }, None),
+                        },
                         _ => {
                             return Response::Error(ProcessError::invalid_argument(format!(
-                                "{h} is not a lock or an event of this process"
+                                "{h} is not a lock, an event or a shared block of this process"
                             )));
                         }
                     };
@@ -779,9 +783,11 @@ impl SyncTable {
             R::BarrierReset { h } => self.with_kind(h, BARRIER, barrier, |b| b.reset()).into(),
             R::BarrierAbort { h } => self.with_kind(h, BARRIER, barrier, |b| b.abort()).into(),
             R::BarrierState { h } => self.with_kind(h, BARRIER, barrier, |b| b.state()).into(),
-            R::MemoryNew { size } => MemoryObj::new(size, &self.registry.accounts)
-                .and_then(|m| self.new_handle(Kind::Memory(m)))
-                .into(),
+            R::MemoryNew { size } => {
+                MemoryObj::new(size, &self.registry.accounts, self.registry.arena.get())
+                    .and_then(|m| self.new_handle(Kind::Memory(m)))
+                    .into()
+            }
             R::MemoryRead { h, offset, len } => self
                 .with_kind(h, MEMORY, memory, |m| m.read(offset, len))
                 .and_then(|r| r)

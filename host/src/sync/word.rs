@@ -10,6 +10,8 @@
 //!   because its owner ended while holding it (the next acquire reports `owner-died`);
 //! - a semaphore: its value, in the low 32 bits;
 //! - an event: [`SET`] or 0;
+//! - a shared block of at most [`WORD_BYTES`] bytes (a `Value` of a scalar): its bytes,
+//!   little-endian, with no [`WAITING`] bit (nobody waits for a block);
 //!
 //! and in either case the bit [`WAITING`], set while a process waits for the object in the
 //! root host. A native child changes the word itself only when [`WAITING`] is clear and the
@@ -206,6 +208,60 @@ pub(crate) fn clear_event(slot: &Slot) {
 /// Whether the event of `slot` is set.
 pub(crate) fn event_is_set(slot: &Slot) -> bool {
     slot.word.load(Ordering::SeqCst) & SET != 0
+}
+
+/// The most bytes a shared block kept in a word has.
+pub(crate) const WORD_BYTES: usize = 8;
+
+/// The bytes `offset..offset + n` of a block of `len` bytes, if it has them.
+pub(crate) fn block_range(
+    len: usize,
+    offset: u32,
+    n: usize,
+) -> Result<std::ops::Range<usize>, crate::error::ProcessError> {
+    let start = offset as usize;
+    match start.checked_add(n) {
+        Some(end) if end <= len => Ok(start..end),
+        _ => Err(crate::error::ProcessError::invalid_argument(format!(
+            "bytes {start}..{} are outside the shared block of {len} bytes",
+            start.saturating_add(n)
+        ))),
+    }
+}
+
+/// `n` bytes at `offset` of the block of `len` bytes in `slot`, read at once.
+pub(crate) fn read_block(
+    slot: &Slot,
+    len: u32,
+    offset: u32,
+    n: u32,
+) -> Result<Vec<u8>, crate::error::ProcessError> {
+    let range = block_range(len as usize, offset, n as usize)?;
+    Ok(slot.word.load(Ordering::SeqCst).to_le_bytes()[range].to_vec())
+}
+
+/// Writes `data` at `offset` of the block of `len` bytes in `slot`, at once.
+pub(crate) fn write_block(
+    slot: &Slot,
+    len: u32,
+    offset: u32,
+    data: &[u8],
+) -> Result<(), crate::error::ProcessError> {
+    let range = block_range(len as usize, offset, data.len())?;
+    let mut w = slot.word.load(Ordering::SeqCst);
+    loop {
+        let mut bytes = w.to_le_bytes();
+        bytes[range.clone()].copy_from_slice(data);
+        match slot.word.compare_exchange(
+            w,
+            u64::from_le_bytes(bytes),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        ) {
+            Ok(_) => return Ok(()),
+            Err(now) => w = now,
+        }
+    }
 }
 
 /// Where a lock's slot is.
@@ -438,6 +494,20 @@ mod tests {
         assert!(set_event(&slot, true), "already set: nothing to wake");
         clear_event(&slot);
         assert_eq!(slot.word.load(Ordering::SeqCst), WAITING);
+    }
+
+    #[test]
+    fn a_small_block_is_read_and_written_in_its_word() {
+        let slot = Slot::new(0);
+        write_block(&slot, 8, 0, &(-2i64).to_le_bytes()).unwrap();
+        assert_eq!(read_block(&slot, 8, 0, 8).unwrap(), (-2i64).to_le_bytes());
+        write_block(&slot, 8, 2, &[7, 9]).unwrap();
+        assert_eq!(read_block(&slot, 8, 1, 3).unwrap(), [0xff, 7, 9]);
+        assert_eq!(
+            read_block(&slot, 4, 2, 4).unwrap_err().message,
+            "bytes 2..6 are outside the shared block of 4 bytes"
+        );
+        assert!(write_block(&slot, 4, 4, &[1]).is_err());
     }
 
     #[test]
