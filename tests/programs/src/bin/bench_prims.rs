@@ -14,15 +14,16 @@
 
 use std::time::Instant;
 use wasmproc_guest::{
-    Barrier, Condition, Event, JoinableQueue, Lock, Process, Queue, RawValue, SimpleQueue,
-    Value, targets,
+    Barrier, Condition, Event, JoinableQueue, Lock, Process, Queue, RawValue, SimpleQueue, Value,
+    targets,
 };
 
 /// The child of `condition`: takes the odd turns.
 fn turns((cond, turn, n): (Condition, RawValue<u64>, u64)) {
     for i in 0..n {
         let _held = cond.lock().unwrap();
-        cond.wait_for(|| turn.get().unwrap() == 2 * i + 1, None).unwrap();
+        cond.wait_for(|| turn.get().unwrap() == 2 * i + 1, None)
+            .unwrap();
         turn.set(2 * i + 2).unwrap();
         cond.notify(1).unwrap();
     }
@@ -107,7 +108,8 @@ fn main() {
             p.start().unwrap();
             for i in 0..n {
                 let _held = cond.lock().unwrap();
-                cond.wait_for(|| turn.get().unwrap() == 2 * i, None).unwrap();
+                cond.wait_for(|| turn.get().unwrap() == 2 * i, None)
+                    .unwrap();
                 turn.set(2 * i + 1).unwrap();
                 cond.notify(1).unwrap();
             }

@@ -9,7 +9,9 @@ fn take(bytes: Vec<u8>) {
 }
 
 fn huge() {
-    let p = Process::builder("take").raw_args(vec![7u8; 1 << 30]).build();
+    let p = Process::builder("take")
+        .raw_args(vec![7u8; 1 << 30])
+        .build();
     show!("1 GiB create", p.map(|_| ()));
 }
 
@@ -22,7 +24,10 @@ targets![take, huge, sibling];
 fn main() {
     show!(
         "2 MiB create",
-        Process::builder("take").raw_args(vec![0u8; 2 << 20]).build().map(|_| ())
+        Process::builder("take")
+            .raw_args(vec![0u8; 2 << 20])
+            .build()
+            .map(|_| ())
     );
     let ok = Process::new("take", &vec![1u8; 1000]).unwrap();
     ok.start().unwrap();

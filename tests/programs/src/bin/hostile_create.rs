@@ -43,10 +43,16 @@ fn main() {
         numbers.put(&i).unwrap();
     }
     drop(created);
-    let again = Process::builder("take").raw_args(vec![7u8; ARGS]).build().unwrap();
+    let again = Process::builder("take")
+        .raw_args(vec![7u8; ARGS])
+        .build()
+        .unwrap();
     again.start().unwrap();
     again.join(None).unwrap();
-    show!("after dropping, a child took its arguments", again.exitcode());
+    show!(
+        "after dropping, a child took its arguments",
+        again.exitcode()
+    );
     s.join(None).unwrap();
     show!("sibling exitcode", s.exitcode());
 }

@@ -17,7 +17,14 @@ fn liar() {
     {
         let mut ret = [0u8; 16];
         // SAFETY: deliberately not safe for the host: the string lies about its memory.
-        unsafe { raw_set_name(me as i64, 0xffff_fff0usize as *const u8, 4096, ret.as_mut_ptr()) };
+        unsafe {
+            raw_set_name(
+                me as i64,
+                0xffff_fff0usize as *const u8,
+                4096,
+                ret.as_mut_ptr(),
+            )
+        };
     }
     println!("liar survived, handle {me}");
 }

@@ -35,7 +35,10 @@ fn caller() {
         // A name the host refuses only once it has looked at its last byte.
         buf[n - 1] = b'\n';
         let name = std::str::from_utf8(&buf[..n]).unwrap();
-        show!(format!("{mib} MiB set_name"), current_process().set_name(name));
+        show!(
+            format!("{mib} MiB set_name"),
+            current_process().set_name(name)
+        );
         buf[n - 1] = b'x';
     }
 }

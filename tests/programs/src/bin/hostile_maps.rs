@@ -22,7 +22,9 @@ targets![sleeper, worker];
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let most: usize = args.next().map_or(usize::MAX, |a| a.parse().expect("a count"));
+    let most: usize = args
+        .next()
+        .map_or(usize::MAX, |a| a.parse().expect("a count"));
     let hold = args.next().as_deref() == Some("hold");
 
     let (tasks, results): (Queue<u64>, Queue<u64>) = (Queue::new().unwrap(), Queue::new().unwrap());
@@ -60,5 +62,8 @@ fn main() {
     for p in &sleepers {
         p.join(None).unwrap();
     }
-    println!("main survived, worker exitcode {:?}", worker.exitcode().unwrap());
+    println!(
+        "main survived, worker exitcode {:?}",
+        worker.exitcode().unwrap()
+    );
 }

@@ -16,7 +16,11 @@ fn flood(q: Queue<Vec<u8>>) {
             Err(e) => break e,
         }
     };
-    println!("flood: {n} items in, then error {:?}: {}", err.kind(), err.message());
+    println!(
+        "flood: {n} items in, then error {:?}: {}",
+        err.kind(),
+        err.message()
+    );
 }
 
 /// Uses a queue of its own while the flood is refused.
@@ -55,7 +59,12 @@ fn main() {
             Err(e) => break e,
         }
     };
-    println!("objects created: {}, then error {:?}: {}", held.len(), err.kind(), err.message());
+    println!(
+        "objects created: {}, then error {:?}: {}",
+        held.len(),
+        err.kind(),
+        err.message()
+    );
     held.clear();
     show!("an event after dropping them", Event::new().map(|_| ()));
 }

@@ -10,7 +10,11 @@ fn bomb(depth: u32) {
         let p = match Process::new("bomb", &(depth + 1)) {
             Ok(p) => p,
             Err(e) => {
-                println!("{}: create refused: {:?}", current_process().name().unwrap(), e.kind());
+                println!(
+                    "{}: create refused: {:?}",
+                    current_process().name().unwrap(),
+                    e.kind()
+                );
                 break;
             }
         };
@@ -19,7 +23,11 @@ fn bomb(depth: u32) {
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
                 if depth == 0 {
-                    println!("main refused after {} children: {}", kids.len(), e.message());
+                    println!(
+                        "main refused after {} children: {}",
+                        kids.len(),
+                        e.message()
+                    );
                     if std::env::args().any(|a| a == "hold") {
                         println!("holding");
                         programs::sleep_forever();

@@ -66,10 +66,14 @@ fn recorder<R: std::fmt::Debug + 'static>(calls: &Calls) -> Callbacks<R> {
             ok.borrow_mut().push(format!("callback {v:?} in {me}"));
         })
         .error_callback(move |e: Error| {
-            let panic = e.message().contains("invalid literal for int() with base 10: \"a\"")
+            let panic = e
+                .message()
+                .contains("invalid literal for int() with base 10: \"a\"")
                 || e.message().contains("KeyError: 'key'");
-            err.borrow_mut()
-                .push(format!("error_callback {:?}, mentions the panic: {panic}", e.kind()));
+            err.borrow_mut().push(format!(
+                "error_callback {:?}, mentions the panic: {panic}",
+                e.kind()
+            ));
         })
 }
 

@@ -159,7 +159,10 @@ fn main() {
     println!("-- a long task does not hold up the tasks given after it");
     let two = Pool::new(2).unwrap();
     let long = two.apply_async(pool_fn!(sleep_ms), 3_000).unwrap();
-    show("map of 20 while it runs", two.map(f, 20..40).map(|v| v.len()));
+    show(
+        "map of 20 while it runs",
+        two.map(f, 20..40).map(|v| v.len()),
+    );
     println!("  the long task still running: {}", !long.ready());
     show("the long task", long.get(LONG));
     // The same with warm workers, each waiting for tasks, and the long task given to one

@@ -18,7 +18,10 @@ fn child(parent_key: Vec<u8>) {
     show!("parent daemon", parent.daemon());
     show!("terminate parent", parent.terminate());
     show!("start parent", parent.start());
-    println!("same authkey: {}", authkey().as_bytes() == parent_key.as_slice());
+    println!(
+        "same authkey: {}",
+        authkey().as_bytes() == parent_key.as_slice()
+    );
 }
 
 targets![child];

@@ -31,7 +31,10 @@ fn main() {
     show!("set_daemon after start", r.set_daemon(true));
     r.kill().unwrap();
     r.join(None).unwrap();
-    let d = Process::builder("daemonic_parent").daemon(true).build().unwrap();
+    let d = Process::builder("daemonic_parent")
+        .daemon(true)
+        .build()
+        .unwrap();
     d.start().unwrap();
     d.join(None).unwrap();
     show!("daemonic parent exitcode", d.exitcode());

@@ -36,7 +36,10 @@ targets![sleeper, intruder];
 
 fn main() {
     show!("unknown target", Process::new("no_such_target", &()));
-    show!("name with NUL", Process::builder("sleeper").name("a\0b").build());
+    show!(
+        "name with NUL",
+        Process::builder("sleeper").name("a\0b").build()
+    );
     let ghost = Process::from_handle(999_999);
     show!("unknown handle start", ghost.start());
     show!("unknown handle join", ghost.join(None));

@@ -33,7 +33,11 @@ targets![returns, exits, std_exit, panics, traps, typed];
 fn run(p: Process) {
     p.start().unwrap();
     p.join(None).unwrap();
-    println!("{} exitcode: {:?}", p.name().unwrap(), p.exitcode().unwrap());
+    println!(
+        "{} exitcode: {:?}",
+        p.name().unwrap(),
+        p.exitcode().unwrap()
+    );
 }
 
 fn main() {

@@ -19,8 +19,15 @@ fn forever() {
 targets![slow, forever];
 
 fn main() {
-    let how = std::env::args().nth(1).expect("usage: process_exithandler return|exit|panic");
-    Process::builder("forever").daemon(true).build().unwrap().start().unwrap();
+    let how = std::env::args()
+        .nth(1)
+        .expect("usage: process_exithandler return|exit|panic");
+    Process::builder("forever")
+        .daemon(true)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
     Process::builder("slow").build().unwrap().start().unwrap();
     println!("main ends by {how}");
     match how.as_str() {

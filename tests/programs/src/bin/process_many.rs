@@ -25,7 +25,9 @@ fn tally(procs: &[Process]) -> BTreeMap<String, usize> {
 
 fn main() {
     const N: usize = 100;
-    let procs: Vec<Process> = (0..N).map(|_| Process::new("quick", &()).unwrap()).collect();
+    let procs: Vec<Process> = (0..N)
+        .map(|_| Process::new("quick", &()).unwrap())
+        .collect();
     for p in &procs {
         p.start().unwrap();
     }
@@ -37,11 +39,16 @@ fn main() {
         procs.iter().map(|p| p.pid().unwrap().unwrap()).collect();
     println!("distinct pids: {}", pids.len());
 
-    let procs: Vec<Process> = (0..N).map(|_| Process::new("sleeper", &()).unwrap()).collect();
+    let procs: Vec<Process> = (0..N)
+        .map(|_| Process::new("sleeper", &()).unwrap())
+        .collect();
     for p in &procs {
         p.start().unwrap();
     }
-    println!("alive before terminate: {}", procs.iter().filter(|p| p.is_alive().unwrap()).count());
+    println!(
+        "alive before terminate: {}",
+        procs.iter().filter(|p| p.is_alive().unwrap()).count()
+    );
     for p in &procs {
         p.terminate().unwrap();
     }

@@ -11,9 +11,17 @@ fn child() {
 
 fn grandchild() {
     let parent = parent_process().unwrap();
-    println!("parent {} alive: {}", parent.name().unwrap(), parent.is_alive().unwrap());
+    println!(
+        "parent {} alive: {}",
+        parent.name().unwrap(),
+        parent.is_alive().unwrap()
+    );
     parent.join(Duration::from_secs(30)).unwrap();
-    println!("parent {} alive: {}", parent.name().unwrap(), parent.is_alive().unwrap());
+    println!(
+        "parent {} alive: {}",
+        parent.name().unwrap(),
+        parent.is_alive().unwrap()
+    );
 }
 
 targets![child, grandchild];

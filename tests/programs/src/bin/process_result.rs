@@ -61,10 +61,17 @@ fn main() {
     {
         let p = ended("big", &n.parse::<usize>().unwrap());
         show!("big exitcode", p.exitcode());
-        show!("big result", p.result::<Vec<u8>>().map(|r| r.map(|v| v.len())));
+        show!(
+            "big result",
+            p.result::<Vec<u8>>().map(|r| r.map(|v| v.len()))
+        );
         return;
     }
-    let p = Process::builder("square").args(&7u64).unwrap().build().unwrap();
+    let p = Process::builder("square")
+        .args(&7u64)
+        .unwrap()
+        .build()
+        .unwrap();
     show!("unstarted square result", p.result::<u64>());
     p.start().unwrap();
     p.join(None).unwrap();
@@ -85,7 +92,11 @@ fn main() {
     show!("panics result", p.result::<u64>());
 
     let go = Event::new().unwrap();
-    let p = Process::builder("waits").args(&go).unwrap().build().unwrap();
+    let p = Process::builder("waits")
+        .args(&go)
+        .unwrap()
+        .build()
+        .unwrap();
     p.start().unwrap();
     show!("waits result while running", p.result::<u32>());
     go.set().unwrap();

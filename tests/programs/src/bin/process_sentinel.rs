@@ -19,9 +19,15 @@ fn main() {
     p.start().unwrap();
     let s = p.sentinel().unwrap();
     show!("wait(0)", wait(&[s], Duration::ZERO).map(|r| r.len()));
-    show!("wait(0.05)", wait(&[s], Duration::from_millis(50)).map(|r| r.len()));
+    show!(
+        "wait(0.05)",
+        wait(&[s], Duration::from_millis(50)).map(|r| r.len())
+    );
     p.terminate().unwrap();
-    show!("wait(None) after terminate", wait(&[s], None).map(|r| r == vec![s]));
+    show!(
+        "wait(None) after terminate",
+        wait(&[s], None).map(|r| r == vec![s])
+    );
     show!("exitcode", p.exitcode());
 
     // Two sentinels: only the finished one is returned, in the order given.
@@ -36,14 +42,28 @@ fn main() {
     a.join(None).unwrap();
     let ready = wait(&[sa, sb], None).unwrap();
     println!("ready after kill: {}", describe(&ready, sa, sb));
-    show!("wait on nothing (0.01)", wait(&[], Duration::from_millis(10)).map(|r| r.len()));
-    show!("wait on a bogus sentinel", wait(&[Sentinel::from_raw(987654321)], None));
+    show!(
+        "wait on nothing (0.01)",
+        wait(&[], Duration::from_millis(10)).map(|r| r.len())
+    );
+    show!(
+        "wait on a bogus sentinel",
+        wait(&[Sentinel::from_raw(987654321)], None)
+    );
 }
 
 fn describe(ready: &[Sentinel], sa: Sentinel, sb: Sentinel) -> String {
     let names: Vec<&str> = ready
         .iter()
-        .map(|s| if *s == sa { "sleeper" } else if *s == sb { "quick" } else { "?" })
+        .map(|s| {
+            if *s == sa {
+                "sleeper"
+            } else if *s == sb {
+                "quick"
+            } else {
+                "?"
+            }
+        })
         .collect();
     format!("{names:?}")
 }

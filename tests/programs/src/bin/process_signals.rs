@@ -32,14 +32,22 @@ fn waiter() {
 targets![sleeper, busy, joiner, waiter];
 
 fn main() {
-    let mode = std::env::args().nth(1).expect("usage: process_signals terminate|kill");
+    let mode = std::env::args()
+        .nth(1)
+        .expect("usage: process_signals terminate|kill");
     for target in ["sleeper", "busy", "joiner", "waiter"] {
         let p = Process::new(target, &()).unwrap();
         show!(format!("{target} signal before start"), signal(&mode, &p));
         p.start().unwrap();
         let t = Instant::now();
-        show!(format!("{target} join(0.1)"), p.join(Duration::from_millis(100)));
-        println!("{target} join waited: {}", t.elapsed() >= Duration::from_millis(100));
+        show!(
+            format!("{target} join(0.1)"),
+            p.join(Duration::from_millis(100))
+        );
+        println!(
+            "{target} join waited: {}",
+            t.elapsed() >= Duration::from_millis(100)
+        );
         show!(format!("{target} exitcode"), p.exitcode());
         show!(format!("{target} is_alive"), p.is_alive());
         show!(format!("{target} {mode}"), signal(&mode, &p));

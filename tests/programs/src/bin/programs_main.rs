@@ -53,11 +53,17 @@ fn main() {
 
     show!(
         "a program the host does not allow",
-        Process::builder("greet").program("nope").build().map(|_| ())
+        Process::builder("greet")
+            .program("nope")
+            .build()
+            .map(|_| ())
     );
     show!(
         "this program's target in the other",
-        Process::builder("local").program("other").build().map(|_| ())
+        Process::builder("local")
+            .program("other")
+            .build()
+            .map(|_| ())
     );
     show!(
         "the other's target in this program",

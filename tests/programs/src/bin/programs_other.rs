@@ -14,7 +14,8 @@ fn greet(who: String) {
 
 /// Answers on the queue it was given.
 fn reply(q: Queue<String>) {
-    q.put(&"a reply from the other program".to_string()).unwrap();
+    q.put(&"a reply from the other program".to_string())
+        .unwrap();
 }
 
 targets![greet, reply];

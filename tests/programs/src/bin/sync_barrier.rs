@@ -36,7 +36,8 @@ fn party((b, passes, rounds, out): (Barrier, u32, Option<RawValue<u32>>, Queue<S
     for pass in 0..passes {
         let got = b.wait(None);
         let after = rounds.as_ref().map(|v| v.get().unwrap());
-        out.put(&format!("pass {pass}: {} rounds {after:?}", fmt(&got))).unwrap();
+        out.put(&format!("pass {pass}: {} rounds {after:?}", fmt(&got)))
+            .unwrap();
     }
 }
 
@@ -88,7 +89,12 @@ fn main() {
     let b = Barrier::new(4).unwrap();
     println!("parties: {}", b.parties());
     let procs: Vec<Process> = (0..3)
-        .map(|_| start("party", &(b.clone(), 3u32, None::<RawValue<u32>>, out.clone())))
+        .map(|_| {
+            start(
+                "party",
+                &(b.clone(), 3u32, None::<RawValue<u32>>, out.clone()),
+            )
+        })
         .collect();
     for pass in 0..3 {
         until_waiting(&b, 3);
@@ -102,7 +108,11 @@ fn main() {
         println!("pass {pass}: indexes {indexes:?}");
     }
     println!("exitcodes: {:?}", exitcodes(&procs));
-    println!("n_waiting: {}, broken: {}", b.n_waiting().unwrap(), b.broken().unwrap());
+    println!(
+        "n_waiting: {}, broken: {}",
+        b.n_waiting().unwrap(),
+        b.broken().unwrap()
+    );
 
     println!("-- an action, run before any party is released");
     let rounds = RawValue::new(0u32).unwrap();
@@ -112,11 +122,21 @@ fn main() {
         .build()
         .unwrap();
     let procs: Vec<Process> = (0..3)
-        .map(|_| start("party", &(b.clone(), 2u32, Some(rounds.clone()), out.clone())))
+        .map(|_| {
+            start(
+                "party",
+                &(b.clone(), 2u32, Some(rounds.clone()), out.clone()),
+            )
+        })
         .collect();
     for r in reports(&out, 6) {
         // Every party of round k sees k rounds counted: the action ran first.
-        println!("{}", r.replace(": 0 ", ": i ").replace(": 1 ", ": i ").replace(": 2 ", ": i "));
+        println!(
+            "{}",
+            r.replace(": 0 ", ": i ")
+                .replace(": 1 ", ": i ")
+                .replace(": 2 ", ": i ")
+        );
     }
     println!("exitcodes: {:?}", exitcodes(&procs));
     println!("rounds: {}", rounds.get().unwrap());
@@ -155,7 +175,11 @@ fn main() {
         println!("waiting party: {r}");
     }
     println!("exitcodes: {:?}", exitcodes(&procs));
-    println!("broken: {}, n_waiting: {}", b.broken().unwrap(), b.n_waiting().unwrap());
+    println!(
+        "broken: {}, n_waiting: {}",
+        b.broken().unwrap(),
+        b.n_waiting().unwrap()
+    );
     let procs: Vec<Process> = (0..3)
         .map(|_| start("party_timeout", &(b.clone(), None::<Duration>, out.clone())))
         .collect();

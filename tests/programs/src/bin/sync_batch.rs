@@ -76,21 +76,39 @@ fn main() {
     println!("-- put_many");
     // A `u32` below 128 is one byte, itself, in the queue's encoding (a postcard varint).
     let items = |xs: &[u8]| -> Vec<Vec<u8>> { xs.iter().map(|&x| vec![x]).collect() };
-    show!("put_many_bytes of 3", q.put_many_bytes(&items(&[10, 11, 12])));
+    show!(
+        "put_many_bytes of 3",
+        q.put_many_bytes(&items(&[10, 11, 12]))
+    );
     show!("then", q.get_many(10, None));
     show!("put_many_bytes of none", q.put_many_bytes(&[]));
     let bounded = Queue::<u32>::bounded(2).unwrap();
-    show!("put_many_bytes of 3 on maxsize 2", bounded.put_many_bytes(&items(&[1, 2, 3])));
-    show!("put_many_bytes on the full queue", bounded.put_many_bytes(&items(&[4])));
+    show!(
+        "put_many_bytes of 3 on maxsize 2",
+        bounded.put_many_bytes(&items(&[1, 2, 3]))
+    );
+    show!(
+        "put_many_bytes on the full queue",
+        bounded.put_many_bytes(&items(&[4]))
+    );
     show!("then", bounded.get_many(10, None));
-    show!("put_many_bytes of a first item too large", q.put_many_bytes(&[vec![0; 2048], vec![1]]));
-    show!("put_many_bytes of a later item too large", q.put_many_bytes(&[vec![1], vec![0; 2048], vec![2]]));
+    show!(
+        "put_many_bytes of a first item too large",
+        q.put_many_bytes(&[vec![0; 2048], vec![1]])
+    );
+    show!(
+        "put_many_bytes of a later item too large",
+        q.put_many_bytes(&[vec![1], vec![0; 2048], vec![2]])
+    );
     show!("then", q.get_many_bytes(10, None));
     let p = Process::new("take_batch", &q).unwrap();
     p.start().unwrap();
     // Time for the child to be waiting (it takes them all either way).
     std::thread::sleep(Duration::from_millis(300));
-    show!("put_many_bytes of 5 to a waiting child", q.put_many_bytes(&items(&[1, 2, 3, 4, 5])));
+    show!(
+        "put_many_bytes of 5 to a waiting child",
+        q.put_many_bytes(&items(&[1, 2, 3, 4, 5]))
+    );
     p.join(LONG).unwrap();
 
     println!("-- post");
@@ -103,7 +121,9 @@ fn main() {
         let p = Process::new("poster", &(q.clone(), n, how)).unwrap();
         p.start().unwrap();
         p.join(LONG).unwrap();
-        let got = q.get_many(2 * n as usize, Duration::ZERO).unwrap_or_default();
+        let got = q
+            .get_many(2 * n as usize, Duration::ZERO)
+            .unwrap_or_default();
         println!(
             "a child that posts {n} and {label}: exitcode {:?}, {} items, in order: {}",
             p.exitcode().unwrap(),
@@ -117,7 +137,10 @@ fn main() {
     p.start().unwrap();
     show!("two queues: the second's first", b.get());
     show!("two queues: the second's put", b.get());
-    show!("two queues: then the first has", a.get_many(10, Duration::ZERO));
+    show!(
+        "two queues: then the first has",
+        a.get_many(10, Duration::ZERO)
+    );
     p.join(LONG).unwrap();
 
     println!("-- a post that fails");

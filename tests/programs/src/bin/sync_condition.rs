@@ -143,7 +143,11 @@ fn main() {
     println!("-- wait_for");
     let state = Value::new(0i32).unwrap();
     let result = Queue::<bool>::new().unwrap();
-    let p = Process::new("wait_for_four", &(cond.clone(), state.clone(), result.clone())).unwrap();
+    let p = Process::new(
+        "wait_for_four",
+        &(cond.clone(), state.clone(), result.clone()),
+    )
+    .unwrap();
     p.start().unwrap();
     for i in 1..=4 {
         std::thread::sleep(Duration::from_millis(10));
@@ -190,7 +194,10 @@ fn main() {
     let nested = Condition::with_rlock(rlock.clone()).unwrap();
     rlock.acquire().unwrap();
     rlock.acquire().unwrap();
-    show!("RLock held twice: wait(0.01)", nested.wait(Duration::from_millis(10)));
+    show!(
+        "RLock held twice: wait(0.01)",
+        nested.wait(Duration::from_millis(10))
+    );
     show!("release", rlock.release());
     show!("release", rlock.release());
     show!("release a third time", rlock.release());

@@ -48,7 +48,10 @@ fn main() {
     let mut done: Vec<u32> = (0..10).map(|_| seen.get().unwrap()).collect();
     done.sort_unstable();
     println!("done before join returned: {done:?}");
-    show!("join again (nothing unfinished)", q.join_timeout(Duration::ZERO));
+    show!(
+        "join again (nothing unfinished)",
+        q.join_timeout(Duration::ZERO)
+    );
     for _ in &workers {
         q.put(&None).unwrap();
     }

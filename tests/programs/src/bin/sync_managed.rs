@@ -32,7 +32,10 @@ fn main() {
     println!("l[1]: {}", fmt(&l.get(1)));
     println!("l[1] = B: {}", fmt(&l.set(1, &"B".to_string())));
     println!("insert(0, z): {}", fmt(&l.insert(0, &"z".to_string())));
-    println!("insert(99, end): {}", fmt(&l.insert(99, &"end".to_string())));
+    println!(
+        "insert(99, end): {}",
+        fmt(&l.insert(99, &"end".to_string()))
+    );
     println!("now: {}", fmt(&l.to_vec()));
     println!("pop(): {}", fmt(&l.pop(None)));
     println!("pop(0): {}", fmt(&l.pop(Some(0))));
@@ -56,10 +59,16 @@ fn main() {
     println!("get(four): {}", fmt(&d.get(&"four".to_string())));
     println!("d[four]: {}", fmt(&d.index(&"four".to_string())));
     println!("one in d: {}", fmt(&d.contains_key(&"one".to_string())));
-    println!("d[one] = 10 (keeps its place): {}", fmt(&d.set(&"one".to_string(), &10)));
+    println!(
+        "d[one] = 10 (keeps its place): {}",
+        fmt(&d.set(&"one".to_string(), &10))
+    );
     println!("pop(two): {}", fmt(&d.remove(&"two".to_string())));
     println!("pop(two) again: {}", fmt(&d.remove(&"two".to_string())));
-    println!("d[two] = 20 (goes last): {}", fmt(&d.set(&"two".to_string(), &20)));
+    println!(
+        "d[two] = 20 (goes last): {}",
+        fmt(&d.set(&"two".to_string(), &20))
+    );
     println!("items: {}", fmt(&d.items()));
     println!("clear: {}", fmt(&d.clear()));
     println!("items: {}, empty: {}", fmt(&d.items()), fmt(&d.is_empty()));
@@ -77,7 +86,11 @@ fn main() {
         p.join(None).unwrap();
         println!("child exitcode: {}", fmt(&p.exitcode()));
     }
-    println!("child: {}, hits: {}", fmt(&d.get(&"child".to_string())), fmt(&d.get(&"hits".to_string())));
+    println!(
+        "child: {}, hits: {}",
+        fmt(&d.get(&"child".to_string())),
+        fmt(&d.get(&"hits".to_string()))
+    );
     println!("list: {}", fmt(&l.to_vec()));
 
     println!("-- values that cannot go in");

@@ -4,19 +4,22 @@
 use wasmproc_guest::{Lock, Pool, Process, Queue, pipe, pool_fn, targets};
 
 fn producer((q, lock): (Queue<String>, Lock)) {
-    let _held = lock.lock().unwrap();          // released when dropped
-    q.put(&"hello".to_string()).unwrap();      // in the queue once put returns
+    let _held = lock.lock().unwrap(); // released when dropped
+    q.put(&"hello".to_string()).unwrap(); // in the queue once put returns
 }
 
 fn echo(conn: wasmproc_guest::Connection) {
-    while let Ok(msg) = conn.recv::<u32>() {   // Err(Eof) once the parent closed its end
+    while let Ok(msg) = conn.recv::<u32>() {
+        // Err(Eof) once the parent closed its end
         conn.send(&(msg + 1)).unwrap();
     }
 }
 
-fn square(x: u64) -> u64 { x * x }
+fn square(x: u64) -> u64 {
+    x * x
+}
 
-targets![producer, echo; pool: square];        // pool functions are registered after `pool:`
+targets![producer, echo; pool: square]; // pool functions are registered after `pool:`
 
 fn main() -> Result<(), wasmproc_guest::Error> {
     let (q, lock) = (Queue::<String>::new()?, Lock::new()?);
@@ -27,10 +30,10 @@ fn main() -> Result<(), wasmproc_guest::Error> {
     let (mine, theirs) = pipe(true)?;
     let e = Process::new("echo", &theirs)?;
     e.start()?;
-    theirs.close();                            // only the child holds that end now
+    theirs.close(); // only the child holds that end now
     mine.send(&41u32)?;
     assert_eq!(mine.recv::<u32>()?, 42);
-    mine.close();                              // the child's recv gets Eof; it returns
+    mine.close(); // the child's recv gets Eof; it returns
 
     let pool = Pool::new(2)?;
     assert_eq!(pool.map(pool_fn!(square), [1, 2, 3])?, [1, 4, 9]);
@@ -40,6 +43,10 @@ fn main() -> Result<(), wasmproc_guest::Error> {
     pool.join()?;
     p.join(None)?;
     e.join(None)?;
-    println!("readme example: exit codes {:?} {:?}", p.exitcode()?, e.exitcode()?);
+    println!(
+        "readme example: exit codes {:?} {:?}",
+        p.exitcode()?,
+        e.exitcode()?
+    );
     Ok(())
 }

@@ -7,7 +7,13 @@ use programs::fmt;
 use wasmproc_guest::{Array, Process, RLock, RawArray, RawValue, Value, targets};
 
 type Values = (Value<i32>, Value<f64>, Value<i16>, Value<i64>, Value<u8>);
-type RawValues = (RawValue<i32>, RawValue<f64>, RawValue<i16>, RawValue<i64>, RawValue<u8>);
+type RawValues = (
+    RawValue<i32>,
+    RawValue<f64>,
+    RawValue<i16>,
+    RawValue<i64>,
+    RawValue<u8>,
+);
 
 /// Sets every value to its second figure.
 fn set_values((i, d, h, q, c): Values) {
@@ -50,7 +56,13 @@ fn add_100(counter: Value<u64>) {
     }
 }
 
-targets![set_values, set_raw_values, running_sums, raw_running_sums, add_100];
+targets![
+    set_values,
+    set_raw_values,
+    running_sums,
+    raw_running_sums,
+    add_100
+];
 
 fn run(target: &str, args: &impl serde::Serialize) {
     let p = Process::new(target, args).unwrap();
@@ -140,7 +152,12 @@ fn main() {
     let zeros = Array::<i32>::zeros(10).unwrap();
     println!("len: {}, all: {}", zeros.len(), fmt(&zeros.to_vec()));
     let empty = RawArray::<f64>::zeros(0).unwrap();
-    println!("empty: len {}, is_empty {}, all {}", empty.len(), empty.is_empty(), fmt(&empty.to_vec()));
+    println!(
+        "empty: len {}, is_empty {}, all {}",
+        empty.len(),
+        empty.is_empty(),
+        fmt(&empty.to_vec())
+    );
 
     println!("-- RawArray");
     let raw_arr = RawArray::new(&seq).unwrap();
@@ -155,6 +172,12 @@ fn main() {
     println!("read 9..11: {}", fmt(&arr.read(9, 2)));
     println!("write 9..11: {}", fmt(&arr.write(9, &[1, 2])));
     println!("read at usize::MAX: {}", fmt(&arr.read(usize::MAX, 2)));
-    println!("too large: {}", fmt(&RawArray::<u64>::zeros(usize::MAX / 4).map(|_| ())));
-    println!("beyond message: {}", fmt(&RawArray::<u8>::zeros(65 << 20).map(|_| ())));
+    println!(
+        "too large: {}",
+        fmt(&RawArray::<u64>::zeros(usize::MAX / 4).map(|_| ()))
+    );
+    println!(
+        "beyond message: {}",
+        fmt(&RawArray::<u8>::zeros(65 << 20).map(|_| ()))
+    );
 }
