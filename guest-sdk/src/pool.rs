@@ -376,10 +376,23 @@ struct Job {
     completed: Option<VecDeque<usize>>,
     /// Nobody will read the outcomes: drop the job once its tasks are done.
     abandoned: bool,
+    /// The job is done at its first failed chunk, as CPython's `map_async` (its other
+    /// chunks still run, and their outcomes are dropped).
+    early: bool,
+    /// The chunk that failed first, in completion order.
+    failed_first: Option<usize>,
     /// What to run in the caller once every chunk has its outcome: made from the job, it
     /// gives the call of the user's callback (run once the pool's state is no longer
     /// borrowed, see [`PoolState::fire`]).
     on_done: Option<OnDone>,
+}
+
+impl Job {
+    /// Whether the job's value is known: every chunk has its outcome, or (an early job)
+    /// one failed.
+    fn done(&self) -> bool {
+        self.remaining == 0 || (self.early && self.failed_first.is_some())
+    }
 }
 
 /// Makes the call of a job's callback from the job's outcomes.
@@ -502,6 +515,8 @@ impl PoolState {
                 chunks,
                 completed: unordered.then(VecDeque::new),
                 abandoned: false,
+                early: false,
+                failed_first: None,
                 on_done,
             },
         );
@@ -721,17 +736,20 @@ impl PoolState {
             }
             return;
         }
+        if matches!(outcome, Outcome::Failed(_)) && job.failed_first.is_none() {
+            job.failed_first = Some(task.chunk);
+        }
         job.chunks[task.chunk].1 = Some(outcome);
         if let Some(completed) = &mut job.completed {
             completed.push_back(task.chunk);
         }
-        if job.remaining == 0 {
-            if let Some(on_done) = job.on_done.take() {
-                self.fire.push(on_done(job));
-            }
-            if job.abandoned {
-                self.jobs.remove(&task.job);
-            }
+        if job.done()
+            && let Some(on_done) = job.on_done.take()
+        {
+            self.fire.push(on_done(job));
+        }
+        if job.remaining == 0 && job.abandoned {
+            self.jobs.remove(&task.job);
         }
     }
 
@@ -856,7 +874,7 @@ impl PoolState {
     }
 
     fn job_done(&self, job: u64) -> bool {
-        self.jobs.get(&job).is_none_or(|j| j.remaining == 0)
+        self.jobs.get(&job).is_none_or(Job::done)
     }
 
     fn terminate(&mut self) -> Result<(), Error> {
@@ -1279,6 +1297,9 @@ impl Pool {
         decode: Decode<R>,
     ) -> Result<AsyncResult<R>, Error> {
         let job = self.submit(name, items, chunksize, false, on_done)?;
+        if let Some(j) = self.shared.borrow_mut().jobs.get_mut(&job) {
+            j.early = true;
+        }
         Ok(AsyncResult {
             shared: self.shared.clone(),
             job,
@@ -1311,8 +1332,10 @@ impl Pool {
     }
 
     /// Submits `f` on every item at once (in chunks of Python's default size) and returns
-    /// at once; the [`AsyncResult`]'s value is the results in order, or the first failed
-    /// chunk's error (in item order). Python: `map_async(f, items)`.
+    /// at once; the [`AsyncResult`]'s value is the results in order, or, as in CPython, the
+    /// error of the first chunk to fail: the result is ready (and an `error_callback` runs)
+    /// as soon as one fails, while the other chunks still run and their outcomes are
+    /// dropped. Python: `map_async(f, items)`.
     ///
     /// # Errors
     /// As [`apply_async`](Self::apply_async).
@@ -1478,8 +1501,15 @@ fn decode_one<R: DeserializeOwned>(job: &Job, name: &'static str) -> Result<R, E
         .ok_or_else(|| Error::new(ErrorKind::HostFailure, "a pool task gave no result"))
 }
 
-/// The results of every call of the job, in order; the first failed chunk's error.
+/// The results of every call of the job, in order; the error of the chunk that failed
+/// first (in completion order for an early job, in item order otherwise).
 fn decode_all<R: DeserializeOwned>(job: &Job, name: &'static str) -> Result<Vec<R>, Error> {
+    if job.early
+        && let Some(chunk) = job.failed_first
+        && let Some(Outcome::Failed(e)) = &job.chunks[chunk].1
+    {
+        return Err(e.clone());
+    }
     let mut out = Vec::new();
     for (count, outcome) in &job.chunks {
         decode_outcome(outcome.as_ref(), *count, name, &mut out)?;

@@ -317,9 +317,18 @@ backend_tests! {
             "apply 2: (9, 2)",
             "-- initargs that cannot be passed",
             "build: error InvalidArgument: a closed Queue cannot be passed to a child process",
+            "-- map_async ready at the first failure",
+            "get, the slow call still running: error TaskFailed, mentions the panic: true",
+            "ready: true",
+            "successful: false",
+            "calls: [\"error_callback TaskFailed, mentions the panic: true\"]",
+            "open the gate: ()",
+            "close: ()",
+            "join: ()",
+            "calls after join: 1",
         ];
         assert_eq!(out.stdout(), lines(&expected), "{backend:?}");
-        // The two failing tasks' panics, each on its worker's stderr.
+        // The three failing tasks' panics, each on its worker's stderr.
         let panics: Vec<String> = out
             .names()
             .iter()
@@ -327,13 +336,14 @@ backend_tests! {
             .map(|n| out.stderr_of(n))
             .filter(|e| !e.is_empty())
             .collect();
-        assert_eq!(panics.len(), 2, "{backend:?}: {panics:?}");
+        assert_eq!(panics.len(), 3, "{backend:?}: {panics:?}");
         assert!(
             panics.iter().any(|e| e.contains("invalid literal for int() with base 10: \"a\"")),
             "{backend:?}: {panics:?}"
         );
-        assert!(
-            panics.iter().any(|e| e.contains("KeyError: 'key'")),
+        assert_eq!(
+            panics.iter().filter(|e| e.contains("KeyError: 'key'")).count(),
+            2,
             "{backend:?}: {panics:?}"
         );
     }

@@ -2,19 +2,22 @@
 //! `test_async_error_callback`, `test_terminate`) and `_TestInitializers`
 //! (`test_pool_initializer`), in our words: `map_async`/`starmap_async`, `callback` and
 //! `error_callback` (run in the caller), and `initializer`/`initargs` (with a queue among
-//! them).
+//! them); and, as CPython's `MapResult`, a `map_async` ready at its first failed chunk while
+//! other chunks still run.
 
 use programs::show;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
-use wasmproc_guest::{Callbacks, Error, Pool, Queue, current_process, pool_fn, targets};
+use wasmproc_guest::{Callbacks, Error, Event, Pool, Queue, current_process, pool_fn, targets};
 
 thread_local! {
     /// Set by the initializer in each worker.
     static TAG: Cell<i64> = const { Cell::new(0) };
     /// The queue the initializer was given, kept open for the worker's life.
     static INITS: RefCell<Option<Queue<String>>> = const { RefCell::new(None) };
+    /// The event the slow `gated` call waits for.
+    static GATE: RefCell<Option<Event>> = const { RefCell::new(None) };
 }
 
 fn sqr(x: i64) -> i64 {
@@ -53,7 +56,27 @@ fn tagged(x: i64) -> (i64, i64) {
     (TAG.get(), x)
 }
 
-targets![; pool: sqr, mul, parse, raising, slow, init, tagged];
+/// The initializer of the gated pool: keeps `gate`.
+fn keep_gate(gate: Event) {
+    GATE.with(|g| *g.borrow_mut() = Some(gate));
+}
+
+/// 0 fails at once; anything else returns once the gate is open (at most a minute).
+fn gated(x: i64) -> i64 {
+    if x == 0 {
+        panic!("KeyError: 'key'");
+    }
+    let gate = GATE
+        .with(|g| g.borrow().clone())
+        .expect("the initializer ran");
+    assert!(
+        gate.wait(Duration::from_secs(60)).unwrap(),
+        "the gate never opened"
+    );
+    x
+}
+
+targets![; pool: sqr, mul, parse, raising, slow, init, tagged, keep_gate, gated];
 
 /// What the callbacks of one submission were called with, in order.
 type Calls = Rc<RefCell<Vec<String>>>;
@@ -215,4 +238,32 @@ fn main() {
             .build()
             .map(|_| ())
     );
+
+    println!("-- map_async ready at the first failure");
+    let gate = Event::new().unwrap();
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(pool_fn!(keep_gate), gate.clone())
+        .build()
+        .unwrap();
+    let calls = Calls::default();
+    let r = pool
+        .map_async_with(pool_fn!(gated), [0, 1], Some(1), recorder(&calls))
+        .unwrap();
+    // Call 1 waits for the gate, which opens only after this: the result is ready without it.
+    match r.get(Duration::from_secs(30)) {
+        Ok(v) => println!("get: {v:?}"),
+        Err(e) => println!(
+            "get, the slow call still running: error {:?}, mentions the panic: {}",
+            e.kind(),
+            e.message().contains("KeyError")
+        ),
+    }
+    println!("ready: {}", r.ready());
+    show!("successful", r.successful());
+    println!("calls: {:?}", calls.borrow());
+    show!("open the gate", gate.set());
+    show!("close", pool.close());
+    show!("join", pool.join());
+    println!("calls after join: {}", calls.borrow().len());
 }
