@@ -63,7 +63,7 @@ pub use exit::{ExitStatus, LimitHit, Signal};
 pub use hooks::Hooks;
 pub use output::Captured;
 pub use program::Program;
-pub use shared::{Connection, Queue};
+pub use shared::{BoundedSemaphore, Connection, Event, Lock, Queue, RLock, Semaphore};
 /// The wasmtime crate wasmproc runs on, for [`Hooks`] (its `Config`, `Linker` and `Store`).
 pub use wasmtime;
 
@@ -496,6 +496,48 @@ impl Host {
     /// `limit-exceeded` at the `objects` limit.
     pub fn pipe(&self, duplex: bool) -> Result<(Connection, Connection), ProcessError> {
         Connection::pair(&self.root, self.runtime.handle(), duplex)
+    }
+
+    /// A new event for the host's own code and the processes it passes it to (in their
+    /// start arguments, as [`Host::queue`]'s), as `multiprocessing.Event()`.
+    ///
+    /// # Errors
+    /// `limit-exceeded` at the `objects` limit.
+    pub fn event(&self) -> Result<Event, ProcessError> {
+        Event::new(&self.root, self.runtime.handle())
+    }
+
+    /// A new lock, shared as [`Host::event`]'s event, as `multiprocessing.Lock()`.
+    ///
+    /// # Errors
+    /// `limit-exceeded` at the `objects` limit.
+    pub fn lock(&self) -> Result<Lock, ProcessError> {
+        Lock::new(&self.root, self.runtime.handle())
+    }
+
+    /// A new recursive lock, as `multiprocessing.RLock()`.
+    ///
+    /// # Errors
+    /// `limit-exceeded` at the `objects` limit.
+    pub fn rlock(&self) -> Result<RLock, ProcessError> {
+        RLock::new(&self.root, self.runtime.handle())
+    }
+
+    /// A new semaphore of `value` units, as `multiprocessing.Semaphore(value)`.
+    ///
+    /// # Errors
+    /// `limit-exceeded` at the `objects` limit.
+    pub fn semaphore(&self, value: u32) -> Result<Semaphore, ProcessError> {
+        Semaphore::new(&self.root, self.runtime.handle(), value)
+    }
+
+    /// A new bounded semaphore of `value` units, as
+    /// `multiprocessing.BoundedSemaphore(value)`.
+    ///
+    /// # Errors
+    /// `limit-exceeded` at the `objects` limit.
+    pub fn bounded_semaphore(&self, value: u32) -> Result<BoundedSemaphore, ProcessError> {
+        BoundedSemaphore::new(&self.root, self.runtime.handle(), value)
     }
 
     /// A subscription to the lifecycle events of every process of the host's runs (the

@@ -1,8 +1,9 @@
-//! Queues and pipes a Rust program shares with the processes it starts
-//! ([`Host::queue`](crate::Host::queue), [`Host::pipe`](crate::Host::pipe)): the same
-//! objects as a guest's, held by the host's own root, and passed to a process in its start
-//! arguments ([`ProcessBuilder::arg`](crate::ProcessBuilder::arg)), where the guest SDK's
-//! `Queue<T>` or `Connection` of the target's parameter takes them.
+//! Queues, pipes, events, locks and semaphores a Rust program shares with the processes it
+//! starts ([`Host::queue`](crate::Host::queue), [`Host::pipe`](crate::Host::pipe),
+//! [`Host::event`](crate::Host::event), [`Host::lock`](crate::Host::lock) and its
+//! siblings): the same objects as a guest's, held by the host's own root, and passed to a
+//! process in its start arguments ([`ProcessBuilder::arg`](crate::ProcessBuilder::arg)),
+//! where the guest SDK's type of the same name in the target's parameter takes them.
 
 use crate::error::ProcessError;
 use crate::model::ProcessCtx;
@@ -42,11 +43,11 @@ pub(crate) fn serialize_args<T: Serialize + ?Sized>(
     }
 }
 
-/// `Serialize` of a shared object: `(handle, extra)`, as the guest SDK reads it,
-/// registered with the `ProcessBuilder::arg` call in progress.
+/// `Serialize` of a shared object: `(handle, extra)`, or the handle alone without `extra`,
+/// as the guest SDK reads it, registered with the `ProcessBuilder::arg` call in progress.
 fn serialize_shared<S: Serializer>(
     object: &Shared,
-    extra: u32,
+    extra: Option<u32>,
     what: &str,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
@@ -68,7 +69,10 @@ fn serialize_shared<S: Serializer>(
         REFUSED.with(|r| *r.borrow_mut() = Some(why.clone()));
         return Err(serde::ser::Error::custom(why));
     }
-    (object.handle, extra).serialize(serializer)
+    match extra {
+        Some(extra) => (object.handle, extra).serialize(serializer),
+        None => serializer.serialize_u64(object.handle),
+    }
 }
 
 /// What a shared object of the host's root is: its handle in the root's table.
@@ -265,7 +269,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
 impl<T> Serialize for Queue<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_shared(&self.shared, self.maxsize, "Queue", serializer)
+        serialize_shared(&self.shared, Some(self.maxsize), "Queue", serializer)
     }
 }
 
@@ -362,7 +366,7 @@ impl Connection {
 
 impl Serialize for Connection {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize_shared(&self.shared, self.flags, "Connection", serializer)
+        serialize_shared(&self.shared, Some(self.flags), "Connection", serializer)
     }
 }
 
@@ -373,5 +377,271 @@ impl std::fmt::Debug for Connection {
             .field("readable", &(self.flags & READABLE != 0))
             .field("writable", &(self.flags & WRITABLE != 0))
             .finish()
+    }
+}
+
+/// An event shared by the Rust program and the processes it passes it to, as
+/// `multiprocessing.Event`: the guest SDK's `Event` in a target's parameter takes it.
+/// Dropping it ends the Rust side's hold; processes that hold the event go on using it.
+pub struct Event {
+    shared: Shared,
+}
+
+impl Event {
+    pub(crate) fn new(
+        root: &Arc<ProcessCtx>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Event, ProcessError> {
+        let h = call::<u64>(root, runtime, Request::EventNew)?;
+        Ok(Event {
+            shared: Shared::new(root, runtime, h),
+        })
+    }
+
+    /// Sets the flag, waking every waiter. Python: `set()`.
+    ///
+    /// # Errors
+    /// None in practice (the errors of a call on the host's objects).
+    pub fn set(&self) -> Result<(), ProcessError> {
+        self.shared.call(Request::EventSet {
+            h: self.shared.handle,
+        })
+    }
+
+    /// Clears the flag. Python: `clear()`.
+    ///
+    /// # Errors
+    /// As [`Event::set`].
+    pub fn clear(&self) -> Result<(), ProcessError> {
+        self.shared.call(Request::EventClear {
+            h: self.shared.handle,
+        })
+    }
+
+    /// Whether the flag is set. Python: `is_set()`.
+    ///
+    /// # Errors
+    /// As [`Event::set`].
+    pub fn is_set(&self) -> Result<bool, ProcessError> {
+        self.shared.call(Request::EventIsSet {
+            h: self.shared.handle,
+        })
+    }
+
+    /// Waits until the flag is set or `timeout` passes (`None`: as long as it takes);
+    /// whether it is set. Python: `wait(timeout)`.
+    ///
+    /// # Errors
+    /// As [`Event::set`].
+    pub fn wait(&self, timeout: Option<Duration>) -> Result<bool, ProcessError> {
+        self.shared.call(Request::EventWait {
+            h: self.shared.handle,
+            timeout: timeout.map(nanos),
+        })
+    }
+
+    /// [`Event::wait`] for async code.
+    ///
+    /// # Errors
+    /// As [`Event::set`].
+    pub async fn wait_async(&self, timeout: Option<Duration>) -> Result<bool, ProcessError> {
+        let request = Request::EventWait {
+            h: self.shared.handle,
+            timeout: timeout.map(nanos),
+        };
+        self.shared.call_async(request).await
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize_shared(&self.shared, None, "Event", serializer)
+    }
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("handle", &self.shared.handle)
+            .finish()
+    }
+}
+
+macro_rules! lock_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        ///
+        /// The Rust side holds it as the host's root process does: a lock it holds when it
+        /// is dropped is released, and the next acquirer learns that its owner ended
+        /// (`owner-died`). Dropping it ends the Rust side's hold; processes that hold it go
+        /// on using it.
+        pub struct $name {
+            shared: Shared,
+        }
+
+        impl $name {
+            /// Acquires it, waiting at most `timeout` (`None`: as long as it takes);
+            /// whether it was acquired. Python: `acquire(timeout=...)`.
+            ///
+            /// # Errors
+            /// `owner-died` (acquired all the same) when its previous owner ended while
+            /// holding it.
+            pub fn acquire(&self, timeout: Option<Duration>) -> Result<bool, ProcessError> {
+                self.shared.call(Request::LockAcquire {
+                    h: self.shared.handle,
+                    block: true,
+                    timeout: timeout.map(nanos),
+                })
+            }
+
+            /// Acquires it only if that is possible at once. Python: `acquire(False)`.
+            ///
+            /// # Errors
+            /// As [`acquire`](Self::acquire).
+            pub fn try_acquire(&self) -> Result<bool, ProcessError> {
+                self.shared.call(Request::LockAcquire {
+                    h: self.shared.handle,
+                    block: false,
+                    timeout: None,
+                })
+            }
+
+            /// [`acquire`](Self::acquire) for async code.
+            ///
+            /// # Errors
+            /// As [`acquire`](Self::acquire).
+            pub async fn acquire_async(
+                &self,
+                timeout: Option<Duration>,
+            ) -> Result<bool, ProcessError> {
+                let request = Request::LockAcquire {
+                    h: self.shared.handle,
+                    block: true,
+                    timeout: timeout.map(nanos),
+                };
+                self.shared.call_async(request).await
+            }
+
+            /// Releases it. Python: `release()`.
+            ///
+            /// # Errors
+            /// `invalid-state` as in CPython: a release too many, or of an rlock this side
+            /// does not hold.
+            pub fn release(&self) -> Result<(), ProcessError> {
+                self.shared.call(Request::LockRelease {
+                    h: self.shared.handle,
+                })
+            }
+
+            /// Units it would give now: 1 or 0 for a lock, a semaphore's value. Python:
+            /// `get_value()` (of a semaphore).
+            ///
+            /// # Errors
+            /// As [`acquire`](Self::acquire).
+            pub fn value(&self) -> Result<u32, ProcessError> {
+                self.shared.call(Request::LockValue {
+                    h: self.shared.handle,
+                })
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serialize_shared(&self.shared, None, $what, serializer)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct($what)
+                    .field("handle", &self.shared.handle)
+                    .finish()
+            }
+        }
+    };
+}
+
+lock_type!(
+    /// A lock shared by the Rust program and the processes it passes it to, as
+    /// `multiprocessing.Lock`: the guest SDK's `Lock` in a target's parameter takes it.
+    Lock,
+    "Lock"
+);
+lock_type!(
+    /// A recursive lock, as `multiprocessing.RLock`: the guest SDK's `RLock` takes it.
+    RLock,
+    "RLock"
+);
+lock_type!(
+    /// A semaphore, as `multiprocessing.Semaphore`: the guest SDK's `Semaphore` takes it.
+    Semaphore,
+    "Semaphore"
+);
+lock_type!(
+    /// A bounded semaphore, as `multiprocessing.BoundedSemaphore`: the guest SDK's
+    /// `BoundedSemaphore` takes it.
+    BoundedSemaphore,
+    "BoundedSemaphore"
+);
+
+/// A new lock or semaphore of `kind` with `value` units, for the Rust side.
+fn new_lock(
+    root: &Arc<ProcessCtx>,
+    runtime: &tokio::runtime::Handle,
+    kind: crate::sync::LockKind,
+    value: u32,
+) -> Result<Shared, ProcessError> {
+    let h = call::<u64>(root, runtime, Request::LockNew { kind, value })?;
+    Ok(Shared::new(root, runtime, h))
+}
+
+impl Lock {
+    pub(crate) fn new(
+        root: &Arc<ProcessCtx>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Self, ProcessError> {
+        Ok(Lock {
+            shared: new_lock(root, runtime, crate::sync::LockKind::Lock, 1)?,
+        })
+    }
+}
+
+impl RLock {
+    pub(crate) fn new(
+        root: &Arc<ProcessCtx>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Self, ProcessError> {
+        Ok(RLock {
+            shared: new_lock(root, runtime, crate::sync::LockKind::RLock, 1)?,
+        })
+    }
+}
+
+impl Semaphore {
+    pub(crate) fn new(
+        root: &Arc<ProcessCtx>,
+        runtime: &tokio::runtime::Handle,
+        value: u32,
+    ) -> Result<Self, ProcessError> {
+        Ok(Semaphore {
+            shared: new_lock(root, runtime, crate::sync::LockKind::Semaphore, value)?,
+        })
+    }
+}
+
+impl BoundedSemaphore {
+    pub(crate) fn new(
+        root: &Arc<ProcessCtx>,
+        runtime: &tokio::runtime::Handle,
+        value: u32,
+    ) -> Result<Self, ProcessError> {
+        Ok(BoundedSemaphore {
+            shared: new_lock(
+                root,
+                runtime,
+                crate::sync::LockKind::BoundedSemaphore,
+                value,
+            )?,
+        })
     }
 }

@@ -953,3 +953,54 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    /// Events, locks and semaphores shared by the Rust program and a process it starts:
+    /// the process waits for the Rust side's event, finds the lock the Rust side holds and
+    /// gets it once released, takes the semaphore's units; the Rust side sees the guest's
+    /// changes (an event set, units taken, a lock left free).
+    fn library_shared_sync(backend) {
+        let host = capture_host(backend);
+        let program = host.load(LIBRARY_SHARED).unwrap();
+        let (go, done) = (host.event().unwrap(), host.event().unwrap());
+        let lock = host.lock().unwrap();
+        let rlock = host.rlock().unwrap();
+        let sem = host.semaphore(2).unwrap();
+        let bounded = host.bounded_semaphore(1).unwrap();
+        let log = host.queue::<String>(0).unwrap();
+        assert!(lock.acquire(None).unwrap());
+        let p = host
+            .process(&program, "gatekeeper")
+            .arg(&(&go, &done, &lock, &rlock, &sem, &bounded, &log))
+            .start()
+            .unwrap();
+        assert!(!go.is_set().unwrap());
+        go.set().unwrap();
+        let next = || log.get_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(next(), "go: true");
+        assert_eq!(next(), "try_acquire the held lock: false");
+        lock.release().unwrap();
+        assert_eq!(next(), "acquire it: true");
+        assert_eq!(next(), "semaphore: true true false");
+        assert_eq!(next(), "rlock twice: true true");
+        assert_eq!(next(), "bounded release too many: semaphore or lock released too many times");
+        assert!(futures::executor::block_on(done.wait_async(Some(Duration::from_secs(30)))).unwrap());
+        p.join(None).unwrap();
+        assert_eq!(p.exitcode().unwrap(), Some(0), "{backend:?}");
+        assert_eq!(sem.value().unwrap(), 0);
+        assert!(!sem.try_acquire().unwrap());
+        assert_eq!(lock.value().unwrap(), 1);
+        assert!(rlock.acquire(Some(Duration::from_secs(1))).unwrap());
+        assert!(rlock.acquire(None).unwrap(), "the Rust side's own rlock, twice");
+        rlock.release().unwrap();
+        rlock.release().unwrap();
+        let e = rlock.release().unwrap_err();
+        assert_eq!(e.message, "cannot release un-acquired lock");
+        assert!(done.is_set().unwrap());
+        done.clear().unwrap();
+        assert!(!done.wait(Some(Duration::from_millis(10))).unwrap());
+        assert!(lock.try_acquire().unwrap());
+        let e = postcard::to_allocvec(&lock).unwrap_err();
+        assert!(matches!(e, postcard::Error::SerdeSerCustom), "{e:?}");
+    }
+}

@@ -1,7 +1,11 @@
-//! Targets that use the queues and pipe ends a Rust program passes them (the library's
-//! `Host::queue` and `Host::pipe`).
+//! Targets that use the queues, pipe ends, events, locks and semaphores a Rust program
+//! passes them (the library's `Host::queue`, `Host::pipe`, `Host::event`, `Host::lock` and
+//! its siblings).
 
-use wasmproc_guest::{Connection, ErrorKind, Queue, targets};
+use std::time::Duration;
+use wasmproc_guest::{
+    BoundedSemaphore, Connection, ErrorKind, Event, Lock, Queue, RLock, Semaphore, targets,
+};
 
 /// Doubles the numbers on `jobs` onto `results` until a 0 comes.
 fn doubler((jobs, results): (Queue<u32>, Queue<u64>)) {
@@ -28,6 +32,51 @@ fn echo(conn: Connection) {
     wasmproc_guest::exit(n);
 }
 
-targets![doubler, echo];
+/// Waits for `go`; finds `lock` held by the Rust side and waits for it; takes both units of
+/// `sem`; takes `rlock` twice; reports each step on `log`, then sets `done`.
+#[allow(clippy::type_complexity)]
+fn gatekeeper(
+    (go, done, lock, rlock, sem, bounded, log): (
+        Event,
+        Event,
+        Lock,
+        RLock,
+        Semaphore,
+        BoundedSemaphore,
+        Queue<String>,
+    ),
+) {
+    let say = |s: String| log.put(&s).unwrap();
+    say(format!("go: {}", go.wait(Duration::from_secs(30)).unwrap()));
+    say(format!(
+        "try_acquire the held lock: {}",
+        lock.try_acquire().unwrap()
+    ));
+    say(format!(
+        "acquire it: {}",
+        lock.acquire_timeout(Duration::from_secs(30)).unwrap()
+    ));
+    lock.release().unwrap();
+    say(format!(
+        "semaphore: {} {} {}",
+        sem.try_acquire().unwrap(),
+        sem.try_acquire().unwrap(),
+        sem.try_acquire().unwrap()
+    ));
+    say(format!(
+        "rlock twice: {} {}",
+        rlock.acquire().unwrap(),
+        rlock.acquire().unwrap()
+    ));
+    rlock.release().unwrap();
+    rlock.release().unwrap();
+    say(format!(
+        "bounded release too many: {}",
+        bounded.release().unwrap_err().message()
+    ));
+    done.set().unwrap();
+}
+
+targets![doubler, echo, gatekeeper];
 
 fn main() {}
