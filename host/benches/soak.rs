@@ -4,7 +4,9 @@
 //! attacks of hostile guests, each for many rounds on one host under the default limits (a
 //! spawn bomb; 80 creates of 60 MiB never started), with the host's peak resident memory
 //! against a stated bound; the spawn bomb's time to refusal; and how long the OS processes
-//! of a host killed mid-bomb outlive it.
+//! of a host killed mid-bomb outlive it. Last, `rounds` rounds of a queue's producers and
+//! consumers killed with SIGKILL mid-put and mid-get (`sync_queue_kill`): every item whole,
+//! none delivered twice.
 //!
 //! `cargo bench -p wasmproc --bench soak -- [CYCLES] [ROUNDS]` (defaults 100000 and 1000).
 //! `SOAK_BACKENDS` (default `wasm,native`) names the backends to soak and attack, for
@@ -15,7 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 use wasmproc::{BackendKind, Config, ExitStatus, Host, OutputMode};
 use wasmproc_tests::{
-    DEMO, HOSTILE_CREATE, HOSTILE_SPAWNBOMB, LIFELINE_TREE, descendants, running,
+    DEMO, HOSTILE_CREATE, HOSTILE_SPAWNBOMB, LIFELINE_TREE, SYNC_QUEUE_KILL, descendants,
+    running,
 };
 
 fn status_field(name: &str) -> u64 {
@@ -185,6 +188,42 @@ fn reset_peak() {
 
 /// `rounds` runs of the guest at `path` on one host of `backend` under the default limits
 /// (output captured); `bound_mib` is the host's peak resident memory it must stay under.
+/// `rounds` rounds of `sync_queue_kill` in one run: 3 producers and 2 consumers of one
+/// queue killed at arbitrary points of their puts and gets each round.
+fn queue_kill(backend: BackendKind, rounds: u64) {
+    let host = Host::new(Config {
+        backend,
+        output: OutputMode::Capture,
+        native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
+        ..Config::default()
+    })
+    .expect("host");
+    let program = host.load(SYNC_QUEUE_KILL).expect("program");
+    let t = Instant::now();
+    let run = host
+        .run_main(&program, &[rounds.to_string()])
+        .expect("run");
+    let main = run
+        .process("MainProcess")
+        .map(|c| String::from_utf8_lossy(&c.stdout()).into_owned())
+        .unwrap_or_default();
+    let expected = format!("{rounds} rounds: every item whole, none twice, the queue works on\n");
+    let stderr = run
+        .process("MainProcess")
+        .map(|c| String::from_utf8_lossy(&c.stderr()).into_owned())
+        .unwrap_or_default();
+    println!(
+        "{:<6} queue producers and consumers killed: {rounds} rounds in {:.1} s, {}",
+        backend.as_str(),
+        t.elapsed().as_secs_f64(),
+        if run.status == ExitStatus::SUCCESS && main == expected {
+            "every item whole, none twice".to_string()
+        } else {
+            format!("FAILED: {:?}: {main}{stderr}", run.status)
+        }
+    );
+}
+
 fn attack(backend: BackendKind, label: &str, path: &str, rounds: u64, bound_mib: u64) {
     let host = Host::new(Config {
         backend,
@@ -383,6 +422,9 @@ fn main() {
     }
     if native {
         killed_bomb_hosts(5);
+    }
+    for &backend in &backends {
+        queue_kill(backend, rounds);
     }
     println!(
         "wasmproc __child processes alive at the end: {}",

@@ -1197,3 +1197,17 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    /// Producers and consumers of one queue killed at arbitrary points of their puts and
+    /// gets, 10 rounds of 3 and 2: every item whole, none twice, the queue working on. (The
+    /// soak command runs 1,000 rounds.)
+    fn sync_queue_kill(backend) {
+        let out = run(backend, SYNC_QUEUE_KILL, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&["10 rounds: every item whole, none twice, the queue works on"])
+        );
+    }
+}
