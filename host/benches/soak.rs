@@ -17,8 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 use wasmproc::{BackendKind, Config, ExitStatus, Host, OutputMode};
 use wasmproc_tests::{
-    DEMO, HOSTILE_CREATE, HOSTILE_SPAWNBOMB, LIFELINE_TREE, SYNC_QUEUE_KILL, descendants,
-    running,
+    DEMO, HOSTILE_CREATE, HOSTILE_SPAWNBOMB, LIFELINE_TREE, SYNC_QUEUE_KILL, descendants, running,
 };
 
 fn status_field(name: &str) -> u64 {
@@ -200,9 +199,7 @@ fn queue_kill(backend: BackendKind, rounds: u64) {
     .expect("host");
     let program = host.load(SYNC_QUEUE_KILL).expect("program");
     let t = Instant::now();
-    let run = host
-        .run_main(&program, &[rounds.to_string()])
-        .expect("run");
+    let run = host.run_main(&program, &[rounds.to_string()]).expect("run");
     let main = run
         .process("MainProcess")
         .map(|c| String::from_utf8_lossy(&c.stdout()).into_owned())

@@ -61,9 +61,8 @@ pub(crate) struct Remote {
     /// in order, over `control` (started on the first).
     events: Mutex<Option<Forwarder>>,
     /// What the server told of this process's locks, events and small shared blocks, by
-    /// handle: where their
-    /// state is, for this process to change it itself when nobody waits (none: every call
-    /// goes to the server).
+    /// handle: where their state is, for this process to change it itself when nobody
+    /// waits (none: every call goes to the server).
     slots: Mutex<HashMap<u64, Option<Fast>>>,
     /// The run's lock arena, mapped on first use (none: it cannot be).
     arena: std::sync::OnceLock<Option<Arc<Arena>>>,
@@ -162,19 +161,11 @@ impl Remote {
     }
 
     /// Carries out `request` on the server, keeping [`Remote::queues`] up to date; an
-    /// acquire or release of a lock nobody waits for, here.
+    /// operation on a lock, event or small shared block that needs neither waiting nor a
+    /// report, here ([`Remote::fast`]).
     async fn call(&self, request: Request) -> Result<Response> {
         let connection = self.connection().await?;
-        if let Request::LockAcquire { h, .. }
-        | Request::LockRelease { h }
-        | Request::EventSet { h }
-        | Request::EventClear { h }
-        | Request::EventIsSet { h }
-        | Request::EventWait { h, .. }
-        | Request::MemoryRead { h, .. }
-        | Request::MemoryWrite { h, .. } = &request
-        {
-            let h = *h;
+        if let Some(h) = fast_handle(&request) {
             if !lock(&self.slots).contains_key(&h) {
                 self.learn(connection, h).await?;
             }
@@ -226,21 +217,10 @@ impl Remote {
     }
 
     /// An operation on a lock, event or small shared block in the arena carried out here,
-    /// without waiting;
-    /// none when the server must carry it out (someone waits there, it would wait, it is an
-    /// error, or posts not sent yet must reach the server first).
+    /// without waiting; none when the server must carry it out (someone waits there, it
+    /// would wait, it is an error, or posts not sent yet must reach the server first).
     fn fast(&self, connection: &Connection, request: &Request) -> Option<Response> {
-        let h = match *request {
-            Request::LockAcquire { h, .. }
-            | Request::LockRelease { h }
-            | Request::EventSet { h }
-            | Request::EventClear { h }
-            | Request::EventIsSet { h }
-            | Request::EventWait { h, .. }
-            | Request::MemoryRead { h, .. }
-            | Request::MemoryWrite { h, .. } => h,
-            _ => return None,
-        };
+        let h = fast_handle(request)?;
         let fast = (*lock(&self.slots).get(&h)?)?;
         if connection.has_posts() {
             return None;
@@ -384,6 +364,22 @@ impl Link {
             // A process reached over the socket only ever holds tokens.
             (Shares::Objects(_), Link::Server(_)) => 0,
         }
+    }
+}
+
+/// The object of `request` if it is an operation a native child may carry out itself
+/// ([`Remote::fast`]).
+fn fast_handle(request: &Request) -> Option<u64> {
+    match *request {
+        Request::LockAcquire { h, .. }
+        | Request::LockRelease { h }
+        | Request::EventSet { h }
+        | Request::EventClear { h }
+        | Request::EventIsSet { h }
+        | Request::EventWait { h, .. }
+        | Request::MemoryRead { h, .. }
+        | Request::MemoryWrite { h, .. } => Some(h),
+        _ => None,
     }
 }
 
