@@ -236,6 +236,7 @@ backend_tests! {
                 "test_waitfor_timeout",
                 "test_wait_result",
                 "test_condition_errors",
+                "test_condition_owner_dies",
             ],
             "",
         );
@@ -259,6 +260,7 @@ backend_tests! {
                 "test_single_thread",
                 "test_thousand",
                 "test_barrier_action_fails",
+                "test_barrier_party_dies",
             ],
             "",
         );
@@ -331,10 +333,10 @@ ignore this
             (
                 "main raises\nthe child ends first\n",
                 "Traceback (most recent call last):
-  File \"mp_tests.py\", line 1854, in <module>
+  File \"mp_tests.py\", line 1889, in <module>
     sys.exit(main(sys.argv[1:] or list(GROUPS)))
              ~~~~^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-  File \"mp_tests.py\", line 1838, in main
+  File \"mp_tests.py\", line 1873, in main
     main_raises()
     ~~~~~~~~~~~^^
   File \"mp_tests.py\", line 981, in main_raises

@@ -1811,18 +1811,53 @@ def test_manager_in_child():
     eq(str(e), "DictProxy objects should only be shared between processes through inheritance")
 
 
+def _wait_forever(barrier):
+    barrier.wait()
+
+
+def test_barrier_party_dies():
+    # wasmproc's (issue 18): a party that ends while it waits breaks the barrier.
+    barrier = multiprocessing.Barrier(2)
+    p = multiprocessing.Process(target=_wait_forever, args=(barrier,))
+    p.start()
+    while barrier.n_waiting < 1:
+        time.sleep(0.001)
+    p.terminate()
+    p.join()
+    check(barrier.broken)
+    raises(threading.BrokenBarrierError, barrier.wait)
+
+
+def _hold_and_end(cond):
+    cond.acquire()
+
+
+def test_condition_owner_dies():
+    # wasmproc's (issue 18): a process that ends holding a Condition's lock leaves it to
+    # the next acquirer (the robust lock rule), and the condition works on.
+    cond = multiprocessing.Condition()
+    p = multiprocessing.Process(target=_hold_and_end, args=(cond,))
+    p.start()
+    p.join()
+    eq(p.exitcode, 0)
+    check(cond.acquire(timeout=30))
+    eq(cond.wait(0.01), False)
+    cond.notify()
+    cond.release()
+
+
 GROUPS["queues2"] = [
     test_simplequeue_empty, test_simplequeue_empty_exceptions, test_simplequeue_close,
     test_joinable_queue,
 ]
 GROUPS["condition"] = [
     test_notify, test_notify_all, test_notify_n, test_condition_timeout, test_waitfor,
-    test_waitfor_timeout, test_wait_result, test_condition_errors,
+    test_waitfor_timeout, test_wait_result, test_condition_errors, test_condition_owner_dies,
 ]
 GROUPS["barrier"] = [
     test_barrier, test_barrier_10, test_wait_return, test_action, test_abort, test_reset,
     test_abort_and_reset, test_barrier_timeout, test_default_timeout, test_single_thread,
-    test_thousand, test_barrier_action_fails,
+    test_thousand, test_barrier_action_fails, test_barrier_party_dies,
 ]
 GROUPS["sharedctypes"] = [
     test_value, test_rawvalue, test_getobj_getlock, test_array, test_array_from_size,
