@@ -1,7 +1,8 @@
 """Manager() (multiprocessing.managers.SyncManager): the host plays the manager's server
 process. `dict()` and `list()` are proxies of a dictionary and a list the host keeps, with
-keys and values pickled; `Namespace()` keeps its attributes in such a dictionary; the other
-methods return the ordinary shared objects (a Queue, a Lock, ...), which need no proxy.
+keys and values pickled; `Namespace()` keeps its attributes in such a dictionary and `Value()`
+its value in such a list; the other methods return the ordinary shared objects (a Queue, a
+Lock, an Array, ...), which need no proxy.
 
 Differences from CPython: a key is found by its pickled bytes, so keys that are equal but
 pickle differently (1 and 1.0, say) are different keys; a proxy or sync object cannot be a
@@ -14,7 +15,7 @@ import pickle
 from . import _host
 from ._share import HostObject
 
-__all__ = ["BaseManager", "SyncManager", "DictProxy", "ListProxy", "Namespace"]
+__all__ = ["BaseManager", "SyncManager", "DictProxy", "ListProxy", "ValueProxy", "Namespace"]
 
 
 def _dumps(obj):
@@ -293,6 +294,37 @@ class ListProxy(HostObject):
         self._replace(sorted(self._items(), key=key, reverse=reverse))
 
 
+class ValueProxy(HostObject):
+    """Manager().Value(typecode, value): any picklable value (the typecode is kept, not
+    checked, as CPython's manager does), read with get() or `.value`, replaced with set(),
+    in a one-item list the host keeps."""
+
+    def __init__(self, typecode, value, lock=True):
+        self._bind(_host.call(_host.sync.list_new))
+        self._typecode = typecode
+        _host.call(_host.sync.list_insert, self._h, 0, _dumps(value))
+
+    def _state(self):
+        return self._typecode
+
+    def _set_state(self, typecode):
+        self._typecode = typecode
+
+    def get(self):
+        return _loads(_host.call(_host.sync.list_get, self._h, 0))
+
+    def set(self, value):
+        _host.call(_host.sync.list_set, self._h, 0, _dumps(value))
+
+    value = property(get, set)
+
+    def __repr__(self):
+        return "<ValueProxy object, typeid 'Value' at %#x>" % id(self)
+
+    def __str__(self):
+        return "Value(%r, %r)" % (self._typecode, self.get())
+
+
 class Namespace:
     """Manager().Namespace(): attributes kept in a managed dictionary."""
 
@@ -412,9 +444,7 @@ class SyncManager:
         return Barrier(parties, action, timeout)
 
     def Value(self, typecode, value, lock=True):
-        from .sharedctypes import Value
-
-        return Value(typecode, value, lock=lock)
+        return ValueProxy(typecode, value, lock)
 
     def Array(self, typecode, sequence, lock=True):
         from .sharedctypes import Array

@@ -285,7 +285,7 @@ backend_tests! {
         );
     }
 
-    /// CPython's `_TestContainers`, over `Manager()`.
+    /// CPython's `_TestContainers` and `TestSyncManagerTypes`, over `Manager()`.
     fn python_managers(backend) {
         group(
             backend,
@@ -297,6 +297,7 @@ backend_tests! {
                 "test_dict_iter",
                 "test_namespace",
                 "test_manager_in_child",
+                "test_smt_types",
             ],
             "",
         );
@@ -333,10 +334,10 @@ ignore this
             (
                 "main raises\nthe child ends first\n",
                 "Traceback (most recent call last):
-  File \"mp_tests.py\", line 1889, in <module>
+  File \"mp_tests.py\", line 2014, in <module>
     sys.exit(main(sys.argv[1:] or list(GROUPS)))
              ~~~~^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-  File \"mp_tests.py\", line 1873, in main
+  File \"mp_tests.py\", line 1998, in main
     main_raises()
     ~~~~~~~~~~~^^
   File \"mp_tests.py\", line 981, in main_raises

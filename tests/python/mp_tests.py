@@ -1846,6 +1846,130 @@ def test_condition_owner_dies():
     cond.release()
 
 
+# --- TestSyncManagerTypes: a manager's objects, used by a child -------------------------
+
+def _run_worker(worker, obj):
+    p = multiprocessing.Process(target=worker, args=(obj,))
+    p.daemon = True
+    p.start()
+    p.join()
+    eq(p.exitcode, 0)
+
+
+def _smt_event(obj):
+    assert obj.is_set()
+    obj.wait()
+    obj.clear()
+    obj.wait(0.001)
+
+
+def _smt_acquire(obj):
+    obj.acquire()
+
+
+def _smt_acquire_release(obj):
+    obj.acquire()
+    obj.release()
+
+
+def _smt_barrier(obj):
+    assert obj.parties == 5
+    obj.reset()
+
+
+def _smt_queue(obj):
+    assert obj.qsize() == 2
+    assert obj.full()
+    assert not obj.empty()
+    assert obj.get() == 5
+    assert not obj.empty()
+    assert obj.get() == 6
+    assert obj.empty()
+
+
+def _smt_list(obj):
+    eq(obj[0], 5)
+    eq(obj.count(5), 1)
+    eq(obj.index(5), 0)
+    obj.sort()
+    obj.reverse()
+    for x in obj:
+        pass
+    eq(len(obj), 1)
+    eq(obj.pop(0), 5)
+
+
+def _smt_dict(obj):
+    eq(len(obj), 1)
+    eq(obj["foo"], 5)
+    eq(obj.get("foo"), 5)
+    eq(list(obj.items()), [("foo", 5)])
+    eq(list(obj.keys()), ["foo"])
+    eq(list(obj.values()), [5])
+    eq(obj.copy(), {"foo": 5})
+    eq(obj.popitem(), ("foo", 5))
+
+
+def _smt_value(obj):
+    eq(obj.value, 1)
+    eq(obj.get(), 1)
+    obj.set(2)
+
+
+def _smt_array(obj):
+    eq(obj[0], 0)
+    eq(obj[1], 1)
+    eq(len(obj), 2)
+    eq(list(obj), [0, 1])
+
+
+def _smt_namespace(obj):
+    eq(obj.x, 0)
+    eq(obj.y, 1)
+
+
+def test_smt_types():
+    manager = multiprocessing.Manager()
+    o = manager.Event()
+    o.set()
+    _run_worker(_smt_event, o)
+    check(not o.is_set())
+    o.wait(0.001)
+    _run_worker(_smt_acquire_release, manager.RLock())
+    for sname in ("Semaphore", "BoundedSemaphore"):
+        o = getattr(manager, sname)()
+        _run_worker(_smt_acquire, o)
+        o.release()
+    _run_worker(_smt_acquire_release, manager.Condition())
+    _run_worker(_smt_barrier, manager.Barrier(5))
+    for qname in ("Queue", "JoinableQueue"):
+        o = getattr(manager, qname)(2)
+        o.put(5)
+        o.put(6)
+        _run_worker(_smt_queue, o)
+        check(o.empty())
+        check(not o.full())
+    o = manager.list()
+    o.append(5)
+    _run_worker(_smt_list, o)
+    eq(len(o), 0)
+    o = manager.dict()
+    o["foo"] = 5
+    _run_worker(_smt_dict, o)
+    eq(len(o), 0)
+    o = manager.Value("i", 1)
+    _run_worker(_smt_value, o)
+    eq(o.value, 2)
+    eq(o.get(), 2)
+    eq(str(o), "Value('i', 2)")
+    _run_worker(_smt_array, manager.Array("i", [0, 1]))
+    o = manager.Namespace()
+    o.x = 0
+    o.y = 1
+    _run_worker(_smt_namespace, o)
+    manager.shutdown()
+
+
 GROUPS["queues2"] = [
     test_simplequeue_empty, test_simplequeue_empty_exceptions, test_simplequeue_close,
     test_joinable_queue,
@@ -1865,6 +1989,7 @@ GROUPS["sharedctypes"] = [
 ]
 GROUPS["managers"] = [
     test_list, test_list_iter, test_dict, test_dict_iter, test_namespace, test_manager_in_child,
+    test_smt_types,
 ]
 
 
