@@ -278,9 +278,17 @@ const PYTHON_PACKAGE: &[(&str, &str)] = &[
         "connection.py",
         include_str!("../python/wasmproc/connection.py"),
     ),
+    (
+        "managers.py",
+        include_str!("../python/wasmproc/managers.py"),
+    ),
     ("pool.py", include_str!("../python/wasmproc/pool.py")),
     ("process.py", include_str!("../python/wasmproc/process.py")),
     ("queues.py", include_str!("../python/wasmproc/queues.py")),
+    (
+        "sharedctypes.py",
+        include_str!("../python/wasmproc/sharedctypes.py"),
+    ),
     (
         "synchronize.py",
         include_str!("../python/wasmproc/synchronize.py"),

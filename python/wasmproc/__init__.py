@@ -6,14 +6,16 @@ from . import _host
 from .process import Process, current_process, parent_process, active_children
 from .queues import Queue, SimpleQueue, JoinableQueue
 from .connection import Pipe, BufferTooShort
-from .synchronize import Event, Lock, RLock, Semaphore, BoundedSemaphore
+from .synchronize import Event, Lock, RLock, Semaphore, BoundedSemaphore, Condition, Barrier
+from .sharedctypes import Value, Array, RawValue, RawArray
 from .pool import Pool, ProcessError, TimeoutError
 from ._host import LimitExceeded
 
 __all__ = [
     "Process", "current_process", "parent_process", "active_children", "cpu_count",
     "Queue", "SimpleQueue", "JoinableQueue", "Pipe", "Event", "Lock", "RLock", "Semaphore",
-    "BoundedSemaphore", "Pool", "ProcessError", "TimeoutError", "AuthenticationError",
+    "BoundedSemaphore", "Condition", "Barrier", "Value", "Array", "RawValue", "RawArray",
+    "Manager", "Pool", "ProcessError", "TimeoutError", "AuthenticationError",
     "BufferTooShort", "LimitExceeded", "get_context", "get_start_method",
     "set_start_method", "get_all_start_methods", "freeze_support", "set_executable",
 ]
@@ -26,6 +28,16 @@ class AuthenticationError(ProcessError):
 def cpu_count():
     """The number of CPUs the host makes available."""
     return _host.process.cpu_count()
+
+
+def Manager(*, ctx=None):
+    """A manager whose dict(), list() and Namespace() the host keeps (there is no server
+    process: the host plays it)."""
+    from .managers import SyncManager
+
+    m = SyncManager()
+    m.start()
+    return m
 
 
 def freeze_support():
@@ -69,4 +81,4 @@ def get_context(method=None):
         raise ValueError("cannot find context for %r" % method)
     return _Context()
 
-from . import connection, pool, process, queues, synchronize  # noqa: E402,F401
+from . import connection, managers, pool, process, queues, sharedctypes, synchronize  # noqa: E402,F401

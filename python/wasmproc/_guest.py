@@ -31,11 +31,13 @@ def _install_shim():
     """`import multiprocessing` (and its submodules) gives this package: the interpreter's
     own multiprocessing needs fork or subprocesses, which a WebAssembly instance has not."""
     import wasmproc
-    from wasmproc import connection, pool, process, queues, synchronize
+    from wasmproc import connection, managers, pool, process, queues, sharedctypes, synchronize
 
     sys.modules["multiprocessing"] = wasmproc
     for name, mod in (
         ("connection", connection),
+        ("managers", managers),
+        ("sharedctypes", sharedctypes),
         ("pool", pool),
         ("process", process),
         ("queues", queues),

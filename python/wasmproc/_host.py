@@ -2,6 +2,7 @@
 exceptions CPython's multiprocessing raises for the same mistakes."""
 
 import queue as _queue
+import threading as _threading
 
 from componentize_py_types import Err
 from wit_world.imports import process as _process
@@ -16,6 +17,14 @@ _VALUE_ERRORS = (
     "semaphore or lock released too many times",
 )
 _OS_ERRORS = ("connection is read-only", "connection is write-only")
+# The host's `invalid-state` messages for a Condition used without its lock (threading's
+# words), as CPython's multiprocessing.Condition says them (an AssertionError).
+_CONDITION_ERRORS = {
+    "cannot wait on un-acquired lock": "must acquire() condition before using wait()",
+    "cannot notify on un-acquired lock": "lock is not owned",
+}
+# The host's `invalid-argument` messages that CPython raises as IndexError (a managed list).
+_INDEX_ERRORS = ("list index out of range", "pop from empty list")
 
 
 class LimitExceeded(OSError):
@@ -31,12 +40,18 @@ def exception(error):
             return ValueError(message)
         if message in _OS_ERRORS:
             return OSError(message)
+        if message in _CONDITION_ERRORS:
+            return AssertionError(_CONDITION_ERRORS[message])
+        if message == "task_done() called too many times":
+            return ValueError(message)
         if message == "cannot release un-acquired lock":
             # CPython's multiprocessing.RLock says it in its own words.
             return AssertionError("attempt to release recursive lock not owned by thread")
         return AssertionError(message)
     if kind == ErrorKind.NOT_A_CHILD:
         return AssertionError(message)
+    if kind == ErrorKind.INVALID_ARGUMENT and message in _INDEX_ERRORS:
+        return IndexError(message)
     if kind in (ErrorKind.CLOSED, ErrorKind.INVALID_ARGUMENT, ErrorKind.UNKNOWN_TARGET):
         return ValueError(message)
     if kind == ErrorKind.EMPTY:
@@ -51,6 +66,8 @@ def exception(error):
         e = OSError(message)
         e._owner_died = True  # the lock was acquired all the same
         return e
+    if kind == ErrorKind.BROKEN_BARRIER:
+        return _threading.BrokenBarrierError()
     if kind == ErrorKind.LIMIT_EXCEEDED:
         return LimitExceeded(message)
     return OSError(message)

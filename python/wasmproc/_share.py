@@ -97,3 +97,13 @@ def _rebuild(cls, handle, state):
     obj._bind(handle)
     obj._set_state(state)
     return obj
+
+
+def check_spawning(obj):
+    """Raises CPython's error when `obj` (a wrapper of sync objects, which record their own
+    handles) is pickled outside a child's start arguments."""
+    if _collecting is None:
+        raise RuntimeError(
+            "%s objects should only be shared between processes through inheritance"
+            % type(obj).__name__
+        )

@@ -80,8 +80,14 @@ class Queue(HostObject):
 
 
 class SimpleQueue(Queue):
+    """multiprocessing.SimpleQueue: put, get, empty and close; unbounded."""
+
     def __init__(self, *, ctx=None):
         super().__init__(0)
+
+    def _check_closed(self):
+        if self._closed:
+            raise OSError("handle is closed")
 
     def put(self, obj):
         super().put(obj)
@@ -91,47 +97,20 @@ class SimpleQueue(Queue):
 
 
 class JoinableQueue(Queue):
-    """A Queue whose consumers call task_done() for each item; join() waits for all."""
+    """A Queue whose consumers call task_done() for each item taken; join() waits until
+    every item put has been processed. The host counts the unfinished tasks."""
 
     def __init__(self, maxsize=0, *, ctx=None):
-        from .synchronize import Event, Semaphore, Lock
-
-        super().__init__(maxsize)
-        # Unfinished tasks: a semaphore's count; `_done` is set while it is zero.
-        self._unfinished = Semaphore(0)
-        self._cond = Lock()
-        self._done = Event()
-        self._done.set()
-
-    def _state(self):
-        return (self._maxsize, self._unfinished, self._cond, self._done)
-
-    def _set_state(self, state):
-        self._maxsize, self._unfinished, self._cond, self._done = state
+        if maxsize <= 0:
+            maxsize = 0
+        self._maxsize = maxsize
         self._closed = False
-
-    def __reduce__(self):
-        # The helper objects travel as shares too.
-        from ._share import assert_spawning
-
-        assert_spawning(self, self._h)
-        from ._share import _rebuild
-
-        return (_rebuild, (type(self), self._h, self._state()))
-
-    def put(self, obj, block=True, timeout=None):
-        self._check_closed()
-        with self._cond:
-            super().put(obj, block, timeout)
-            self._unfinished.release()
-            self._done.clear()
+        self._bind(_host.call(_host.sync.joinable_queue_new, min(maxsize, 2**32 - 1)))
 
     def task_done(self):
-        with self._cond:
-            if not self._unfinished.acquire(False):
-                raise ValueError("task_done() called too many times")
-            if self._unfinished.get_value() == 0:
-                self._done.set()
+        self._check_closed()
+        _host.call(_host.sync.queue_task_done, self._h)
 
     def join(self):
-        self._done.wait()
+        self._check_closed()
+        _host.call(_host.sync.queue_join, self._h, None)

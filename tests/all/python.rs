@@ -207,6 +207,102 @@ backend_tests! {
         );
     }
 
+    /// CPython's `_TestSimpleQueue`, and `JoinableQueue` over the host's task count.
+    fn python_queues2(backend) {
+        group(
+            backend,
+            "queues2",
+            &[
+                "test_simplequeue_empty",
+                "test_simplequeue_empty_exceptions",
+                "test_simplequeue_close",
+                "test_joinable_queue",
+            ],
+            "",
+        );
+    }
+
+    /// CPython's `_TestCondition`.
+    fn python_condition(backend) {
+        group(
+            backend,
+            "condition",
+            &[
+                "test_notify",
+                "test_notify_all",
+                "test_notify_n",
+                "test_condition_timeout",
+                "test_waitfor",
+                "test_waitfor_timeout",
+                "test_wait_result",
+                "test_condition_errors",
+                "test_condition_owner_dies",
+            ],
+            "",
+        );
+    }
+
+    /// CPython's `_TestBarrier`.
+    fn python_barrier(backend) {
+        group(
+            backend,
+            "barrier",
+            &[
+                "test_barrier",
+                "test_barrier_10",
+                "test_wait_return",
+                "test_action",
+                "test_abort",
+                "test_reset",
+                "test_abort_and_reset",
+                "test_barrier_timeout",
+                "test_default_timeout",
+                "test_single_thread",
+                "test_thousand",
+                "test_barrier_action_fails",
+                "test_barrier_party_dies",
+            ],
+            "",
+        );
+    }
+
+    /// CPython's `_TestValue` and `_TestArray`.
+    fn python_sharedctypes(backend) {
+        group(
+            backend,
+            "sharedctypes",
+            &[
+                "test_value",
+                "test_rawvalue",
+                "test_getobj_getlock",
+                "test_array",
+                "test_array_from_size",
+                "test_rawarray",
+                "test_getobj_getlock_obj",
+                "test_value_typecodes",
+            ],
+            "",
+        );
+    }
+
+    /// CPython's `_TestContainers` and `TestSyncManagerTypes`, over `Manager()`.
+    fn python_managers(backend) {
+        group(
+            backend,
+            "managers",
+            &[
+                "test_list",
+                "test_list_iter",
+                "test_dict",
+                "test_dict_iter",
+                "test_namespace",
+                "test_manager_in_child",
+                "test_smt_types",
+            ],
+            "",
+        );
+    }
+
     /// A child's uncaught exception prints `Process <name>:` and the traceback and gives
     /// exit code 1; `sys.exit(str)` prints the string and gives 1; `sys.exit(n)` gives n
     /// modulo 256; an unpicklable target fails at start().
@@ -238,10 +334,10 @@ ignore this
             (
                 "main raises\nthe child ends first\n",
                 "Traceback (most recent call last):
-  File \"mp_tests.py\", line 1014, in <module>
+  File \"mp_tests.py\", line 2014, in <module>
     sys.exit(main(sys.argv[1:] or list(GROUPS)))
              ~~~~^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
-  File \"mp_tests.py\", line 998, in main
+  File \"mp_tests.py\", line 1998, in main
     main_raises()
     ~~~~~~~~~~~^^
   File \"mp_tests.py\", line 981, in main_raises
