@@ -5,11 +5,13 @@
 //! object (an `Rc` inside); when the last value naming an object in this process is dropped
 //! (or the object is closed), the SDK tells the host this process no longer holds it.
 //!
-//! Objects reach a child only through its start arguments: their `Serialize` works only
-//! inside [`Builder::args`](crate::Builder::args) / [`Process::new`](crate::Process::new),
-//! which list them in the `shares` of the new process. Serialising one anywhere else (into
-//! a queue, a pipe, a file) is an error, because the handle would mean nothing to a process
-//! that does not hold the object.
+//! Objects reach another process only when passed: in a child's start arguments
+//! ([`Builder::args`](crate::Builder::args) / [`Process::new`](crate::Process::new), which
+//! list them in the `shares` of the new process), or inside an item put on a queue or a
+//! message sent through a pipe (the host gives them to whoever takes the item). Their
+//! `Serialize` works only there. Serialising one anywhere else (into a managed dictionary,
+//! a file) is an error, because the handle would mean nothing to a process that does not
+//! hold the object.
 
 use crate::__private::bindings::wasmproc::process::sync as host;
 use crate::{Error, ErrorKind, Sentinel};
@@ -133,7 +135,8 @@ pub(crate) fn serialize_shared<S: Serializer>(
                 None
             }
             None => Some(format!(
-                "{} {what} can only be passed to a child process in its start arguments",
+                "{} {what} can only be passed to another process in a child's start \
+                 arguments, a queue item or a pipe message",
                 if what.starts_with('E') { "an" } else { "a" }
             )),
         })
@@ -179,6 +182,31 @@ fn with_serialized<T: Serialize + ?Sized, R>(
         }
         Err(e) => Err(serialize_failed::<T>(e, what)),
     }
+}
+
+/// As [`with_serialized`], for an item that may carry sync objects (a queue item, a pipe
+/// message): `f` also gets the handles of the objects serialised into it.
+fn with_carried<T: Serialize + ?Sized, R>(
+    item: &T,
+    what: &'static str,
+    f: impl FnOnce(&[u8], &[u64]) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let outer = Cell::new(Some(SHARES.with(|s| s.replace(Some(Vec::new())))));
+    // The objects serialised, with the collector of an enclosing call put back.
+    let collected = || {
+        SHARES
+            .with(|s| s.replace(outer.take().unwrap_or(None)))
+            .unwrap_or_default()
+    };
+    let result = with_serialized(item, what, |bytes| {
+        let carried = collected();
+        let handles: Vec<u64> = carried.iter().map(|o| o.handle).collect();
+        f(bytes, &handles)
+    });
+    if let Some(outer) = outer.take() {
+        SHARES.with(|s| s.replace(outer));
+    }
+    result
 }
 
 #[cold]
@@ -306,7 +334,7 @@ impl<T> Queue<T> {
     /// when the item is larger than the run's `message` limit, or would take the bytes
     /// waiting in the run's queues and pipes past its `queued` limit.
     pub fn put_bytes(&self, item: &[u8]) -> Result<(), Error> {
-        put_blocking(self.live()?, item, None)
+        put_blocking(self.live()?, item, &[], None)
     }
 
     /// Removes and returns the oldest item as the bytes that were put, waiting for one.
@@ -427,7 +455,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// say); otherwise as [`put_bytes`](Self::put_bytes).
     pub fn put(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
-        with_serialized(item, "a queue item", |b| put_blocking(h, b, None))
+        with_carried(item, "a queue item", |b, objects| {
+            put_blocking(h, b, objects, None)
+        })
     }
 
     /// Appends `item`, waiting at most `timeout` for room in a bounded queue, then
@@ -438,8 +468,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`put`](Self::put).
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<(), Error> {
         let h = self.live()?;
-        with_serialized(item, "a queue item", |b| {
-            put_blocking(h, b, nanos(Some(timeout)))
+        with_carried(item, "a queue item", |b, objects| {
+            put_blocking(h, b, objects, nanos(Some(timeout)))
         })
     }
 
@@ -450,8 +480,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`ErrorKind::Full`] when the bounded queue is full; otherwise as [`put`](Self::put).
     pub fn put_nowait(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
-        with_serialized(item, "a queue item", |b| {
-            Ok(host::queue_put(h, b, false, None)?)
+        with_carried(item, "a queue item", |b, objects| {
+            Ok(match objects {
+                [] => host::queue_put(h, b, false, None)?,
+                _ => host::queue_put_objects(h, b, objects, false, None)?,
+            })
         })
     }
 
@@ -469,7 +502,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// the process's next call instead.
     pub fn post(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
-        with_serialized(item, "a queue item", |b| post_item(h, b))
+        with_carried(item, "a queue item", |b, objects| match objects {
+            [] => post_item(h, b),
+            // Objects go with a put: the host gives them to the item's taker.
+            _ => put_blocking(h, b, objects, None),
+        })
     }
 
     /// Removes and returns the oldest items, at most `max`: waits for the first (at most
@@ -526,7 +563,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 /// at most 16 bytes, one that copies no list), the blocking call only when that cannot
 /// complete it.
 #[inline]
-fn put_blocking(h: u64, item: &[u8], timeout: Option<u64>) -> Result<(), Error> {
+fn put_blocking(h: u64, item: &[u8], objects: &[u64], timeout: Option<u64>) -> Result<(), Error> {
+    if !objects.is_empty() {
+        return Ok(host::queue_put_objects(h, item, objects, true, timeout)?);
+    }
     if try_put_fast(h, item)? {
         return Ok(());
     }
@@ -674,7 +714,12 @@ impl Connection {
     /// say); otherwise as [`send_bytes`](Self::send_bytes).
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
         let h = self.live()?;
-        with_serialized(value, "a message", |b| Ok(host::conn_send(h, b)?))
+        with_carried(value, "a message", |b, objects| {
+            Ok(match objects {
+                [] => host::conn_send(h, b)?,
+                _ => host::conn_send_objects(h, b, objects)?,
+            })
+        })
     }
 
     /// Receives the next message, waiting for one; [`ErrorKind::Eof`] once the other end is

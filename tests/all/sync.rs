@@ -558,11 +558,9 @@ backend_tests! {
                  of this process",
                 "passing a closed queue to a child: error InvalidArgument: a closed Queue cannot \
                  be passed to a child process",
-                "-- serialising an object anywhere but in start arguments",
-                "put a queue into a queue: error InvalidArgument: a Queue can only be passed to \
-                 a child process in its start arguments",
-                "send an event through a pipe: error InvalidArgument: an Event can only be \
-                 passed to a child process in its start arguments",
+                "-- serialising an object into a queue item or a pipe message",
+                "put a queue into a queue: ()",
+                "send an event through a pipe: ()",
                 "-- an object outlives its creator",
                 "creator ready: true",
                 "creator exitcode: Some(-15)",
@@ -1172,7 +1170,7 @@ backend_tests! {
                 "child: Some(7), hits: Some(100)",
                 "list: [\"from the child\", \"from the child\"]",
                 "-- values that cannot go in",
-                "a Queue as a value: error InvalidArgument: a Queue can only be passed to a child process in its start arguments",
+                "a Queue as a value: error InvalidArgument: a Queue can only be passed to another process in a child's start arguments, a queue item or a pipe message",
                 "a 65 MiB item: error LimitExceeded: an item of 68157444 bytes exceeds limit message = 67108864 bytes",
             ])
         );
@@ -1208,6 +1206,55 @@ backend_tests! {
         assert_eq!(
             out.stdout(),
             lines(&["10 rounds: every item whole, none twice, the queue works on"])
+        );
+    }
+}
+
+backend_tests! {
+    /// Sync objects inside queue items and pipe messages: the taker holds them (an event,
+    /// a lock, a queue, a pipe end), the sender still does; a closed object cannot be
+    /// passed, nor can one go into a managed dictionary; a queue put into itself is
+    /// harmless.
+    fn sync_pass(backend) {
+        let out = run(backend, SYNC_PASS, &[]);
+        assert_clean(&out, backend, &[]);
+        assert_eq!(
+            out.stdout(),
+            lines(&[
+                "-- objects in a queue item",
+                "put a parcel: ()",
+                "reply: \"hello from the courier\"",
+                "done: true",
+                "-- a pipe end in a queue item",
+                "put the end: ()",
+                "recv: \"pong\"",
+                "courier exitcode: Some(0)",
+                "the courier's end is gone: Err(Eof)",
+                "-- a queue in a pipe message",
+                "send the queue: ()",
+                "get what the receiver put: 42",
+                "receiver exitcode: Some(0)",
+                "-- what cannot be passed",
+                "put a closed queue: error InvalidArgument: a closed Queue cannot be passed to a \
+                 child process",
+                "the queue is still empty: true",
+                "an event as a dictionary value: error InvalidArgument: an Event can only be \
+                 passed to another process in a child's start arguments, a queue item or a pipe \
+                 message",
+                "-- a queue put into itself",
+                "put: ()",
+                "the queue taken out is the same queue: true",
+                "put again, and leave it there: ()",
+            ]),
+            "{backend:?}"
+        );
+        assert_eq!(
+            out.stdout_of("Process-1"),
+            lines(&[
+                "courier: try_acquire the lock main holds: false",
+                "courier: recv through the end it was sent: \"ping\"",
+            ]),
+            "{backend:?}"
         );
     }
 }

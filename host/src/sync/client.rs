@@ -181,7 +181,13 @@ impl Remote {
             Request::Close { h } => QueueChange::Closed(h),
             _ => QueueChange::None,
         };
-        let response = connection.call(request).await?;
+        let response = match connection.call(request).await? {
+            Response::Adopted { queues, response } => {
+                lock(&self.queues).extend(queues);
+                *response
+            }
+            response => response,
+        };
         match (change, &response) {
             (QueueChange::New, Response::Handle(h)) => {
                 lock(&self.queues).insert(*h);

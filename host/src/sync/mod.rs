@@ -114,6 +114,21 @@ pub(crate) enum Request {
     BarrierState {
         h: u64,
     },
+    /// A put of an item that carries `objects` of the caller's, which its taker holds
+    /// from then on.
+    QueuePutObjects {
+        h: u64,
+        item: Vec<u8>,
+        objects: Vec<u64>,
+        block: bool,
+        timeout: Option<u64>,
+    },
+    /// A send of a message that carries `objects`, as `QueuePutObjects`.
+    ConnSendObjects {
+        h: u64,
+        message: Vec<u8>,
+        objects: Vec<u64>,
+    },
     MemoryNew {
         size: u32,
     },
@@ -299,6 +314,12 @@ pub(crate) enum Response {
         token: u64,
     },
     Error(ProcessError),
+    /// `response`, of a call in which the process took items that gave it the queues
+    /// `queues` (remote answers only: the client learns its new queues).
+    Adopted {
+        queues: Vec<u64>,
+        response: Box<Response>,
+    },
     /// The request was cancelled before it completed (remote waits only).
     Cancelled,
 }

@@ -43,6 +43,19 @@ pub(crate) struct Registry {
     /// Where the run's locks keep their state, shared with its native processes (none:
     /// on the heap).
     pub(super) arena: std::sync::OnceLock<Arc<Arena>>,
+    /// The channels that were given items carrying objects, by address: emptied when the
+    /// registry goes, so that a queue kept inside itself (or two inside each other) does
+    /// not outlive its run.
+    carriers: Mutex<HashMap<usize, std::sync::Weak<Channel>>>,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let carriers = std::mem::take(self.carriers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for channel in carriers.into_values().filter_map(|w| w.upgrade()) {
+            while channel.rx.try_recv().is_ok() {}
+        }
+    }
 }
 
 impl Registry {
@@ -60,7 +73,18 @@ impl Registry {
             disconnected: Notify::new(),
             events: std::sync::OnceLock::new(),
             arena: std::sync::OnceLock::new(),
+            carriers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Notes that `channel` holds items carrying objects (see `carriers`).
+    pub(super) fn carries(&self, channel: &Arc<Channel>) {
+        let mut carriers = lock(&self.carriers);
+        let len = carriers.len();
+        if len >= 64 && len.is_power_of_two() {
+            carriers.retain(|_, w| w.strong_count() > 0);
+        }
+        carriers.insert(Arc::as_ptr(channel) as usize, Arc::downgrade(channel));
     }
 
     /// Keeps the state of the run's locks made from now on in `arena`.
@@ -218,12 +242,20 @@ pub(super) struct Channel {
     pub(super) unfinished: Option<Arc<Unfinished>>,
 }
 
+/// Where the objects of an item that carried some go: into its taker's table.
+pub(super) type Adopt<'a> = &'a (dyn Fn(SharedObjects) + Sync);
+
 /// An item in a channel. Small ones are kept inline: the bytes a guest puts arrive in a
 /// buffer allocated on the putting thread, and a buffer freed on another thread (the
 /// getter's) is several times slower to free than one freed where it was allocated.
 pub(super) enum Item {
-    Small { len: u8, bytes: [u8; SMALL] },
+    Small {
+        len: u8,
+        bytes: [u8; SMALL],
+    },
     Large(Vec<u8>),
+    /// An item that carries sync objects, which its taker holds from then on.
+    Objects(Box<(Vec<u8>, SharedObjects)>),
 }
 
 /// An item as the small-item fast path (`queue-try-get-small`) hands it out: at most 16
@@ -263,6 +295,7 @@ impl Item {
         match self {
             Item::Small { len, .. } => usize::from(*len),
             Item::Large(v) => v.len(),
+            Item::Objects(o) => o.0.len(),
         }
     }
 
@@ -282,6 +315,7 @@ impl Item {
         match self {
             Item::Small { len, bytes } => bytes[..usize::from(len)].to_vec(),
             Item::Large(v) => v,
+            Item::Objects(o) => o.0,
         }
     }
 }
@@ -472,9 +506,19 @@ impl Channel {
     }
 
     pub(super) async fn put(&self, item: Vec<u8>, block: bool, timeout: Option<u64>) -> Result<()> {
+        self.put_item(Item::new(item), block, timeout).await
+    }
+
+    /// `put` of an item already made.
+    pub(super) async fn put_item(
+        &self,
+        item: Item,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> Result<()> {
         self.check_size(item.len())?;
         let mut item = Some(item);
-        let put = || match self.try_put(item.take()?) {
+        let put = || match self.try_put_item(item.take()?) {
             Ok(Some(back)) => {
                 item = Some(back);
                 None
@@ -488,13 +532,14 @@ impl Channel {
             .unwrap_or_else(|| Err(ProcessError::new(ErrorKind::Full, "the queue is full")))
     }
 
-    /// The oldest item, if any; `Err` at end-of-file.
-    pub(super) fn try_get(&self, eof: bool) -> Result<Option<Vec<u8>>> {
-        Ok(self.try_get_item(eof)?.map(Item::into_vec))
+    /// The oldest item, if any; `Err` at end-of-file. The objects an item carries go to
+    /// `adopt` (the taker's table).
+    pub(super) fn try_get(&self, eof: bool, adopt: Adopt<'_>) -> Result<Option<Vec<u8>>> {
+        Ok(self.try_get_item(eof, adopt)?.map(Item::into_vec))
     }
 
-    /// `try_get`, giving the item as it was kept.
-    pub(super) fn try_get_item(&self, eof: bool) -> Result<Option<Item>> {
+    /// `try_get`, giving the item as it was kept (one that carried objects as its bytes).
+    pub(super) fn try_get_item(&self, eof: bool, adopt: Adopt<'_>) -> Result<Option<Item>> {
         let item = match self.rx.try_recv() {
             Ok(item) => item,
             Err(_) if eof && self.no_sender.load(Ordering::Acquire) => {
@@ -518,15 +563,28 @@ impl Channel {
         if self.maxsize != 0 {
             self.changed.notify();
         }
+        let item = match item {
+            Item::Objects(o) => {
+                let (bytes, objects) = *o;
+                adopt(objects);
+                Item::Large(bytes)
+            }
+            item => item,
+        };
         Ok(Some(item))
     }
 
     /// `first` and then the items waiting behind it, `max` in all.
-    pub(super) fn take_more(&self, first: Vec<u8>, max: u32) -> Result<Vec<Vec<u8>>> {
+    pub(super) fn take_more(
+        &self,
+        first: Vec<u8>,
+        max: u32,
+        adopt: Adopt<'_>,
+    ) -> Result<Vec<Vec<u8>>> {
         let mut items = Vec::with_capacity((max as usize).min(self.len() + 1));
         items.push(first);
         while items.len() < max as usize {
-            match self.try_get(false)? {
+            match self.try_get(false, adopt)? {
                 Some(item) => items.push(item),
                 None => break,
             }
@@ -539,9 +597,14 @@ impl Channel {
         block: bool,
         timeout: Option<u64>,
         eof: bool,
+        adopt: Adopt<'_>,
     ) -> Result<Vec<u8>> {
         self.changed
-            .wait_for(|| self.try_get(eof).transpose(), block, deadline(timeout))
+            .wait_for(
+                || self.try_get(eof, adopt).transpose(),
+                block,
+                deadline(timeout),
+            )
             .await
             .unwrap_or_else(|| Err(ProcessError::new(ErrorKind::Empty, "the queue is empty")))
     }

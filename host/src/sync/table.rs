@@ -3,8 +3,8 @@
 
 use super::coord::{BarrierObj, CondObj, DictObj, ListObj, MemoryObj, Unfinished};
 use super::objects::{
-    Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, Taken, Waiting,
-    deadline,
+    Channel, ConnEnd, EventObj, Item, Kind, LockObj, Object, Owner, Registry, SharedObjects, Taken,
+    Waiting, deadline,
 };
 use super::{Request, Response, SlotKind};
 use crate::error::{ErrorKind, ProcessError};
@@ -53,6 +53,9 @@ pub(crate) struct SyncTable {
     registry: Arc<Registry>,
     owner: Owner,
     objects: Mutex<HashMap<u64, Arc<Object>, HandleHasher>>,
+    /// Queues taken with items and not yet reported ([`SyncTable::take_adopted`]); none
+    /// is kept unless the table reports them.
+    adopted: Mutex<Option<Vec<u64>>>,
 }
 
 impl Drop for SyncTable {
@@ -75,6 +78,7 @@ impl SyncTable {
                 name: name.to_string(),
             },
             objects: Mutex::new(objects.into_iter().collect()),
+            adopted: Mutex::new(None),
         }
     }
 
@@ -106,9 +110,52 @@ impl SyncTable {
 
     /// `queue-try-get-small`: the oldest item, none when the queue is empty.
     pub fn try_get_small(&self, h: u64) -> Result<Option<Taken>> {
-        Ok(self
-            .with_queue(h, |q| q.try_get_item(false))??
-            .map(Item::taken))
+        let adopted = Adopted::default();
+        let item = self.with_queue(h, |q| q.try_get_item(false, &adopted.sink()));
+        self.adopt(adopted);
+        Ok(item??.map(Item::taken))
+    }
+
+    /// Takes the objects that came with items into the table (whose lock the calls that
+    /// took them may have held).
+    fn adopt(&self, adopted: Adopted) {
+        let objects = adopted.0.into_inner().unwrap_or_else(|e| e.into_inner());
+        if objects.is_empty() {
+            return;
+        }
+        let mut queues = Vec::new();
+        {
+            let mut table = lock(&self.objects);
+            for (h, object) in objects {
+                if object.is_queue() {
+                    queues.push(h);
+                }
+                table.entry(h).or_insert(object);
+            }
+        }
+        if let Some(adopted) = lock(&self.adopted).as_mut() {
+            adopted.extend(queues);
+        }
+    }
+
+    /// From now on, keeps the queues this table takes with items for
+    /// [`take_adopted`](Self::take_adopted).
+    pub fn report_adopted(&self) {
+        lock(&self.adopted).get_or_insert_with(Vec::new);
+    }
+
+    /// The queues this table took with items since the last call (for a native child's
+    /// client, which answers some calls on queues itself).
+    pub fn take_adopted(&self) -> Vec<u64> {
+        lock(&self.adopted)
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The objects `handles` name, for an item that carries them.
+    fn carried(&self, handles: &[u64]) -> Result<SharedObjects> {
+        self.shares(handles)
     }
 
     /// Runs `f` on queue `h` without taking a reference to it (the fast path).
@@ -238,8 +285,12 @@ impl SyncTable {
             R::ConnRecv { h } => {
                 match self
                     .with_conn(h, |c| c.recv_channel().cloned())
-                    .and_then(|c| c.try_get(true))
-                {
+                    .and_then(|c| {
+                        let adopted = Adopted::default();
+                        let got = c.try_get(true, &adopted.sink());
+                        self.adopt(adopted);
+                        got
+                    }) {
                     Ok(Some(item)) => Ok(Response::Bytes(item)),
                     Err(e) => Ok(Response::Error(e)),
                     Ok(None) => Err(R::ConnRecv { h }),
@@ -333,7 +384,10 @@ impl SyncTable {
                 }
             }
             R::QueueGet { h, block, timeout } => {
-                match self.with_queue(h, |q| q.try_get(false)).and_then(|r| r) {
+                let adopted = Adopted::default();
+                let got = self.with_queue(h, |q| q.try_get(false, &adopted.sink()));
+                self.adopt(adopted);
+                match got.and_then(|r| r) {
                     Ok(Some(item)) => Ok(Response::Bytes(item)),
                     Err(e) => Ok(Response::Error(e)),
                     Ok(None) if !block => Ok(Response::Error(empty())),
@@ -347,10 +401,14 @@ impl SyncTable {
                 block,
                 timeout,
             } => {
-                let got = self.queue(h).and_then(|q| match q.try_get(false)? {
-                    Some(first) => q.take_more(first, max).map(Some),
+                let adopted = Adopted::default();
+                let sink = adopted.sink();
+                let got = self.queue(h).and_then(|q| match q.try_get(false, &sink)? {
+                    Some(first) => q.take_more(first, max, &sink).map(Some),
                     None => Ok(None),
                 });
+                drop(sink);
+                self.adopt(adopted);
                 match got {
                     Ok(Some(items)) => Ok(Response::Items(items)),
                     Err(e) => Ok(Response::Error(e)),
@@ -389,10 +447,13 @@ impl SyncTable {
             | R::QueueGet { .. }
             | R::QueueGetMany { .. }
             | R::QueuePutMany { .. }
+            | R::QueuePutObjects { .. }
             | R::QueueSize { .. } => self.serve_queue(request).await,
-            R::PipeNew { .. } | R::ConnSend { .. } | R::ConnRecv { .. } | R::ConnPoll { .. } => {
-                self.serve_conn(request).await
-            }
+            R::PipeNew { .. }
+            | R::ConnSend { .. }
+            | R::ConnSendObjects { .. }
+            | R::ConnRecv { .. }
+            | R::ConnPoll { .. } => self.serve_conn(request).await,
             R::EventNew
             | R::EventSet { .. }
             | R::EventClear { .. }
@@ -476,8 +537,28 @@ impl SyncTable {
                 Ok(q) => q.put(item, block, timeout).await.into(),
                 Err(e) => Response::Error(e),
             },
+            R::QueuePutObjects {
+                h,
+                item,
+                objects,
+                block,
+                timeout,
+            } => match self.queue(h).and_then(|q| Ok((q, self.carried(&objects)?))) {
+                Ok((q, objects)) => {
+                    self.registry.carries(&q);
+                    q.put_item(Item::Objects(Box::new((item, objects))), block, timeout)
+                        .await
+                        .into()
+                }
+                Err(e) => Response::Error(e),
+            },
             R::QueueGet { h, block, timeout } => match self.queue(h) {
-                Ok(q) => q.get(block, timeout, false).await.into(),
+                Ok(q) => {
+                    let adopted = Adopted::default();
+                    let got = q.get(block, timeout, false, &adopted.sink()).await;
+                    self.adopt(adopted);
+                    got.into()
+                }
                 Err(e) => Response::Error(e),
             },
             R::QueueGetMany {
@@ -487,10 +568,17 @@ impl SyncTable {
                 timeout,
             } => match self.queue(h) {
                 _ if max == 0 => Response::Error(no_items()),
-                Ok(q) => match q.get(block, timeout, false).await {
-                    Ok(first) => q.take_more(first, max).into(),
-                    Err(e) => Response::Error(e),
-                },
+                Ok(q) => {
+                    let adopted = Adopted::default();
+                    let sink = adopted.sink();
+                    let got = match q.get(block, timeout, false, &sink).await {
+                        Ok(first) => q.take_more(first, max, &sink),
+                        Err(e) => Err(e),
+                    };
+                    drop(sink);
+                    self.adopt(adopted);
+                    got.into()
+                }
                 Err(e) => Response::Error(e),
             },
             R::QueuePutMany { h, items } => {
@@ -515,8 +603,27 @@ impl SyncTable {
                     c.try_put(message).map(|_| ())
                 })
                 .into(),
+            R::ConnSendObjects {
+                h,
+                message,
+                objects,
+            } => self
+                .with_conn(h, |c| c.send_channel().cloned())
+                .and_then(|c| Ok((c, self.carried(&objects)?)))
+                .and_then(|(c, objects)| {
+                    c.check_size(message.len())?;
+                    self.registry.carries(&c);
+                    c.try_put_item(Item::Objects(Box::new((message, objects))))
+                        .map(|_| ())
+                })
+                .into(),
             R::ConnRecv { h } => match self.with_conn(h, |c| c.recv_channel().cloned()) {
-                Ok(c) => c.get(true, None, true).await.into(),
+                Ok(c) => {
+                    let adopted = Adopted::default();
+                    let got = c.get(true, None, true, &adopted.sink()).await;
+                    self.adopt(adopted);
+                    got.into()
+                }
                 Err(e) => Response::Error(e),
             },
             R::ConnPoll { h, timeout } => match self.with_conn(h, |c| c.recv_channel().map(|_| ()))
@@ -840,6 +947,17 @@ fn cond(k: &Kind) -> Option<&Arc<CondObj>> {
     match k {
         Kind::Cond(c) => Some(c),
         _ => None,
+    }
+}
+
+/// The objects that came with the items one call took, adopted into the taker's table once
+/// the call no longer holds its lock ([`SyncTable::adopt`]).
+#[derive(Default)]
+struct Adopted(Mutex<SharedObjects>);
+
+impl Adopted {
+    fn sink(&self) -> impl Fn(SharedObjects) + Sync + '_ {
+        move |objects| lock(&self.0).extend(objects)
     }
 }
 

@@ -155,6 +155,38 @@ impl Host for ProcState {
         self.sync(Request::ConnSend { h, message }).await
     }
 
+    async fn conn_send_objects(
+        &mut self,
+        h: u64,
+        message: Vec<u8>,
+        objects: Vec<u64>,
+    ) -> HostResult<()> {
+        let request = Request::ConnSendObjects {
+            h,
+            message,
+            objects,
+        };
+        self.sync(request).await
+    }
+
+    async fn queue_put_objects(
+        &mut self,
+        h: u64,
+        item: Vec<u8>,
+        objects: Vec<u64>,
+        block: bool,
+        timeout: Option<u64>,
+    ) -> HostResult<()> {
+        let request = Request::QueuePutObjects {
+            h,
+            item,
+            objects,
+            block,
+            timeout,
+        };
+        self.sync(request).await
+    }
+
     async fn conn_recv(&mut self, h: u64) -> HostResult<Vec<u8>> {
         self.sync(Request::ConnRecv { h }).await
     }

@@ -44,6 +44,7 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
         .map(|(h, _)| *h)
         .collect();
     let table = SyncTable::new(registry.clone(), &hello.name, objects);
+    table.report_adopted();
     write_frame(&mut write, &Response::Handles(queues)).await?;
     // The failure of a post, for the next call.
     let mut failed_post: Option<ProcessError> = None;
@@ -83,7 +84,7 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
         // Most calls need no waiting: answered without the cancellable wait below.
         let request = match table.serve_now(request) {
             Ok(response) => {
-                write_frame(&mut write, &response).await?;
+                write_frame(&mut write, &with_adopted(&table, response)).await?;
                 continue;
             }
             Err(request) => request,
@@ -105,6 +106,20 @@ async fn serve_connection(stream: UnixStream, registry: Arc<Registry>) -> std::i
                 },
             }
         };
-        write_frame(&mut write, &response).await?;
+        write_frame(&mut write, &with_adopted(&table, response)).await?;
+    }
+}
+
+/// `response`, with the queues the call gave the process, if any (the client learns of
+/// them so that it answers its fast calls on them).
+fn with_adopted(table: &SyncTable, response: Response) -> Response {
+    let queues = table.take_adopted();
+    if queues.is_empty() {
+        response
+    } else {
+        Response::Adopted {
+            queues,
+            response: Box::new(response),
+        }
     }
 }

@@ -233,7 +233,7 @@ fn main() {
         Process::new("grandchild", &private).map(|_| ())
     );
 
-    println!("-- serialising an object anywhere but in start arguments");
+    println!("-- serialising an object into a queue item or a pipe message");
     let nested = Queue::<Queue<u32>>::new().unwrap();
     show!("put a queue into a queue", nested.put(&shared));
     show!("send an event through a pipe", conn.send(&event));
