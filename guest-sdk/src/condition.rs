@@ -27,8 +27,8 @@ enum CondLock {
 /// notification.
 ///
 /// # Caveats
-/// Cloning shares the condition; it can be passed to a child only inside its start
-/// arguments (its lock travels with it).
+/// Cloning shares the condition; it can be passed to another process in a child's start
+/// arguments, a queue item or a pipe message (its lock travels with it).
 #[derive(Clone)]
 pub struct Condition {
     inner: Rc<Inner>,

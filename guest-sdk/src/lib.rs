@@ -75,7 +75,8 @@
 //!   parent serialised, or the child ends with exit code 1 and a message naming the target.
 //! - Sync objects are handles: cloning one shares the object, and dropping the last clone in
 //!   a process (or `close`) means this process no longer holds it. They serialise only into
-//!   a child's start arguments; putting one into a queue or pipe is an error.
+//!   a child's start arguments, a queue item or a pipe message (whose taker then holds
+//!   them); anywhere else (a managed container, a file) it is an error.
 //! - [`Pool`] has no background thread: it makes progress inside its own methods and those
 //!   of its results; dropping it terminates its workers.
 //!

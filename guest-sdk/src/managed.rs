@@ -60,7 +60,8 @@ fn encode<T: Serialize + ?Sized>(value: &T, what: &str) -> Result<Vec<u8>, Error
 ///
 /// # Caveats
 /// Keys and values are serialised with `postcard`; sync objects cannot be among them.
-/// Cloning shares the dictionary; it can be passed to a child only in its start arguments.
+/// Cloning shares the dictionary; it can be passed to another process in a child's start
+/// arguments, a queue item or a pipe message.
 pub struct DictProxy<K, V> {
     inner: Rc<Inner>,
     _types: PhantomData<Invariant<(K, V)>>,

@@ -54,7 +54,8 @@ scalar!(i8, u8, i16, u16, i32, u32, i64, u64, f32, f64);
 /// An array of `T` in shared memory, without a lock, as `multiprocessing.RawArray`.
 ///
 /// # Caveats
-/// Cloning shares the array; it can be passed to a child only inside its start arguments.
+/// Cloning shares the array; it can be passed to another process in a child's start
+/// arguments, a queue item or a pipe message.
 pub struct RawArray<T> {
     inner: Rc<Inner>,
     len: u32,

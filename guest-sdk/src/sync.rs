@@ -256,8 +256,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T,
 /// - Cloning shares the queue; dropping the last clone in a process (or calling
 ///   [`close`](Self::close)) means this process no longer holds it. The queue itself lives
 ///   while any process holds it.
-/// - The queue can be passed to a child only inside its start arguments (it is
-///   `Serialize` for that purpose only), not through another queue or pipe.
+/// - The queue can be passed to another process in a child's start arguments, a queue item
+///   or a pipe message (it is `Serialize` for those purposes only).
 pub struct Queue<T> {
     inner: Rc<Inner>,
     maxsize: u32,
@@ -675,7 +675,8 @@ const WRITABLE: u32 = 2;
 /// - Cloning shares the end; the end is closed in this process when the last clone is
 ///   dropped or [`close`](Self::close) is called. A parent that passed an end to a child
 ///   should drop or close its own copy so that the peer can see end-of-file.
-/// - It can be passed to a child only inside its start arguments.
+/// - It can be passed to another process in a child's start arguments, a queue item or a
+///   pipe message.
 #[derive(Clone)]
 pub struct Connection {
     inner: Rc<Inner>,
@@ -824,7 +825,8 @@ impl<'de> Deserialize<'de> for Connection {
 ///
 /// # Caveats
 /// Cloning shares the event; dropping the last clone in a process releases this process's
-/// hold on it. It can be passed to a child only inside its start arguments.
+/// hold on it. It can be passed to another process in a child's start arguments, a queue
+/// item or a pipe message.
 #[derive(Clone)]
 pub struct Event {
     inner: Rc<Inner>,
@@ -934,7 +936,8 @@ macro_rules! lock_type {
         /// # Caveats
         /// Cloning shares the object; dropping the last clone in a process releases this
         /// process's hold on it (and, like a process ending, a lock it holds). It can be
-        /// passed to a child only inside its start arguments.
+        /// passed to another process in a child's start arguments, a queue item or a pipe
+        /// message.
         #[derive(Clone)]
         pub struct $name {
             inner: Rc<Inner>,
