@@ -1136,7 +1136,7 @@ mod tests {
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                6 => (0..3usize, 0..51u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
+                6 => (0..3usize, 0..54u8, 0..8usize, proptest::collection::vec(any::<u8>(), 0..16), 0..4u32)
                     .prop_map(|(p, k, h, b, n)| Op::Request(p, k, h, b, n)),
                 1 => (0..3usize, 0..3usize, 0..8usize).prop_map(|(a, b, h)| Op::Share(a, b, h)),
                 1 => (0..3usize).prop_map(Op::End),
@@ -1257,6 +1257,19 @@ mod tests {
                     index: n.is_multiple_of(2).then_some(n),
                 },
                 49 => Request::ListItems { h },
+                50 => Request::QueuePutObjects {
+                    h,
+                    item: bytes,
+                    objects: vec![h, u64::from(n) | HANDLE_BIT],
+                    block: false,
+                    timeout: t,
+                },
+                51 => Request::ConnSendObjects {
+                    h,
+                    message: bytes,
+                    objects: vec![h],
+                },
+                52 => Request::SlotInfo { h },
                 _ => Request::QueueGet {
                     h,
                     block: false,
