@@ -481,10 +481,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn put_nowait(&self, item: &T) -> Result<(), Error> {
         let h = self.live()?;
         with_carried(item, "a queue item", |b, objects| {
-            Ok(match objects {
+            match objects {
                 [] => host::queue_put(h, b, false, None)?,
                 _ => host::queue_put_objects(h, b, objects, false, None)?,
-            })
+            }
+            Ok(())
         })
     }
 
@@ -716,10 +717,11 @@ impl Connection {
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
         let h = self.live()?;
         with_carried(value, "a message", |b, objects| {
-            Ok(match objects {
+            match objects {
                 [] => host::conn_send(h, b)?,
                 _ => host::conn_send_objects(h, b, objects)?,
-            })
+            }
+            Ok(())
         })
     }
 

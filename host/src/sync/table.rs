@@ -1009,6 +1009,68 @@ mod tests {
     }
 
     #[test]
+    fn a_taker_holds_the_objects_of_an_item_and_a_queue_kept_in_itself_dies_with_its_run() {
+        block_on(async {
+            let registry = Registry::new(Limits::default());
+            let accounts = registry.accounts.clone();
+            let sender = SyncTable::new(registry.clone(), "A", Vec::new());
+            let q = sender.serve(Request::QueueNew { maxsize: 0 }).await;
+            let q = q.answer::<u64>().unwrap();
+            let e = sender
+                .serve(Request::EventNew)
+                .await
+                .answer::<u64>()
+                .unwrap();
+            let taker = SyncTable::new(registry.clone(), "B", sender.shares(&[q]).unwrap());
+            let put = Request::QueuePutObjects {
+                h: q,
+                item: vec![7],
+                objects: vec![e],
+                block: false,
+                timeout: None,
+            };
+            sender.serve(put).await.answer::<()>().unwrap();
+            let not_held = taker.serve(Request::EventIsSet { h: e }).await;
+            assert!(matches!(not_held, Response::Error(_)), "{not_held:?}");
+            let get = Request::QueueGet {
+                h: q,
+                block: false,
+                timeout: None,
+            };
+            assert_eq!(taker.serve(get).await.answer::<Vec<u8>>().unwrap(), vec![7]);
+            let held = taker.serve(Request::EventIsSet { h: e }).await;
+            assert!(!held.answer::<bool>().unwrap());
+            // A handle the sender does not hold cannot go with an item.
+            let forged = Request::QueuePutObjects {
+                h: q,
+                item: vec![8],
+                objects: vec![HANDLE_BIT | 999],
+                block: false,
+                timeout: None,
+            };
+            let e = sender.serve(forged).await.answer::<()>().unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidArgument);
+            // The queue inside itself outlives every table, not the registry.
+            let itself = Request::QueuePutObjects {
+                h: q,
+                item: vec![9],
+                objects: vec![q],
+                block: false,
+                timeout: None,
+            };
+            sender.serve(itself).await.answer::<()>().unwrap();
+            drop((sender, taker));
+            assert_eq!(
+                accounts.objects.load(Ordering::Relaxed),
+                1,
+                "the queue, in itself"
+            );
+            drop(registry);
+            assert_eq!(accounts.objects.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    #[test]
     fn queue_is_fifo_and_bounded() {
         block_on(async {
             let t = table();
