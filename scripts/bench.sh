@@ -10,8 +10,9 @@
 #          native backends next to CPython's multiprocessing.Queue (tests/benches/sync.rs);
 #   pool   Pool.map of a trivial function with chunksize=1, wasm and native backends next
 #          to CPython's multiprocessing.Pool(...).map(..., chunksize=1) (tests/benches/sync.rs);
-#   prims  one operation of Lock, Value, SimpleQueue, JoinableQueue, Condition, Barrier, Event,
-#          wasm and native backends next to CPython's multiprocessing (tests/benches/prims.rs);
+#   prims  one operation of Lock, Value, SimpleQueue, JoinableQueue, Condition, Barrier, Event
+#          and a managed dict, wasm and native backends next to CPython's multiprocessing
+#          (tests/benches/prims.rs);
 #   compute  what the wasm backend's memory layout costs compiled code: a guest's loads and
 #          stores with bounds checks (the default `memory` limit) and without (4 GiB)
 #          (tests/benches/compute.rs; not part of `all`).

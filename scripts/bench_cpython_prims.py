@@ -56,6 +56,17 @@ def main():
             assert q.get() == i
             q.task_done()
         q.join()
+    elif op == "dict":
+        with mp.Manager() as manager:
+            d = manager.dict()
+            d[7] = 0
+            start = time.perf_counter()
+            for _ in range(n):
+                d[7] = d[7] + 1
+            assert d[7] == n
+            print(f"op_s {time.perf_counter() - start:.6f}")
+            print(f"ops {n}", flush=True)
+        return
     elif op == "condition":
         cond = mp.Condition()
         turn = mp.RawValue("Q", 0)

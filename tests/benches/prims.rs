@@ -5,16 +5,18 @@
 //! The guest `tests/programs/src/bin/bench_prims.rs` and `scripts/bench_cpython_prims.py`
 //! time N operations each: `lock` (an uncontended `Lock` acquire and release), `value`
 //! (`with v.get_lock(): v.value += 1`), `simplequeue` (a put then a get), `joinable` (put,
-//! get, `task_done`; then `join`), all in one child process; `condition` (one hand-over
-//! between two processes taking turns under a `Condition`) and `barrier` (one round of a
-//! two-party `Barrier`) and `event` (one hand-over between two processes through two
-//! `Event`s: one sets, the other wakes and clears). Rounds alternate wasm, native and CPython; the figures are
+//! get, `task_done`; then `join`) and `dict` (`d[k] = d[k] + 1` on a managed dictionary;
+//! CPython's timing leaves out starting its manager), all in one child process;
+//! `condition` (one hand-over between two processes taking turns under a `Condition`),
+//! `barrier` (one round of a two-party `Barrier`) and `event` (one hand-over between two
+//! processes through two `Event`s: one sets, the other wakes and clears). Rounds alternate
+//! wasm, native and CPython; the figures are
 //! medians over the rounds, in microseconds per operation, with CPython's time divided by
 //! ours (above 1: faster than CPython). It prints figures only; nothing fails on speed.
 //!
 //! Environment: `WASMPROC_BENCH_PRIMS_N` (operations per measurement, default 5,000),
 //! `WASMPROC_BENCH_PRIMS_ROUNDS` (default 3), `WASMPROC_BENCH_PRIMS` (the operations,
-//! comma-separated; default all seven).
+//! comma-separated; default all eight).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -30,6 +32,7 @@ const OPS: &[&str] = &[
     "condition",
     "barrier",
     "event",
+    "dict",
 ];
 
 fn env_usize(name: &str, default: usize) -> usize {

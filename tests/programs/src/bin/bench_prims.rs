@@ -10,12 +10,13 @@
 //! - `condition`: one hand-over between two processes taking turns under a `Condition`;
 //! - `barrier`: one round of a two-party `Barrier` (this process and a child);
 //! - `event`: one hand-over between two processes through two `Event`s (one sets, the
-//!   other wakes from `wait` and clears it); `ops` counts hand-overs.
+//!   other wakes from `wait` and clears it); `ops` counts hand-overs;
+//! - `dict`: `d[k] = d[k] + 1` on a `Manager().dict()` (a get and a set), in one process.
 
 use std::time::Instant;
 use wasmproc_guest::{
-    Barrier, Condition, Event, JoinableQueue, Lock, Process, Queue, RawValue, SimpleQueue, Value,
-    targets,
+    Barrier, Condition, Event, JoinableQueue, Lock, Manager, Process, Queue, RawValue, SimpleQueue,
+    Value, targets,
 };
 
 /// The child of `condition`: takes the odd turns.
@@ -80,6 +81,15 @@ fn single((op, n, out): (String, u64, Queue<f64>)) {
             }
             q.join().unwrap();
         }
+        "dict" => {
+            let d = Manager::new().dict::<u32, u64>().unwrap();
+            d.set(&7, &0).unwrap();
+            for _ in 0..n {
+                let v = d.get(&7).unwrap().unwrap();
+                d.set(&7, &(v + 1)).unwrap();
+            }
+            assert_eq!(d.get(&7).unwrap(), Some(n));
+        }
         other => panic!("unknown op {other}"),
     }
     out.put(&start.elapsed().as_secs_f64()).unwrap();
@@ -94,7 +104,7 @@ fn main() {
     let start = Instant::now();
     let mut secs = None;
     match op {
-        "lock" | "value" | "simplequeue" | "joinable" => {
+        "lock" | "value" | "simplequeue" | "joinable" | "dict" => {
             let out = Queue::<f64>::new().unwrap();
             let p = Process::new("single", &(op.to_string(), n, out.clone())).unwrap();
             p.start().unwrap();
