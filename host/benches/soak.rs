@@ -187,16 +187,21 @@ fn reset_peak() {
 
 /// `rounds` runs of the guest at `path` on one host of `backend` under the default limits
 /// (output captured); `bound_mib` is the host's peak resident memory it must stay under.
-/// `rounds` rounds of `sync_queue_kill` in one run: 3 producers and 2 consumers of one
-/// queue killed at arbitrary points of their puts and gets each round.
-fn queue_kill(backend: BackendKind, rounds: u64) {
-    let host = Host::new(Config {
+/// A host of `backend` under the default limits, capturing its processes' output.
+fn capturing_host(backend: BackendKind) -> Host {
+    Host::new(Config {
         backend,
         output: OutputMode::Capture,
         native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
         ..Config::default()
     })
-    .expect("host");
+    .expect("host")
+}
+
+/// `rounds` rounds of `sync_queue_kill` in one run: 3 producers and 2 consumers of one
+/// queue killed at arbitrary points of their puts and gets each round.
+fn queue_kill(backend: BackendKind, rounds: u64) {
+    let host = capturing_host(backend);
     let program = host.load(SYNC_QUEUE_KILL).expect("program");
     let t = Instant::now();
     let run = host.run_main(&program, &[rounds.to_string()]).expect("run");
@@ -222,13 +227,7 @@ fn queue_kill(backend: BackendKind, rounds: u64) {
 }
 
 fn attack(backend: BackendKind, label: &str, path: &str, rounds: u64, bound_mib: u64) {
-    let host = Host::new(Config {
-        backend,
-        output: OutputMode::Capture,
-        native_exe: Some(env!("CARGO_BIN_EXE_wasmproc").into()),
-        ..Config::default()
-    })
-    .expect("host");
+    let host = capturing_host(backend);
     let program = host.load(path).expect("program");
     reset_peak();
     let before = usage();

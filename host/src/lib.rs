@@ -512,7 +512,7 @@ impl Host {
     /// # Errors
     /// `limit-exceeded` at the `objects` limit.
     pub fn lock(&self) -> Result<Lock, ProcessError> {
-        Lock::new(&self.root, self.runtime.handle())
+        Lock::new(&self.root, self.runtime.handle(), 1)
     }
 
     /// A new recursive lock, as `multiprocessing.RLock()`.
@@ -520,7 +520,7 @@ impl Host {
     /// # Errors
     /// `limit-exceeded` at the `objects` limit.
     pub fn rlock(&self) -> Result<RLock, ProcessError> {
-        RLock::new(&self.root, self.runtime.handle())
+        RLock::new(&self.root, self.runtime.handle(), 1)
     }
 
     /// A new semaphore of `value` units, as `multiprocessing.Semaphore(value)`.

@@ -468,7 +468,7 @@ impl std::fmt::Debug for Event {
 }
 
 macro_rules! lock_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $kind:ident) => {
         $(#[$doc])*
         ///
         /// The Rust side holds it as the host's root process does: a lock it holds when it
@@ -480,6 +480,19 @@ macro_rules! lock_type {
         }
 
         impl $name {
+            /// A new one with `value` units (a lock's is 1), for the Rust side.
+            pub(crate) fn new(
+                root: &Arc<ProcessCtx>,
+                runtime: &tokio::runtime::Handle,
+                value: u32,
+            ) -> Result<Self, ProcessError> {
+                let kind = crate::sync::LockKind::$kind;
+                let h = call::<u64>(root, runtime, Request::LockNew { kind, value })?;
+                Ok($name {
+                    shared: Shared::new(root, runtime, h),
+                })
+            }
+
             /// Acquires it, waiting at most `timeout` (`None`: as long as it takes);
             /// whether it was acquired. Python: `acquire(timeout=...)`.
             ///
@@ -565,83 +578,25 @@ lock_type!(
     /// A lock shared by the Rust program and the processes it passes it to, as
     /// `multiprocessing.Lock`: the guest SDK's `Lock` in a target's parameter takes it.
     Lock,
-    "Lock"
+    "Lock",
+    Lock
 );
 lock_type!(
     /// A recursive lock, as `multiprocessing.RLock`: the guest SDK's `RLock` takes it.
     RLock,
-    "RLock"
+    "RLock",
+    RLock
 );
 lock_type!(
     /// A semaphore, as `multiprocessing.Semaphore`: the guest SDK's `Semaphore` takes it.
     Semaphore,
-    "Semaphore"
+    "Semaphore",
+    Semaphore
 );
 lock_type!(
     /// A bounded semaphore, as `multiprocessing.BoundedSemaphore`: the guest SDK's
     /// `BoundedSemaphore` takes it.
     BoundedSemaphore,
-    "BoundedSemaphore"
+    "BoundedSemaphore",
+    BoundedSemaphore
 );
-
-/// A new lock or semaphore of `kind` with `value` units, for the Rust side.
-fn new_lock(
-    root: &Arc<ProcessCtx>,
-    runtime: &tokio::runtime::Handle,
-    kind: crate::sync::LockKind,
-    value: u32,
-) -> Result<Shared, ProcessError> {
-    let h = call::<u64>(root, runtime, Request::LockNew { kind, value })?;
-    Ok(Shared::new(root, runtime, h))
-}
-
-impl Lock {
-    pub(crate) fn new(
-        root: &Arc<ProcessCtx>,
-        runtime: &tokio::runtime::Handle,
-    ) -> Result<Self, ProcessError> {
-        Ok(Lock {
-            shared: new_lock(root, runtime, crate::sync::LockKind::Lock, 1)?,
-        })
-    }
-}
-
-impl RLock {
-    pub(crate) fn new(
-        root: &Arc<ProcessCtx>,
-        runtime: &tokio::runtime::Handle,
-    ) -> Result<Self, ProcessError> {
-        Ok(RLock {
-            shared: new_lock(root, runtime, crate::sync::LockKind::RLock, 1)?,
-        })
-    }
-}
-
-impl Semaphore {
-    pub(crate) fn new(
-        root: &Arc<ProcessCtx>,
-        runtime: &tokio::runtime::Handle,
-        value: u32,
-    ) -> Result<Self, ProcessError> {
-        Ok(Semaphore {
-            shared: new_lock(root, runtime, crate::sync::LockKind::Semaphore, value)?,
-        })
-    }
-}
-
-impl BoundedSemaphore {
-    pub(crate) fn new(
-        root: &Arc<ProcessCtx>,
-        runtime: &tokio::runtime::Handle,
-        value: u32,
-    ) -> Result<Self, ProcessError> {
-        Ok(BoundedSemaphore {
-            shared: new_lock(
-                root,
-                runtime,
-                crate::sync::LockKind::BoundedSemaphore,
-                value,
-            )?,
-        })
-    }
-}
